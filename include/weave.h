@@ -1,0 +1,303 @@
+/*
+ * weave.h - stackful coroutines for C on Linux.
+ *
+ * weave runs many tasks on one thread. Each task has its own stack and reads
+ * top to bottom; every call that would wait (sleep, join, fd readiness, I/O)
+ * suspends only the calling task and lets the scheduler run another one.
+ *
+ * Conventions, shared by every function below:
+ *
+ *   - A function returning int returns 0 (or a non-negative count) on success
+ *     and -1 with errno set on failure. A function returning a pointer returns
+ *     NULL with errno set. No function aborts on a caller's mistake.
+ *   - errno values mean the same everywhere:
+ *       EINVAL     a bad argument
+ *       EPERM      a blocking call made outside a task (no weave_run here)
+ *       ECANCELED  the calling task was cancelled while or before blocking
+ *       ETIMEDOUT  a timeout passed
+ *       EDEADLK    a task would wait on itself; or weave_run found that no
+ *                  task could ever wake again
+ *       EBADF      a bad fd, or an fd closed with weave_close under a waiter
+ *       ENOMEM     no memory or no stack
+ *       EBUSY      a scheduler already runs on this thread; or another task
+ *                  already waits on the same fd in the same direction
+ *       ESRCH      a task handle that is stale (joined, or released) or was
+ *                  never valid on this thread
+ *   - Time is int64_t milliseconds (or microseconds for the _us variants),
+ *     relative to the call. -1 waits forever, 0 does not block, any other
+ *     negative value is EINVAL. Deadlines are taken on CLOCK_MONOTONIC, so
+ *     changes of the wall clock never move them.
+ *   - A timer never fires early: a task that sleeps d resumes no sooner than
+ *     d after the call. Timers fire in deadline order; equal deadlines fire
+ *     in the order they were set. Signals never end a sleep early.
+ *   - Blocking calls are cancellation points: once a task is cancelled, each
+ *     of them returns -1 with ECANCELED at once, and keeps doing so.
+ *
+ * Threads: one scheduler per thread, started by weave_run. Several threads
+ * may each run their own; tasks and handles belong to the scheduler that made
+ * them and must not be passed to another thread's weave calls (such a handle
+ * is reported as ESRCH). Nothing here is async-signal-safe.
+ */
+#ifndef WEAVE_H
+#define WEAVE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(__GNUC__)
+#define WEAVE_API __attribute__((visibility("default")))
+#else
+#define WEAVE_API
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define WEAVE_VERSION_MAJOR 0
+#define WEAVE_VERSION_MINOR 1
+#define WEAVE_VERSION_PATCH 0
+
+/* ======================================================================== */
+/*  Limits */
+/* ======================================================================== */
+
+/*
+ * Stack sizes. A task's stack is mmap'ed and committed lazily: a task that
+ * touches one page costs one page of memory, whatever its size. Below each
+ * stack sits a guard page, so an overflow faults instead of corrupting a
+ * neighbour; weave reports it as "stack overflow in task <id> (<name>)" on
+ * stderr and aborts. A requested size is rounded up to whole pages; the
+ * task's bookkeeping (its saved context, about 1 KiB) is kept on an extra
+ * page above the stack, so the whole requested size is usable.
+ */
+#define WEAVE_STACK_DEFAULT ((size_t)128 * 1024)         /* 128 KiB */
+#define WEAVE_STACK_MIN     ((size_t)16 * 1024)          /* smaller: EINVAL */
+#define WEAVE_STACK_MAX     ((size_t)1024 * 1024 * 1024) /* larger: EINVAL */
+
+/* Task names longer than this (including the NUL) are truncated. */
+#define WEAVE_NAME_MAX 32
+
+/* ======================================================================== */
+/*  Running and tasks */
+/* ======================================================================== */
+
+typedef struct weave_task weave_task; /* opaque handle; never dereference */
+typedef void *(*weave_fn)(void *arg);
+
+typedef struct weave_task_opts {
+    size_t stack_size; /* bytes; 0 = the scheduler's default */
+    const char *name;  /* copied (see WEAVE_NAME_MAX); NULL = "task-<id>" */
+} weave_task_opts;
+
+/* Flags for weave_run_opts.flags. */
+enum {
+    /* Do not install weave's SIGSEGV handler that names the task whose
+     * stack overflowed (the handler chains to any handler installed before
+     * it, for faults that are not stack overflows). */
+    WEAVE_NO_OVERFLOW_HANDLER = 1u << 0,
+    /* Leave the thread's timer slack alone. By default weave_run sets it to
+     * 1 ns while it runs (and restores it), so sleeps overshoot by the
+     * kernel's wake-up latency only, not by the default 50 us of slack. */
+    WEAVE_KEEP_TIMER_SLACK = 1u << 1
+};
+
+/* Options of weave_run_with. A zeroed struct means the defaults. */
+typedef struct weave_run_opts {
+    size_t default_stack_size; /* bytes; 0 = WEAVE_STACK_DEFAULT */
+    unsigned offload_threads;  /* worker threads of weave_offload; 0 = 4 */
+    unsigned flags;            /* WEAVE_NO_OVERFLOW_HANDLER | ... */
+} weave_run_opts;
+
+/*
+ * Start a scheduler on the calling thread, run main_fn(arg) as its first
+ * task and return when that task has finished. Tasks still alive then are
+ * cancelled and run until they end (asyncio.run's behaviour); tasks nobody
+ * joined are released. Nothing is left behind: no task, stack, fd or thread.
+ * If result is not NULL, *result receives main_fn's return value.
+ *
+ * If at some point no task can run and none can ever be woken (no timers,
+ * no fd or worker to wait for: every task waits on another), weave_run
+ * cancels every task so they unwind, then returns -1 with EDEADLK; *result
+ * is still set.
+ *
+ * Errors: EINVAL main_fn is NULL, or bad options; EBUSY a scheduler already
+ * runs on this thread (a task called weave_run); ENOMEM, EMFILE, ENFILE the
+ * scheduler's memory, epoll fd or first stack could not be had; EDEADLK.
+ */
+WEAVE_API int weave_run(weave_fn main_fn, void *arg, void **result);
+WEAVE_API int weave_run_with(const weave_run_opts *opts, weave_fn main_fn, void *arg,
+                             void **result);
+
+/*
+ * Create a task running fn(arg) and put it at the back of the run queue; the
+ * caller keeps running (asyncio.create_task). The task must be joined or
+ * detached once; one that is neither is released when weave_run returns. A
+ * task spawned while weave_run is shutting down starts already cancelled.
+ *
+ * weave_spawn_with takes a stack size and a name; opts may be NULL for the
+ * defaults.
+ *
+ * Errors: EINVAL fn is NULL, or opts->stack_size is nonzero and below
+ * WEAVE_STACK_MIN or above WEAVE_STACK_MAX; EPERM no scheduler runs on this
+ * thread; ENOMEM no memory, or no stack could be mapped (including when the
+ * kernel's map count limit is reached); the other tasks are unaffected.
+ */
+WEAVE_API weave_task *weave_spawn(weave_fn fn, void *arg);
+WEAVE_API weave_task *weave_spawn_with(const weave_task_opts *opts, weave_fn fn, void *arg);
+
+/*
+ * Wait for t to end, store its return value in *result (if result is not
+ * NULL) and release t: the handle is stale from then on. If t has already
+ * ended, returns at once without yielding.
+ *
+ * Errors: EPERM outside a task; EDEADLK t is the caller; ESRCH t is stale or
+ * unknown (joined before, or released); EINVAL t is detached, is the main
+ * task, or another task is already joining it; ECANCELED the caller was
+ * cancelled (t stays joinable).
+ */
+WEAVE_API int weave_join(weave_task *t, void **result);
+
+/*
+ * Let t run on without being joined: it is released as soon as it ends (at
+ * once if it already has). The handle must not be used afterwards.
+ *
+ * Errors: EPERM outside a task; ESRCH stale or unknown; EINVAL t is already
+ * detached, is being joined, or is the main task.
+ */
+WEAVE_API int weave_detach(weave_task *t);
+
+/*
+ * Cancel t: from now on every blocking call of t returns -1 with ECANCELED,
+ * and the one it is blocked in (if any) returns so at once. t still runs to
+ * the end of its function, which is how it cleans up. Cancelling a task
+ * that was cancelled before or has ended is harmless and returns 0; a task
+ * may cancel itself.
+ *
+ * Errors: EPERM outside a task; ESRCH stale or unknown.
+ */
+WEAVE_API int weave_cancel(weave_task *t);
+
+/* 1 if t has been cancelled, 0 if not; -1 with ESRCH or EPERM. */
+WEAVE_API int weave_cancelled(const weave_task *t);
+
+/* The calling task; NULL with EPERM outside a task. */
+WEAVE_API weave_task *weave_self(void);
+
+/*
+ * t's name: the one given at spawn (truncated to WEAVE_NAME_MAX - 1 bytes)
+ * or "task-<id>". Valid until t is released. NULL with ESRCH or EPERM.
+ */
+WEAVE_API const char *weave_task_name(const weave_task *t);
+
+/* t's id: 1 for the main task, then counting up in spawn order; 0 with
+ * ESRCH or EPERM. */
+WEAVE_API uint64_t weave_task_id(const weave_task *t);
+
+/*
+ * Put the caller at the back of the run queue and let every task that is
+ * runnable now run first. Expired timers and ready fds are taken in before
+ * the caller runs again, so a yield loop never starves them.
+ *
+ * Returns 0; -1 with EPERM outside a task; -1 with ECANCELED if the caller
+ * has been cancelled (it still yields first, so a cancelled task that keeps
+ * yielding cannot starve the others).
+ */
+WEAVE_API int weave_yield(void);
+
+/* ======================================================================== */
+/*  Time */
+/* ======================================================================== */
+
+/*
+ * Suspend the caller for ms milliseconds (us microseconds). 0 yields once
+ * and returns; -1 sleeps until cancelled. Durations too large to represent
+ * as a deadline are treated as -1.
+ *
+ * Returns 0 once the time has passed; -1 with ECANCELED if the task was or
+ * became cancelled; EINVAL for a negative duration other than -1; EPERM
+ * outside a task.
+ */
+WEAVE_API int weave_sleep(int64_t ms);
+WEAVE_API int weave_sleep_us(int64_t us);
+
+/* CLOCK_MONOTONIC in milliseconds (microseconds); usable from any thread,
+ * inside or outside a scheduler. */
+WEAVE_API int64_t weave_now(void);
+WEAVE_API int64_t weave_now_us(void);
+
+/* ======================================================================== */
+/*  Waiting on file descriptors */
+/* ======================================================================== */
+
+/* Same bits as POLLIN / POLLOUT / POLLERR / POLLHUP. */
+enum { WEAVE_IN = 1, WEAVE_OUT = 4, WEAVE_ERR = 8, WEAVE_HUP = 16 };
+
+/*
+ * Wait until fd is ready for the requested events (WEAVE_IN, WEAVE_OUT or
+ * both) or timeout_ms passes. Returns the mask of ready events: the
+ * requested ones that are ready, plus WEAVE_ERR / WEAVE_HUP when the fd has
+ * an error or the peer hung up (then every requested event is reported
+ * ready, so the I/O call that follows returns the error or end of file).
+ *
+ * At most one task may wait on an fd per direction; a reader and a writer
+ * may wait on the same fd at once. The fd itself is left as it is (its
+ * blocking mode is not changed). Regular files and directories are always
+ * ready, as with poll(2). As with poll(2), readiness can be stale if
+ * another task or process consumed the data first; use non-blocking fds.
+ *
+ * weave keeps a registration for every fd it has waited on. Close such an
+ * fd with weave_close (which wakes its waiters with EBADF), or call
+ * weave_fd_forget before close(2). A plain close(2) under a waiting task is
+ * a mistake: the kernel drops the registration silently and the waiter only
+ * wakes by its timeout or cancellation.
+ *
+ * Errors: EBADF fd is negative or not open; EINVAL events has no or unknown
+ * bits, or timeout_ms < -1; EBUSY another task already waits on fd in a
+ * requested direction; ETIMEDOUT the timeout passed (timeout 0: not ready
+ * now); ECANCELED; EPERM outside a task; ENOMEM the kernel refused the
+ * registration for lack of memory or watches.
+ */
+WEAVE_API int weave_wait_fd(int fd, int events, int64_t timeout_ms);
+
+/*
+ * Wake every task waiting on fd with -1/EBADF and drop weave's registration
+ * and cached state of fd, without closing it. Call it before handing an fd
+ * to code that will close(2) it. Returns 0; -1 with EBADF for a negative fd,
+ * EPERM outside a scheduler.
+ */
+WEAVE_API int weave_fd_forget(int fd);
+
+/*
+ * weave_fd_forget(fd), then close(2). Returns close's result.
+ */
+WEAVE_API int weave_close(int fd);
+
+/* ======================================================================== */
+/*  Introspection */
+/* ======================================================================== */
+
+/* A snapshot of the calling thread's scheduler, for tests and monitoring. */
+typedef struct weave_stats {
+    uint64_t tasks_live;         /* tasks not yet ended (main included) */
+    uint64_t tasks_zombie;       /* ended, waiting to be joined */
+    uint64_t tasks_spawned;      /* total since weave_run began */
+    uint64_t timers_pending;     /* sleeping or timed waits */
+    uint64_t fd_waiters;         /* tasks parked on fds */
+    uint64_t fds_registered;     /* fds weave keeps an epoll registration of */
+    uint64_t stacks_in_use;      /* stacks held by live tasks */
+    uint64_t stacks_cached;      /* free stacks kept mapped for reuse */
+    uint64_t stack_bytes_mapped; /* virtual bytes of all stack slabs */
+    int guard_mode;              /* 1 madvise guard pages, 2 mprotect guard
+                                 pages, 0 not known yet (no stack mapped) */
+} weave_stats;
+
+/* Fill *st for the calling thread's scheduler. EPERM outside one, EINVAL if
+ * st is NULL. */
+WEAVE_API int weave_get_stats(weave_stats *st);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* WEAVE_H */

@@ -1,0 +1,198 @@
+/*
+ * fd.c - waiting on file descriptors, and forgetting them.
+ *
+ * weave keeps, per fd number, the tasks parked on it (one per direction)
+ * and whether the fd is registered with the poller. Registration happens on
+ * the first wait that has to park, and lasts until weave_fd_forget or
+ * weave_close; an fd is never re-armed between waits (the poller is
+ * edge-triggered). Every registration carries the fd's generation, bumped
+ * by forget, so an event still queued for an fd that was forgotten (and
+ * whose number may already name another file) is recognised and dropped.
+ */
+#include "internal.h"
+
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static uint64_t cookie_of(int fd, uint32_t gen)
+{
+    return ((uint64_t)gen << 32) | (uint32_t)fd;
+}
+
+/* The state of fd, growing the table as needed; NULL if out of memory. */
+static struct weave__fd *fd_state(struct weave__sched *s, int fd)
+{
+    size_t need = (size_t)fd + 1;
+
+    if (need > s->nfds) {
+        size_t n = s->nfds ? s->nfds : 64;
+        struct weave__fd *v;
+
+        while (n < need)
+            n *= 2;
+        v = realloc(s->fds, n * sizeof(*v));
+        if (!v)
+            return NULL;
+        memset(v + s->nfds, 0, (n - s->nfds) * sizeof(*v));
+        s->fds = v;
+        s->nfds = n;
+    }
+    return &s->fds[fd];
+}
+
+/* What a wait for events on fd returns, given what the fd reported. */
+static int ready_mask(int events, int got)
+{
+    int m = got & (events | WEAVE_ERR | WEAVE_HUP);
+
+    if (got & (WEAVE_ERR | WEAVE_HUP))
+        m |= events;
+    return m;
+}
+
+/* Readiness of fd right now, without blocking: a mask, 0, or -errno. */
+static int poll_now(int fd, int events)
+{
+    struct pollfd p;
+    int r, got = 0;
+
+    p.fd = fd;
+    p.events = (short)events;
+    p.revents = 0;
+    do
+        r = poll(&p, 1, 0);
+    while (r < 0 && errno == EINTR);
+    if (r < 0)
+        return -errno;
+    if (p.revents & POLLNVAL)
+        return -EBADF;
+    if (p.revents & POLLIN)
+        got |= WEAVE_IN;
+    if (p.revents & POLLOUT)
+        got |= WEAVE_OUT;
+    if (p.revents & POLLERR)
+        got |= WEAVE_ERR;
+    if (p.revents & POLLHUP)
+        got |= WEAVE_HUP;
+    return ready_mask(events, got);
+}
+
+static int wait_fd(int fd, int events, int64_t timeout_ms)
+{
+    struct weave__sched *s = weave__tls;
+    struct weave__fd *st;
+    struct weave_task *self;
+    int64_t deadline;
+    int r;
+
+    if (fd < 0)
+        return -EBADF;
+    if (events == 0 || (events & ~(WEAVE_IN | WEAVE_OUT)))
+        return -EINVAL;
+    if (weave__deadline_ms(timeout_ms, &deadline) < 0)
+        return -EINVAL;
+    if (!s)
+        return -EPERM;
+    if (weave__cancelled(s))
+        return -ECANCELED;
+    self = s->current;
+    if ((size_t)fd < s->nfds) {
+        st = &s->fds[fd];
+        if (((events & WEAVE_IN) && st->waiter[0]) || ((events & WEAVE_OUT) && st->waiter[1]))
+            return -EBUSY;
+    }
+    /* Edge-triggered registration reports changes only: look at the fd's
+     * state first, and park only if it is not ready now. */
+    r = poll_now(fd, events);
+    if (r != 0)
+        return r;
+    if (timeout_ms == 0)
+        return -ETIMEDOUT;
+    st = fd_state(s, fd);
+    if (!st)
+        return -ENOMEM;
+    if (!st->registered) {
+        r = weave__poller_add(&s->poller, fd, cookie_of(fd, st->gen));
+        if (r == -EPERM)
+            return events; /* not pollable: always ready, as with poll(2) */
+        if (r == -ENOSPC)
+            r = -ENOMEM;
+        if (r < 0)
+            return r;
+        st->registered = 1;
+    }
+    if (events & WEAVE_IN)
+        st->waiter[0] = self;
+    if (events & WEAVE_OUT)
+        st->waiter[1] = self;
+    s->fd_waiters++;
+    r = weave__park(s, deadline);
+    s->fd_waiters--;
+    st = &s->fds[fd]; /* the table may have moved while we were parked */
+    if (st->waiter[0] == self)
+        st->waiter[0] = NULL;
+    if (st->waiter[1] == self)
+        st->waiter[1] = NULL;
+    return r < 0 ? r : ready_mask(events, r);
+}
+
+int weave_wait_fd(int fd, int events, int64_t timeout_ms)
+{
+    return weave__ret(wait_fd(fd, events, timeout_ms));
+}
+
+void weave__fd_event(struct weave__sched *s, uint64_t cookie, int mask)
+{
+    int fd = (int)(uint32_t)cookie;
+    struct weave__fd *st;
+
+    if ((size_t)fd >= s->nfds)
+        return;
+    st = &s->fds[fd];
+    if (!st->registered || st->gen != (uint32_t)(cookie >> 32))
+        return;
+    if ((mask & WEAVE_IN) && st->waiter[0])
+        weave__wake(s, st->waiter[0], mask);
+    if ((mask & WEAVE_OUT) && st->waiter[1])
+        weave__wake(s, st->waiter[1], mask);
+}
+
+int weave_fd_forget(int fd)
+{
+    struct weave__sched *s = weave__tls;
+    struct weave__fd *st;
+
+    if (fd < 0)
+        return weave__ret(-EBADF);
+    if (!s || (size_t)fd >= s->nfds)
+        return 0;
+    st = &s->fds[fd];
+    for (int d = 0; d < 2; d++) {
+        if (st->waiter[d]) {
+            weave__wake(s, st->waiter[d], -EBADF);
+            st->waiter[d] = NULL;
+        }
+    }
+    if (st->registered) {
+        weave__poller_del(&s->poller, fd);
+        st->registered = 0;
+    }
+    st->gen++;
+    return 0;
+}
+
+int weave_close(int fd)
+{
+    if (weave_fd_forget(fd) < 0)
+        return -1;
+    return close(fd);
+}
+
+void weave__fd_term(struct weave__sched *s)
+{
+    free(s->fds);
+    s->fds = NULL;
+    s->nfds = 0;
+}

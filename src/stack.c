@@ -1,0 +1,333 @@
+/*
+ * stack.c - slab-mapped, guarded, pooled task stacks.
+ *
+ * Layout of a slab of n stacks of one class (stride = guard + size):
+ *
+ *     base                                                    base + n*stride
+ *     | guard | stack 0 ... | guard | stack 1 ... | ... | guard | stack n-1 |
+ *
+ * Stacks grow down, so each guard sits below its stack. Pages are committed
+ * only when touched (MAP_NORESERVE, no MAP_POPULATE) and transparent huge
+ * pages are refused for slabs, since one huge page would commit 2 MiB for a
+ * stack that touches one 4 KiB page.
+ *
+ * Invariants of a class:
+ *   - every slab is on the class's list of all slabs; a slab with at least
+ *     one free stack is also on its partial list;
+ *   - a free stack is "hot" (its pages may still be committed) or "cold"
+ *     (never touched, or released with MADV_DONTNEED); at most HOT_MAX free
+ *     stacks of a class are hot;
+ *   - at most one slab of a class is entirely free (kept for reuse).
+ */
+#include "stack.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "context.h" /* WEAVE_ASAN */
+
+#ifdef WEAVE_HAVE_VALGRIND_H
+#include <valgrind/valgrind.h>
+#define vg_register(lo, hi) VALGRIND_STACK_REGISTER(lo, hi)
+#define vg_deregister(id)   VALGRIND_STACK_DEREGISTER(id)
+#else
+#define vg_register(lo, hi) ((void)(lo), (void)(hi), 1u)
+#define vg_deregister(id)   ((void)(id))
+#endif
+
+#ifdef WEAVE_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102 /* Linux 6.13; glibc 2.36 lacks the name */
+#endif
+
+#define NO_INDEX        UINT32_MAX
+#define HOT_MAX         64                 /* hot free stacks kept per class */
+#define SLAB_FIRST      8                  /* stacks in a class's first slab */
+#define SLAB_MAX_STACKS 256                /* ... growing up to this many */
+#define SLAB_MAX_BYTES  ((size_t)64 << 20) /* ... within this much mapping */
+
+struct weave__slab {
+    struct weave__slab *prev, *next;   /* class's list of all slabs */
+    struct weave__slab *pprev, *pnext; /* class's partial list */
+    struct weave__stack_class *cls;
+    char *base;          /* start of the mapping */
+    size_t map_len;      /* its length in bytes */
+    uint32_t nstacks;    /* stacks in the slab */
+    uint32_t nfree;      /* free ones */
+    uint32_t free_head;  /* first free, LIFO */
+    uint32_t *next_free; /* [nstacks] free-list links */
+    uint8_t *cold;       /* [nstacks] 1 = no pages */
+    unsigned *vg_id;     /* [nstacks] valgrind id or 0 */
+};
+
+struct weave__stack_class {
+    struct weave__stack_class *next;
+    size_t size;                 /* usable bytes per stack */
+    size_t stride;               /* guard + size */
+    struct weave__slab *slabs;   /* all slabs */
+    struct weave__slab *partial; /* slabs with a free stack */
+    struct weave__slab *empty;   /* the one entirely free slab */
+    uint32_t next_nstacks;       /* size of the next slab */
+    uint32_t hot;                /* hot free stacks */
+};
+
+void weave__stack_pool_init(struct weave__stack_pool *pool)
+{
+    long page = sysconf(_SC_PAGESIZE);
+
+    memset(pool, 0, sizeof(*pool));
+    pool->page = page > 0 ? (size_t)page : 4096;
+    pool->guard = pool->page;
+}
+
+size_t weave__stack_round(const struct weave__stack_pool *pool, size_t size)
+{
+    size_t mask = pool->page - 1;
+
+    if (size > SIZE_MAX - mask)
+        return 0;
+    return (size + mask) & ~mask;
+}
+
+static void partial_add(struct weave__stack_class *c, struct weave__slab *s)
+{
+    s->pprev = NULL;
+    s->pnext = c->partial;
+    if (c->partial)
+        c->partial->pprev = s;
+    c->partial = s;
+}
+
+static void partial_remove(struct weave__stack_class *c, struct weave__slab *s)
+{
+    if (s->pprev)
+        s->pprev->pnext = s->pnext;
+    else
+        c->partial = s->pnext;
+    if (s->pnext)
+        s->pnext->pprev = s->pprev;
+    s->pprev = s->pnext = NULL;
+}
+
+static int install_guard(struct weave__stack_pool *pool, char *at)
+{
+    if (pool->guard_mode != WEAVE__GUARD_MPROTECT) {
+        if (madvise(at, pool->guard, MADV_GUARD_INSTALL) == 0) {
+            pool->guard_mode = WEAVE__GUARD_MADVISE;
+            return 0;
+        }
+        /* EINVAL: this kernel has no guard regions. Anything else (ENOMEM
+         * for page tables, say) is a real failure. */
+        if (errno != EINVAL || pool->guard_mode == WEAVE__GUARD_MADVISE)
+            return -1;
+        pool->guard_mode = WEAVE__GUARD_MPROTECT;
+    }
+    return mprotect(at, pool->guard, PROT_NONE);
+}
+
+static void slab_unmap(struct weave__stack_pool *pool, struct weave__slab *s)
+{
+    for (uint32_t i = 0; i < s->nstacks; i++)
+        if (s->vg_id[i])
+            vg_deregister(s->vg_id[i]);
+    munmap(s->base, s->map_len);
+    pool->mapped_bytes -= s->map_len;
+    free(s);
+}
+
+/* Map a slab of n stacks of class c, or return NULL with errno set. */
+static struct weave__slab *slab_map(struct weave__stack_pool *pool, struct weave__stack_class *c,
+                                    uint32_t n)
+{
+    size_t meta =
+        sizeof(struct weave__slab) + n * (sizeof(uint32_t) + sizeof(unsigned) + sizeof(uint8_t));
+    struct weave__slab *s;
+
+    if (c->stride > SIZE_MAX / n) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    s = calloc(1, meta);
+    if (!s)
+        return NULL;
+    s->next_free = (uint32_t *)(s + 1);
+    s->vg_id = (unsigned *)(s->next_free + n);
+    s->cold = (uint8_t *)(s->vg_id + n);
+    s->cls = c;
+    s->nstacks = n;
+    s->map_len = c->stride * n;
+    s->base = mmap(NULL, s->map_len, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    if (s->base == MAP_FAILED) {
+        free(s);
+        return NULL;
+    }
+    (void)madvise(s->base, s->map_len, MADV_NOHUGEPAGE);
+    for (uint32_t i = 0; i < n; i++) {
+        if (install_guard(pool, s->base + (size_t)i * c->stride) != 0) {
+            int e = errno;
+            munmap(s->base, s->map_len);
+            free(s);
+            errno = e;
+            return NULL;
+        }
+    }
+    /* Free list in address order; every stack starts cold. */
+    for (uint32_t i = 0; i < n; i++) {
+        s->next_free[i] = i + 1 < n ? i + 1 : NO_INDEX;
+        s->cold[i] = 1;
+    }
+    s->free_head = 0;
+    s->nfree = n;
+    pool->mapped_bytes += s->map_len;
+    pool->cached += n;
+    s->next = c->slabs;
+    if (c->slabs)
+        c->slabs->prev = s;
+    c->slabs = s;
+    partial_add(c, s);
+    return s;
+}
+
+static struct weave__stack_class *class_get(struct weave__stack_pool *pool, size_t size)
+{
+    struct weave__stack_class **pp, *c;
+
+    /* Few sizes are ever in use; the most recently used one is kept first. */
+    for (pp = &pool->classes; (c = *pp) != NULL; pp = &c->next) {
+        if (c->size == size) {
+            *pp = c->next;
+            c->next = pool->classes;
+            pool->classes = c;
+            return c;
+        }
+    }
+    if (size > SIZE_MAX - pool->guard)
+        return NULL;
+    c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->size = size;
+    c->stride = size + pool->guard;
+    c->next_nstacks = SLAB_FIRST;
+    c->next = pool->classes;
+    pool->classes = c;
+    return c;
+}
+
+int weave__stack_alloc(struct weave__stack_pool *pool, size_t size, struct weave__stack *out)
+{
+    struct weave__stack_class *c;
+    struct weave__slab *s;
+    uint32_t i;
+
+    size = weave__stack_round(pool, size);
+    if (size == 0 || !(c = class_get(pool, size)))
+        return -ENOMEM;
+    s = c->partial;
+    if (!s) {
+        uint32_t n = c->next_nstacks;
+        size_t cap = SLAB_MAX_BYTES / c->stride;
+
+        if (n > cap)
+            n = cap > 0 ? (uint32_t)cap : 1;
+        /* Near the map count or address-space limit a smaller slab may still
+         * fit: halve down to a single stack before giving up. */
+        while (!(s = slab_map(pool, c, n))) {
+            if (n == 1)
+                return -ENOMEM;
+            n /= 2;
+        }
+        if (c->next_nstacks < SLAB_MAX_STACKS)
+            c->next_nstacks *= 2;
+    }
+    i = s->free_head;
+    s->free_head = s->next_free[i];
+    if (--s->nfree == 0)
+        partial_remove(c, s);
+    if (c->empty == s)
+        c->empty = NULL;
+    if (s->cold[i])
+        s->cold[i] = 0;
+    else
+        c->hot--;
+    out->lo = s->base + (size_t)i * c->stride + pool->guard;
+    out->size = c->size;
+    out->slab = s;
+    out->index = i;
+    if (!s->vg_id[i])
+        s->vg_id[i] = vg_register(out->lo, out->lo + out->size - 1);
+    pool->in_use++;
+    pool->cached--;
+    return 0;
+}
+
+void weave__stack_free(struct weave__stack_pool *pool, struct weave__stack *st)
+{
+    struct weave__slab *s = st->slab;
+    struct weave__stack_class *c = s->cls;
+    uint32_t i = st->index;
+
+#ifdef WEAVE_ASAN
+    /* Frames of the task that ran here may have left poisoned redzones. */
+    __asan_unpoison_memory_region(st->lo, st->size);
+#endif
+    if (c->hot < HOT_MAX) {
+        c->hot++;
+    } else {
+        /* Hand the pages back; the guard stays installed. */
+        (void)madvise(st->lo, st->size, MADV_DONTNEED);
+        s->cold[i] = 1;
+    }
+    s->next_free[i] = s->free_head;
+    s->free_head = i;
+    if (s->nfree++ == 0)
+        partial_add(c, s);
+    pool->in_use--;
+    pool->cached++;
+    st->slab = NULL;
+    st->lo = NULL;
+    if (s->nfree < s->nstacks)
+        return;
+    if (!c->empty) {
+        c->empty = s;
+        return;
+    }
+    /* A second entirely free slab: give it back to the kernel. */
+    for (uint32_t k = 0; k < s->nstacks; k++)
+        if (!s->cold[k])
+            c->hot--;
+    partial_remove(c, s);
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        c->slabs = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    pool->cached -= s->nstacks;
+    slab_unmap(pool, s);
+}
+
+void weave__stack_pool_term(struct weave__stack_pool *pool)
+{
+    struct weave__stack_class *c, *cn;
+    struct weave__slab *s, *sn;
+
+    for (c = pool->classes; c; c = cn) {
+        cn = c->next;
+        for (s = c->slabs; s; s = sn) {
+            sn = s->next;
+            slab_unmap(pool, s);
+        }
+        free(c);
+    }
+    pool->classes = NULL;
+    pool->in_use = pool->cached = 0;
+}

@@ -1,0 +1,63 @@
+/*
+ * stack.h - task stacks: slab-mapped, lazily committed, guarded, pooled.
+ *
+ * Stacks of one size are carved from slab mappings. Below every stack sits a
+ * guard page, installed with madvise(MADV_GUARD_INSTALL) where the kernel
+ * has it (6.13+), which keeps a slab a single mapping however many stacks it
+ * holds; elsewhere with mprotect(PROT_NONE), which costs two mappings per
+ * stack and so meets vm.max_map_count near 32,700 stacks. Freed stacks stay
+ * mapped for reuse; past a small hot set their pages are handed back with
+ * MADV_DONTNEED, and a slab whose stacks are all free is unmapped once
+ * another empty slab of its size is kept.
+ *
+ * A pool belongs to one scheduler (one thread); nothing here is shared.
+ */
+#ifndef WEAVE_STACK_H
+#define WEAVE_STACK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct weave__slab;
+struct weave__stack_class;
+
+/* A stack handed out by the pool: usable memory [lo, lo + size). */
+struct weave__stack {
+    char *lo;                 /* lowest usable byte; guard page below */
+    size_t size;              /* usable bytes, a multiple of the page */
+    struct weave__slab *slab; /* slab it was carved from */
+    uint32_t index;           /* its index in the slab */
+};
+
+enum weave__guard_mode {
+    WEAVE__GUARD_UNKNOWN = 0, /* nothing mapped yet */
+    WEAVE__GUARD_MADVISE = 1, /* MADV_GUARD_INSTALL */
+    WEAVE__GUARD_MPROTECT = 2 /* mprotect(PROT_NONE), two VMAs a stack */
+};
+
+struct weave__stack_pool {
+    struct weave__stack_class *classes; /* one per stack size in use */
+    size_t page;                        /* system page size */
+    size_t guard;                       /* bytes of guard below each stack */
+    int guard_mode;                     /* enum weave__guard_mode */
+    uint64_t in_use;                    /* stacks handed out */
+    uint64_t cached;                    /* free stacks still mapped */
+    uint64_t mapped_bytes;              /* virtual bytes of all slabs */
+};
+
+void weave__stack_pool_init(struct weave__stack_pool *pool);
+
+/* Unmap every slab. Stacks still in use must not run again. */
+void weave__stack_pool_term(struct weave__stack_pool *pool);
+
+/* Hand out a stack of at least size usable bytes. Returns 0, or -ENOMEM
+ * when memory, address space or the kernel's map count runs out. */
+int weave__stack_alloc(struct weave__stack_pool *pool, size_t size, struct weave__stack *out);
+
+/* Give a stack back to the pool. */
+void weave__stack_free(struct weave__stack_pool *pool, struct weave__stack *st);
+
+/* Round size up to whole pages; 0 if that overflows. */
+size_t weave__stack_round(const struct weave__stack_pool *pool, size_t size);
+
+#endif /* WEAVE_STACK_H */
