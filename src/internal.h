@@ -154,8 +154,8 @@ static inline int weave__ret(int r)
 
 /* Suspend the current task until weave__wake or until deadline passes
  * (WEAVE__NO_DEADLINE: no timer). Returns the waker's code (>= 0 or a
- * negative errno), -ETIMEDOUT or -ECANCELED. The caller has checked for a
- * pending cancellation. */
+ * negative errno), -ETIMEDOUT or -ECANCELED; -ECANCELED at once, without
+ * parking, if the task has been cancelled. */
 int weave__park(struct weave__sched *s, int64_t deadline);
 
 /* Make t runnable with code if it is parked; otherwise do nothing. */

@@ -302,6 +302,10 @@ int weave__park(struct weave__sched *s, int64_t deadline)
 {
     struct weave_task *t = s->current;
 
+    /* A task cancelled while it was runnable was not woken by the cancel:
+     * refuse to park it, so that no loop of parks can miss a cancellation. */
+    if (t->flags & WEAVE__CANCELLED)
+        return -ECANCELED;
     t->state = WEAVE__PARKED;
     t->wake = 0;
     if (deadline != WEAVE__NO_DEADLINE)
