@@ -4,10 +4,12 @@
  * An fd is registered once, edge-triggered, for input, output and peer
  * hang-up together, and stays registered until it is removed: waiting on it
  * again costs no system call. Each event carries the 64-bit cookie given at
- * registration. Timeouts are in nanoseconds and are honoured to the
- * nanosecond where the kernel has epoll_pwait2 (Linux 5.11); elsewhere, and
- * under valgrind, which lacks it, they are rounded up to whole milliseconds,
- * so a wait never ends early.
+ * registration.
+ *
+ * Waits end at an absolute CLOCK_MONOTONIC deadline, kept in a timerfd: a
+ * timerfd's hrtimer gets no slack, while an epoll timeout is given a slack
+ * of max(timer slack, timeout / 1000), a millisecond on a one-second sleep
+ * (bench/timer_bench measures both).
  */
 #ifndef WEAVE_POLLER_H
 #define WEAVE_POLLER_H
@@ -15,12 +17,15 @@
 #include <stdint.h>
 #include <sys/epoll.h>
 
-#define WEAVE__POLL_BATCH 256 /* events taken in by one wait, at most */
+#define WEAVE__POLL_BATCH 256         /* events taken in by one wait, at most */
+#define WEAVE__POLL_NOW 0             /* deadline: do not block */
+#define WEAVE__POLL_FOREVER INT64_MAX /* deadline: none */
 
 struct weave__poller {
     int epfd;                                     /* the epoll instance */
-    int have_pwait2;                              /* 1 until epoll_pwait2 answers ENOSYS */
-    int registered;                               /* fds registered */
+    int tfd;                                      /* timerfd for deadlines */
+    int64_t armed;                                /* deadline tfd is set to, or 0 */
+    int registered;                               /* fds registered (tfd not counted) */
     struct epoll_event events[WEAVE__POLL_BATCH]; /* filled by wait */
 };
 
@@ -35,9 +40,10 @@ int weave__poller_add(struct weave__poller *p, int fd, uint64_t cookie);
 /* Remove fd's registration; errors (fd already closed) are ignored. */
 void weave__poller_del(struct weave__poller *p, int fd);
 
-/* Wait up to timeout_ns (-1 forever, 0 not at all) for events. Returns the
- * number of events, or -errno (EINTR when a signal arrived). */
-int weave__poller_wait(struct weave__poller *p, int64_t timeout_ns);
+/* Wait for events until deadline (CLOCK_MONOTONIC ns; WEAVE__POLL_NOW or
+ * WEAVE__POLL_FOREVER). Returns the number of events (0 when the deadline
+ * passed), or -errno (EINTR when a signal arrived). */
+int weave__poller_wait(struct weave__poller *p, int64_t deadline);
 
 /* The cookie and the WEAVE_IN / WEAVE_OUT / WEAVE_ERR / WEAVE_HUP mask of
  * event i of the last wait. */

@@ -6,50 +6,62 @@
  * a zero-timeout poll) before it parks, and every wake-up is a fresh event.
  * In exchange no registration is ever re-armed or dropped between waits,
  * and an fd whose peer hung up does not flood every wait with EPOLLHUP.
+ *
+ * The timerfd is registered edge-triggered too and never read: each expiry
+ * is a fresh event, and the scheduler reads the clock itself. Its events are
+ * taken out of the batch before the caller sees it.
  */
 #include "poller.h"
 
 #include <errno.h>
-#include <limits.h>
-#include <sys/syscall.h>
-#include <time.h>
+#include <string.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "weave.h"
 
-#ifdef WEAVE_HAVE_VALGRIND_H
-#include <valgrind/valgrind.h>
-#else
-#define RUNNING_ON_VALGRIND 0
-#endif
-
-#ifndef SYS_epoll_pwait2
-#define SYS_epoll_pwait2 441
-#endif
+#define TIMER_COOKIE (UINT64_MAX - 1)
 
 int weave__poller_init(struct weave__poller *p)
 {
+    struct epoll_event ev;
+    int r;
+
+    p->armed = 0;
+    p->registered = 0;
+    p->tfd = -1;
     p->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (p->epfd < 0)
         return -errno;
-    /* valgrind 3.19 does not know epoll_pwait2 and warns on every process
-     * that tries it; it cannot honour nanoseconds anyway. */
-    p->have_pwait2 = !RUNNING_ON_VALGRIND;
-    p->registered = 0;
+    p->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (p->tfd < 0)
+        goto fail;
+    memset(&ev, 0, sizeof(ev));
+    ev.events = EPOLLIN | EPOLLET;
+    ev.data.u64 = TIMER_COOKIE;
+    if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, p->tfd, &ev) != 0)
+        goto fail;
     return 0;
+fail:
+    r = -errno;
+    weave__poller_term(p);
+    return r;
 }
 
 void weave__poller_term(struct weave__poller *p)
 {
+    if (p->tfd >= 0)
+        close(p->tfd);
     if (p->epfd >= 0)
         close(p->epfd);
-    p->epfd = -1;
+    p->tfd = p->epfd = -1;
 }
 
 int weave__poller_add(struct weave__poller *p, int fd, uint64_t cookie)
 {
     struct epoll_event ev;
 
+    memset(&ev, 0, sizeof(ev));
     ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
     ev.data.u64 = cookie;
     if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev) != 0)
@@ -66,37 +78,30 @@ void weave__poller_del(struct weave__poller *p, int fd)
     p->registered--;
 }
 
-int weave__poller_wait(struct weave__poller *p, int64_t timeout_ns)
+int weave__poller_wait(struct weave__poller *p, int64_t deadline)
 {
-    int n;
+    int n, kept = 0;
 
-    if (p->have_pwait2) {
-        struct timespec ts, *tsp = NULL;
+    if (deadline != WEAVE__POLL_NOW && deadline != WEAVE__POLL_FOREVER && deadline != p->armed) {
+        struct itimerspec its;
 
-        if (timeout_ns >= 0) {
-            ts.tv_sec = (time_t)(timeout_ns / 1000000000);
-            ts.tv_nsec = (long)(timeout_ns % 1000000000);
-            tsp = &ts;
-        }
-        n = (int)syscall(SYS_epoll_pwait2, p->epfd, p->events, WEAVE__POLL_BATCH, tsp, NULL, 0);
-        if (n >= 0)
-            return n;
-        if (errno != ENOSYS)
+        memset(&its, 0, sizeof(its));
+        its.it_value.tv_sec = (time_t)(deadline / 1000000000);
+        its.it_value.tv_nsec = (long)(deadline % 1000000000);
+        if (timerfd_settime(p->tfd, TFD_TIMER_ABSTIME, &its, NULL) != 0)
             return -errno;
-        p->have_pwait2 = 0;
+        p->armed = deadline;
     }
-    {
-        int ms;
-
-        if (timeout_ns < 0)
-            ms = -1;
-        else if (timeout_ns / 1000000 >= INT_MAX)
-            ms = INT_MAX; /* the caller loops until its deadline */
+    n = epoll_wait(p->epfd, p->events, WEAVE__POLL_BATCH, deadline == WEAVE__POLL_NOW ? 0 : -1);
+    if (n < 0)
+        return -errno;
+    for (int i = 0; i < n; i++) {
+        if (p->events[i].data.u64 == TIMER_COOKIE)
+            p->armed = 0; /* it fired: the next deadline must arm it again */
         else
-            ms = (int)((timeout_ns + 999999) / 1000000);
-        n = epoll_wait(p->epfd, p->events, WEAVE__POLL_BATCH, ms);
+            p->events[kept++] = p->events[i];
     }
-    return n >= 0 ? n : -errno;
+    return kept;
 }
 
 uint64_t weave__poller_cookie(const struct weave__poller *p, int i)

@@ -32,7 +32,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <unistd.h>
 
 _Thread_local struct weave__sched *weave__tls __attribute__((tls_model("initial-exec")));
@@ -213,21 +212,19 @@ static void poll_step(struct weave__sched *s)
     bool polled = false;
 
     for (;;) {
-        int64_t now = 0, timeout;
+        int64_t deadline;
         int n;
 
-        if (weave__timers_first(&s->timers)) {
-            now = weave__clock_ns();
-            fire_timers(s, now);
-        }
+        if (weave__timers_first(&s->timers))
+            fire_timers(s, weave__clock_ns());
         if (s->runq_len > 0) {
             if (polled || s->fd_waiters == 0)
                 return;
-            timeout = 0;
+            deadline = WEAVE__POLL_NOW;
         } else if (weave__timers_first(&s->timers)) {
-            timeout = weave__timers_first(&s->timers)->deadline - now;
+            deadline = weave__timers_first(&s->timers)->deadline;
         } else if (s->fd_waiters > 0 || s->external > 0) {
-            timeout = -1;
+            deadline = WEAVE__POLL_FOREVER;
         } else {
             s->deadlocked = true;
             s->shutting_down = true;
@@ -236,7 +233,7 @@ static void poll_step(struct weave__sched *s)
                 fatal("no task can run and none is parked", EDEADLK);
             continue;
         }
-        n = weave__poller_wait(&s->poller, timeout);
+        n = weave__poller_wait(&s->poller, deadline);
         polled = true;
         if (n < 0) {
             if (n != -EINTR)
@@ -623,10 +620,10 @@ static int sched_new(const weave_run_opts *opts, struct weave__sched **out)
 int weave_run_with(const weave_run_opts *opts, weave_fn main_fn, void *arg, void **result)
 {
     static const weave_run_opts defaults;
-    struct weave__sched *s;
+    struct weave__sched *s = NULL;
     struct weave_task *main_task, *first;
     void *overflow = NULL;
-    int slack = -1, r, err;
+    int r, err;
     bool deadlocked;
 
     if (!opts)
@@ -649,11 +646,6 @@ int weave_run_with(const weave_run_opts *opts, weave_fn main_fn, void *arg, void
     main_task->flags |= WEAVE__MAIN;
     if (!(opts->flags & WEAVE_NO_OVERFLOW_HANDLER))
         overflow = weave__overflow_thread_begin();
-    if (!(opts->flags & WEAVE_KEEP_TIMER_SLACK)) {
-        slack = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
-        if (slack >= 0)
-            (void)prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
-    }
 
     first = pick_next(s);
     first->state = WEAVE__RUNNING;
@@ -662,8 +654,6 @@ int weave_run_with(const weave_run_opts *opts, weave_fn main_fn, void *arg, void
     reap(s);
     /* Every task has ended; only zombies' records remain. */
 
-    if (slack >= 0)
-        (void)prctl(PR_SET_TIMERSLACK, (unsigned long)slack, 0, 0, 0);
     weave__overflow_thread_end(overflow);
     if (result)
         *result = main_task->result;

@@ -1,0 +1,325 @@
+/*
+ * scale_bench.c - many tasks alive at once, each sleeping once.
+ *
+ * The main task spawns N tasks, yields once so that every one of them runs
+ * into its sleep (the peak: all N alive, each having touched its stack),
+ * takes its readings there, then joins them all. Reported: how fast tasks
+ * are spawned, how long the whole thing takes against the one sleep, what
+ * a task costs in resident memory, and how the library's stacks look at the
+ * peak (stacks in use, bytes of slab mappings, the guard page mechanism,
+ * and the number of mappings of the process: slabs keep it small, which
+ * matters against vm.max_map_count).
+ *
+ * RSS per task = (VmHWM after the run - VmRSS before the first spawn) / N:
+ * everything the run added, the library's task records, handle table and
+ * timer heap included. The bench's own array of handles is touched before
+ * the baseline is read, so it is not counted.
+ *
+ * If a spawn fails, the bench reports how many tasks were alive, errno and
+ * the mapping count, cancels and joins what it spawned, and exits with 1.
+ */
+#define _GNU_SOURCE
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bench_util.h"
+#include "weave.h"
+
+#define MAX_TASKS    100000000u
+#define MAX_SLEEP_MS 3600000u
+
+struct options {
+    uint64_t ntasks;
+    uint64_t sleep_ms;
+    uint64_t stack_size; /* 0: the library's default */
+    bool json;
+};
+
+struct scale {
+    const struct options *o;
+    weave_task **handles;
+    uint64_t spawned;      /* tasks spawned so far */
+    int64_t spawn_ns;      /* the N spawns */
+    int64_t first_run_ns;  /* after the spawns, until every task sleeps */
+    int64_t t0;            /* CLOCK_MONOTONIC ns of the first spawn */
+    int64_t first_wake;    /* ns since t0 when the first sleep ended, or 0 */
+    int64_t drain_ns;      /* first wake-up until every task is joined */
+    int64_t wall_ns;       /* first spawn until every task is joined */
+    int64_t rss_base_kib;  /* VmRSS before the first spawn */
+    int64_t rss_peak_kib;  /* VmHWM after the run */
+    int64_t maps_lines;    /* lines of /proc/self/maps at the peak */
+    weave_stats peak;      /* weave_get_stats at the peak */
+    uint64_t sleep_errors; /* sleeps that did not return 0 */
+    int sleep_err;         /* errno of the last of them */
+    int err;               /* errno of the first failure */
+    const char *what;      /* the call that failed */
+};
+
+static void usage(FILE *f)
+{
+    (void)fprintf(f,
+                  "usage: scale_bench [--tasks N] [--sleep-ms M] [--stack-size BYTES] [--json]\n"
+                  "  --tasks N           tasks alive at once (1..%u, default 100000)\n"
+                  "  --sleep-ms M        each task's one sleep in ms (0..%u, default 1000)\n"
+                  "  --stack-size BYTES  stack of each task: 0 = the library's default (%zu),\n"
+                  "                      else %zu..%zu (default 0)\n"
+                  "  --json              one JSON object instead of the table\n",
+                  MAX_TASKS, MAX_SLEEP_MS, WEAVE_STACK_DEFAULT, WEAVE_STACK_MIN, WEAVE_STACK_MAX);
+}
+
+static _Noreturn void bad_usage(const char *fmt, const char *arg)
+{
+    (void)fputs("scale_bench: ", stderr);
+    (void)fprintf(stderr, fmt, arg ? arg : "(missing)");
+    (void)fputc('\n', stderr);
+    usage(stderr);
+    exit(2);
+}
+
+static void parse_args(int argc, char **argv, struct options *o)
+{
+    o->ntasks = 100000;
+    o->sleep_ms = 1000;
+    o->stack_size = 0;
+    o->json = false;
+    for (int i = 1; i < argc; i++) {
+        const char *v;
+
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            exit(0);
+        } else if (strcmp(argv[i], "--json") == 0) {
+            o->json = true;
+        } else if (bench_opt_value(argc, argv, &i, "--tasks", &v)) {
+            if (bench_parse_u64(v, 1, MAX_TASKS, &o->ntasks) != 0)
+                bad_usage("--tasks wants a whole number from 1 to 100000000, not '%s'", v);
+        } else if (bench_opt_value(argc, argv, &i, "--sleep-ms", &v)) {
+            if (bench_parse_u64(v, 0, MAX_SLEEP_MS, &o->sleep_ms) != 0)
+                bad_usage("--sleep-ms wants a whole number from 0 to 3600000, not '%s'", v);
+        } else if (bench_opt_value(argc, argv, &i, "--stack-size", &v)) {
+            if (bench_parse_u64(v, 0, WEAVE_STACK_MAX, &o->stack_size) != 0 ||
+                (o->stack_size != 0 && o->stack_size < WEAVE_STACK_MIN))
+                bad_usage("--stack-size wants 0 or a byte count from 16384 to 1073741824, "
+                          "not '%s'",
+                          v);
+        } else {
+            bad_usage("unknown argument '%s'", argv[i]);
+        }
+    }
+}
+
+static void fail(struct scale *s, const char *what, int err)
+{
+    if (!s->err) {
+        s->err = err;
+        s->what = what;
+    }
+}
+
+static void *sleeper(void *arg)
+{
+    struct scale *s = arg;
+
+    if (weave_sleep((int64_t)s->o->sleep_ms) != 0) {
+        s->sleep_errors++;
+        s->sleep_err = errno;
+    }
+    if (s->first_wake == 0)
+        s->first_wake = bench_now_ns() - s->t0;
+    return NULL;
+}
+
+/* vm.max_map_count, or -1 if it cannot be read. */
+static long max_map_count(void)
+{
+    FILE *f = fopen("/proc/sys/vm/max_map_count", "r");
+    long v = -1;
+
+    if (f) {
+        if (fscanf(f, "%ld", &v) != 1)
+            v = -1;
+        (void)fclose(f);
+    }
+    return v;
+}
+
+static void report_spawn_failure(struct scale *s, int err)
+{
+    weave_stats st;
+    int64_t maps = bench_maps_lines();
+
+    (void)fprintf(stderr, "scale_bench: weave_spawn failed after %llu spawns: %s (%s)\n",
+                  (unsigned long long)s->spawned, strerror(err), bench_errno_name(err));
+    if (weave_get_stats(&st) == 0)
+        (void)fprintf(stderr,
+                      "scale_bench: tasks alive %llu (main included), stacks in use %llu, "
+                      "stack bytes mapped %llu\n",
+                      (unsigned long long)st.tasks_live, (unsigned long long)st.stacks_in_use,
+                      (unsigned long long)st.stack_bytes_mapped);
+    (void)fprintf(stderr, "scale_bench: /proc/self/maps lines %lld, vm.max_map_count %ld\n",
+                  (long long)maps, max_map_count());
+}
+
+static void *scale_main(void *arg)
+{
+    struct scale *s = arg;
+    weave_task_opts topts;
+    int64_t t0, t1, t2, end;
+
+    memset(&topts, 0, sizeof(topts));
+    topts.stack_size = (size_t)s->o->stack_size;
+    s->rss_base_kib = bench_proc_status_kib("VmRSS");
+
+    t0 = s->t0 = bench_now_ns();
+    for (; s->spawned < s->o->ntasks; s->spawned++) {
+        weave_task *t = weave_spawn_with(&topts, sleeper, s);
+
+        if (!t) {
+            int err = errno;
+
+            report_spawn_failure(s, err);
+            fail(s, "weave_spawn", err);
+            break;
+        }
+        s->handles[s->spawned] = t;
+    }
+    t1 = bench_now_ns();
+    s->spawn_ns = t1 - t0;
+
+    if (!s->err) {
+        /* One round: every task runs until it parks in its sleep. */
+        if (weave_yield() != 0)
+            fail(s, "weave_yield", errno);
+        t2 = bench_now_ns();
+        s->first_run_ns = t2 - t1;
+        if (weave_get_stats(&s->peak) != 0)
+            fail(s, "weave_get_stats", errno);
+        s->maps_lines = bench_maps_lines();
+    }
+
+    for (uint64_t i = 0; i < s->spawned; i++) {
+        if (s->err && weave_cancel(s->handles[i]) != 0)
+            fail(s, "weave_cancel", errno);
+        if (weave_join(s->handles[i], NULL) != 0)
+            fail(s, "weave_join", errno);
+    }
+    end = bench_now_ns();
+    s->wall_ns = end - t0;
+    s->drain_ns = s->first_wake ? s->wall_ns - s->first_wake : 0;
+    s->rss_peak_kib = bench_proc_status_kib("VmHWM");
+    if (!s->err && s->sleep_errors)
+        fail(s, "weave_sleep", s->sleep_err);
+    return NULL;
+}
+
+static const char *guard_name(int mode)
+{
+    switch (mode) {
+    case 1:
+        return "madvise";
+    case 2:
+        return "mprotect";
+    default:
+        return "unknown";
+    }
+}
+
+int main(int argc, char **argv)
+{
+    struct options o;
+    struct scale s;
+    size_t stack = 0;
+    double per_task_kib, spawn_rate;
+    int status = 0;
+
+    parse_args(argc, argv, &o);
+    memset(&s, 0, sizeof(s));
+    s.o = &o;
+    s.handles = malloc((size_t)o.ntasks * sizeof(weave_task *));
+    if (!s.handles) {
+        (void)fprintf(stderr, "scale_bench: no memory for %llu handles\n",
+                      (unsigned long long)o.ntasks);
+        return 1;
+    }
+    /* Touch it now, so that the baseline RSS already holds it. */
+    memset(s.handles, 0, (size_t)o.ntasks * sizeof(weave_task *));
+
+    if (weave_run(scale_main, &s, NULL) != 0) {
+        (void)fprintf(stderr, "scale_bench: weave_run: %s (%s)\n", strerror(errno),
+                      bench_errno_name(errno));
+        free(s.handles);
+        return 1;
+    }
+    free(s.handles);
+    if (s.err) {
+        (void)fprintf(stderr, "scale_bench: %s: %s (%s)\n", s.what, strerror(s.err),
+                      bench_errno_name(s.err));
+        return 1;
+    }
+    if (s.rss_base_kib < 0 || s.rss_peak_kib < 0 || s.maps_lines < 0) {
+        (void)fprintf(stderr, "scale_bench: cannot read /proc/self: %s\n", strerror(errno));
+        return 1;
+    }
+
+    stack = o.stack_size ? (size_t)o.stack_size : WEAVE_STACK_DEFAULT;
+    per_task_kib = (double)(s.rss_peak_kib - s.rss_base_kib) / (double)o.ntasks;
+    spawn_rate = s.spawn_ns > 0 ? (double)o.ntasks * 1e9 / (double)s.spawn_ns : 0.0;
+
+    if (o.json) {
+        printf("{\"bench\":\"scale_bench\",\"tasks\":%llu,\"sleep_ms\":%llu,\"stack_size\":%zu,"
+               "\"spawn_ms\":%.3f,\"spawn_rate_per_s\":%.0f,\"first_run_ms\":%.3f,"
+               "\"drain_ms\":%.3f,\"wall_ms\":%.3f,\"rss_baseline_kib\":%lld,\"rss_peak_kib\":%lld,"
+               "\"rss_per_task_kib\":%.2f,\"stacks_in_use\":%llu,\"stack_bytes_mapped\":%llu,"
+               "\"guard_mode\":\"%s\",\"maps_lines\":%lld,\"max_map_count\":%ld}\n",
+               (unsigned long long)o.ntasks, (unsigned long long)o.sleep_ms, stack,
+               (double)s.spawn_ns / 1e6, spawn_rate, (double)s.first_run_ns / 1e6,
+               (double)s.drain_ns / 1e6, (double)s.wall_ns / 1e6, (long long)s.rss_base_kib,
+               (long long)s.rss_peak_kib, per_task_kib, (unsigned long long)s.peak.stacks_in_use,
+               (unsigned long long)s.peak.stack_bytes_mapped, guard_name(s.peak.guard_mode),
+               (long long)s.maps_lines, max_map_count());
+    } else {
+        printf("scale_bench: many tasks alive at once, each sleeping once\n");
+        printf("parameters: tasks=%llu, sleep_ms=%llu, stack_size=%zu bytes%s; "
+               "vm.max_map_count %ld\n\n",
+               (unsigned long long)o.ntasks, (unsigned long long)o.sleep_ms, stack,
+               o.stack_size ? "" : " (library default)", max_map_count());
+        printf("%-24s %14s  %-8s %s\n", "what", "value", "unit", "note");
+        printf("%-24s %14.3f  %-8s %s\n", "spawn time", (double)s.spawn_ns / 1e6, "ms",
+               "all spawns, back to back");
+        printf("%-24s %14.0f  %-8s %s\n", "spawn rate", spawn_rate, "tasks/s",
+               "tasks / spawn time");
+        printf("%-24s %14.3f  %-8s %s\n", "first run", (double)s.first_run_ns / 1e6, "ms",
+               "after the spawns, until every task sleeps");
+        printf("%-24s %14.3f  %-8s %s\n", "wake-ups and joins", (double)s.drain_ns / 1e6, "ms",
+               "first sleep's end until all joined");
+        printf("%-24s %14.3f  %-8s %s\n", "wall time", (double)s.wall_ns / 1e6, "ms",
+               "first spawn until all joined");
+        printf("%-24s %14.3f  %-8s %s\n", "wall - sleep",
+               (double)s.wall_ns / 1e6 - (double)o.sleep_ms, "ms", "the cost of the crowd");
+        printf("%-24s %14lld  %-8s %s\n", "baseline RSS", (long long)s.rss_base_kib, "KiB",
+               "VmRSS before the first spawn");
+        printf("%-24s %14lld  %-8s %s\n", "peak RSS", (long long)s.rss_peak_kib, "KiB",
+               "VmHWM after the run");
+        printf("%-24s %14.2f  %-8s %s\n", "RSS per task", per_task_kib, "KiB",
+               "(peak - baseline) / tasks");
+        printf("%-24s %14llu  %-8s %s\n", "stacks in use", (unsigned long long)s.peak.stacks_in_use,
+               "", "at the peak, main's included");
+        printf("%-24s %14.1f  %-8s %s\n", "stack bytes mapped",
+               (double)s.peak.stack_bytes_mapped / (1024.0 * 1024.0), "MiB",
+               "virtual, all slabs, at the peak");
+        printf("%-24s %14s  %-8s %s\n", "guard mode", guard_name(s.peak.guard_mode), "",
+               "how guard pages are made");
+        printf("%-24s %14lld  %-8s %s\n", "/proc/self/maps lines", (long long)s.maps_lines, "",
+               "mappings of the process, at the peak");
+    }
+    if (fflush(stdout) != 0) {
+        perror("scale_bench: stdout");
+        status = 1;
+    }
+    return status;
+}

@@ -1,0 +1,376 @@
+/*
+ * switch_bench.c - what a task switch costs.
+ *
+ * Three figures, each measured in every repetition (interleaved, so that
+ * the noise of a busy machine falls on all three alike):
+ *
+ *   raw swapcontext      two plain ucontexts ping-ponging with swapcontext,
+ *                        one on a malloc'd stack, no weave at all: the
+ *                        floor, since weave switches with swapcontext too;
+ *   weave_yield handoff  two tasks calling weave_yield in a loop; every
+ *                        yield hands the thread to the other task, so
+ *                        handoffs = total yields;
+ *   spawn + join         weave_spawn of an empty task, then weave_join
+ *                        (two switches, a stack from the pool, a record).
+ *
+ * The first repetition warms caches and the stack pool and is not counted;
+ * the median and the minimum of the others are printed. The ratio yield
+ * handoff / raw swapcontext is the scheduler's own overhead.
+ */
+#define _GNU_SOURCE
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <ucontext.h>
+
+#include "bench_util.h"
+#include "weave.h"
+
+#ifdef WEAVE_HAVE_VALGRIND_H
+#include <valgrind/valgrind.h>
+#endif
+
+#if defined(__SANITIZE_ADDRESS__)
+#define BENCH_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define BENCH_ASAN 1
+#endif
+#endif
+#ifdef BENCH_ASAN
+#include <sanitizer/common_interface_defs.h>
+#endif
+
+#define RAW_STACK_BYTES ((size_t)64 * 1024)
+#define MAX_ITERATIONS  1000000000u
+#define MAX_REPS        1000u
+
+enum { RAW, YIELD, SPAWN, NFIG };
+
+static const char *const fig_what[NFIG] = {"raw swapcontext", "weave_yield handoff",
+                                           "spawn + join, empty task"};
+static const char *const fig_unit[NFIG] = {"ns/switch", "ns/handoff", "ns/task"};
+static const char *const fig_key[NFIG] = {"raw_swapcontext_ns", "yield_handoff_ns",
+                                          "spawn_join_ns"};
+
+struct options {
+    uint64_t iterations;
+    uint64_t reps;
+    bool json;
+};
+
+static void usage(FILE *f)
+{
+    (void)fprintf(f,
+                  "usage: switch_bench [--iterations N] [--repetitions R] [--json]\n"
+                  "  --iterations N   switches per figure and repetition: N yields per task,\n"
+                  "                   N spawn+joins, N raw round trips (1..%u, default 200000)\n"
+                  "  --repetitions R  counted repetitions, after one warm-up (1..%u, default 7)\n"
+                  "  --json           one JSON object instead of the table\n",
+                  MAX_ITERATIONS, MAX_REPS);
+}
+
+static _Noreturn void bad_usage(const char *fmt, const char *arg)
+{
+    (void)fputs("switch_bench: ", stderr);
+    (void)fprintf(stderr, fmt, arg ? arg : "(missing)");
+    (void)fputc('\n', stderr);
+    usage(stderr);
+    exit(2);
+}
+
+static void parse_args(int argc, char **argv, struct options *o)
+{
+    o->iterations = 200000;
+    o->reps = 7;
+    o->json = false;
+    for (int i = 1; i < argc; i++) {
+        const char *v;
+
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            exit(0);
+        } else if (strcmp(argv[i], "--json") == 0) {
+            o->json = true;
+        } else if (bench_opt_value(argc, argv, &i, "--iterations", &v)) {
+            if (bench_parse_u64(v, 1, MAX_ITERATIONS, &o->iterations) != 0)
+                bad_usage("--iterations wants a whole number from 1 to 1000000000, not '%s'", v);
+        } else if (bench_opt_value(argc, argv, &i, "--repetitions", &v)) {
+            if (bench_parse_u64(v, 1, MAX_REPS, &o->reps) != 0)
+                bad_usage("--repetitions wants a whole number from 1 to 1000, not '%s'", v);
+        } else {
+            bad_usage("unknown argument '%s'", argv[i]);
+        }
+    }
+}
+
+/* ---- raw swapcontext, no weave ------------------------------------------ */
+
+static ucontext_t raw_main_uc, raw_co_uc;
+static bool raw_stop;
+#ifdef BENCH_ASAN
+static void *raw_stack_lo;
+static const void *raw_main_lo; /* the thread's stack, learnt on the first switch */
+static size_t raw_main_size;
+#endif
+
+/* Tell ASan which stack the next context runs on (nothing without ASan). */
+static void raw_switch(ucontext_t *from, ucontext_t *to, bool to_co)
+{
+#ifdef BENCH_ASAN
+    void *fake = NULL;
+
+    if (to_co)
+        __sanitizer_start_switch_fiber(&fake, raw_stack_lo, RAW_STACK_BYTES);
+    else
+        __sanitizer_start_switch_fiber(&fake, raw_main_lo, raw_main_size);
+    swapcontext(from, to);
+    __sanitizer_finish_switch_fiber(fake, NULL, NULL);
+#else
+    (void)to_co;
+    swapcontext(from, to);
+#endif
+}
+
+static void raw_co(void)
+{
+#ifdef BENCH_ASAN
+    /* First entry: learn the bounds of the stack we came from. */
+    __sanitizer_finish_switch_fiber(NULL, &raw_main_lo, &raw_main_size);
+#endif
+    while (!raw_stop)
+        raw_switch(&raw_co_uc, &raw_main_uc, false);
+#ifdef BENCH_ASAN
+    /* Leaving for good: uc_link resumes the main context. */
+    __sanitizer_start_switch_fiber(NULL, raw_main_lo, raw_main_size);
+#endif
+}
+
+/* ns per swapcontext over 2 * iterations switches, or -1 with errno set. */
+static double raw_measure(uint64_t iterations)
+{
+    char *stack = malloc(RAW_STACK_BYTES);
+    int64_t t0, t1;
+#ifdef WEAVE_HAVE_VALGRIND_H
+    unsigned vg_id;
+#endif
+
+    if (!stack)
+        return -1;
+    if (getcontext(&raw_co_uc) != 0) {
+        free(stack);
+        return -1;
+    }
+#ifdef WEAVE_HAVE_VALGRIND_H
+    vg_id = VALGRIND_STACK_REGISTER(stack, stack + RAW_STACK_BYTES);
+#endif
+#ifdef BENCH_ASAN
+    raw_stack_lo = stack;
+#endif
+    raw_co_uc.uc_stack.ss_sp = stack;
+    raw_co_uc.uc_stack.ss_size = RAW_STACK_BYTES;
+    raw_co_uc.uc_link = &raw_main_uc;
+    makecontext(&raw_co_uc, raw_co, 0);
+    raw_stop = false;
+
+    t0 = bench_now_ns();
+    for (uint64_t i = 0; i < iterations; i++)
+        raw_switch(&raw_main_uc, &raw_co_uc, true);
+    t1 = bench_now_ns();
+
+    /* One more round trip lets raw_co return through uc_link. */
+    raw_stop = true;
+    raw_switch(&raw_main_uc, &raw_co_uc, true);
+#ifdef WEAVE_HAVE_VALGRIND_H
+    VALGRIND_STACK_DEREGISTER(vg_id);
+#endif
+    free(stack);
+    return (double)(t1 - t0) / (2.0 * (double)iterations);
+}
+
+/* ---- weave -------------------------------------------------------------- */
+
+/* The two yielding tasks' shared state. */
+struct yield_pair {
+    uint64_t iterations; /* yields per task */
+    int started;         /* tasks that have begun */
+    int finished;        /* tasks that have ended */
+    int64_t t0, t1;      /* first task's start, last task's end */
+    int err;             /* errno of a failed weave_yield */
+};
+
+/* One repetition's weave figures, filled by rep_main. */
+struct rep {
+    uint64_t iterations;
+    double ns[NFIG];
+    int err;
+    const char *what;
+};
+
+static void *yielder(void *arg)
+{
+    struct yield_pair *y = arg;
+
+    if (y->started++ == 0)
+        y->t0 = bench_now_ns();
+    for (uint64_t i = 0; i < y->iterations; i++) {
+        if (weave_yield() != 0) {
+            y->err = errno;
+            break;
+        }
+    }
+    if (++y->finished == 2)
+        y->t1 = bench_now_ns();
+    return NULL;
+}
+
+static void *empty_task(void *arg)
+{
+    return arg;
+}
+
+static void rep_fail(struct rep *r, const char *what, int err)
+{
+    if (!r->err) {
+        r->err = err;
+        r->what = what;
+    }
+}
+
+static void *rep_main(void *arg)
+{
+    struct rep *r = arg;
+    struct yield_pair y;
+    weave_task *a, *b;
+    int64_t t0, t1;
+
+    memset(&y, 0, sizeof(y));
+    y.iterations = r->iterations;
+    a = weave_spawn(yielder, &y);
+    if (!a) {
+        rep_fail(r, "weave_spawn", errno);
+        return NULL;
+    }
+    b = weave_spawn(yielder, &y);
+    if (!b) {
+        rep_fail(r, "weave_spawn", errno);
+        if (weave_cancel(a) != 0 || weave_join(a, NULL) != 0)
+            rep_fail(r, "weave_join", errno);
+        return NULL;
+    }
+    if (weave_join(a, NULL) != 0 || weave_join(b, NULL) != 0) {
+        rep_fail(r, "weave_join", errno);
+        return NULL;
+    }
+    if (y.err) {
+        rep_fail(r, "weave_yield", y.err);
+        return NULL;
+    }
+    r->ns[YIELD] = (double)(y.t1 - y.t0) / (2.0 * (double)r->iterations);
+
+    t0 = bench_now_ns();
+    for (uint64_t i = 0; i < r->iterations; i++) {
+        weave_task *t = weave_spawn(empty_task, NULL);
+
+        if (!t) {
+            rep_fail(r, "weave_spawn", errno);
+            return NULL;
+        }
+        if (weave_join(t, NULL) != 0) {
+            rep_fail(r, "weave_join", errno);
+            return NULL;
+        }
+    }
+    t1 = bench_now_ns();
+    r->ns[SPAWN] = (double)(t1 - t0) / (double)r->iterations;
+    return NULL;
+}
+
+/* ---- main --------------------------------------------------------------- */
+
+int main(int argc, char **argv)
+{
+    struct options o;
+    double *samples[NFIG] = {NULL, NULL, NULL};
+    double med[NFIG], min[NFIG];
+    int status = 0;
+
+    parse_args(argc, argv, &o);
+    for (int f = 0; f < NFIG; f++) {
+        samples[f] = calloc((size_t)o.reps, sizeof(double));
+        if (!samples[f]) {
+            (void)fprintf(stderr, "switch_bench: out of memory\n");
+            status = 1;
+            goto out;
+        }
+    }
+
+    /* Repetition 0 is the warm-up. */
+    for (uint64_t k = 0; k <= o.reps; k++) {
+        struct rep r;
+        double raw = raw_measure(o.iterations);
+
+        if (raw < 0) {
+            (void)fprintf(stderr, "switch_bench: raw swapcontext setup: %s\n", strerror(errno));
+            status = 1;
+            goto out;
+        }
+        memset(&r, 0, sizeof(r));
+        r.iterations = o.iterations;
+        if (weave_run(rep_main, &r, NULL) != 0) {
+            (void)fprintf(stderr, "switch_bench: weave_run: %s (%s)\n", strerror(errno),
+                          bench_errno_name(errno));
+            status = 1;
+            goto out;
+        }
+        if (r.err) {
+            (void)fprintf(stderr, "switch_bench: %s: %s (%s)\n", r.what, strerror(r.err),
+                          bench_errno_name(r.err));
+            status = 1;
+            goto out;
+        }
+        if (k == 0)
+            continue;
+        samples[RAW][k - 1] = raw;
+        samples[YIELD][k - 1] = r.ns[YIELD];
+        samples[SPAWN][k - 1] = r.ns[SPAWN];
+    }
+    for (int f = 0; f < NFIG; f++) {
+        qsort(samples[f], (size_t)o.reps, sizeof(double), bench_cmp_double);
+        med[f] = bench_median(samples[f], (size_t)o.reps);
+        min[f] = samples[f][0];
+    }
+
+    if (o.json) {
+        printf("{\"bench\":\"switch_bench\",\"iterations\":%llu,\"repetitions\":%llu",
+               (unsigned long long)o.iterations, (unsigned long long)o.reps);
+        for (int f = 0; f < NFIG; f++)
+            printf(",\"%s_median\":%.2f,\"%s_min\":%.2f", fig_key[f], med[f], fig_key[f], min[f]);
+        printf(",\"yield_over_raw\":%.3f}\n", med[YIELD] / med[RAW]);
+    } else {
+        printf("switch_bench: cost of a task switch, one thread\n");
+        printf("parameters: iterations=%llu per figure and repetition, repetitions=%llu "
+               "(after 1 warm-up), figures interleaved\n",
+               (unsigned long long)o.iterations, (unsigned long long)o.reps);
+        printf("            task stack %zu bytes (weave default), raw stack %zu bytes "
+               "(malloc)\n\n",
+               WEAVE_STACK_DEFAULT, RAW_STACK_BYTES);
+        printf("%-26s %-11s %10s %10s\n", "what", "unit", "median", "min");
+        for (int f = 0; f < NFIG; f++)
+            printf("%-26s %-11s %10.1f %10.1f\n", fig_what[f], fig_unit[f], med[f], min[f]);
+        printf("\nyield handoff / raw swapcontext: %.2fx (medians); scheduler overhead %+.1f "
+               "ns per handoff\n",
+               med[YIELD] / med[RAW], med[YIELD] - med[RAW]);
+    }
+    if (fflush(stdout) != 0) {
+        perror("switch_bench: stdout");
+        status = 1;
+    }
+out:
+    for (int f = 0; f < NFIG; f++)
+        free(samples[f]);
+    return status;
+}
