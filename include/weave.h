@@ -37,6 +37,12 @@
  * may each run their own; tasks and handles belong to the scheduler that made
  * them and must not be passed to another thread's weave calls (such a handle
  * is reported as ESRCH). Nothing here is async-signal-safe.
+ *
+ * Handles: a weave_task pointer is an opaque 64-bit value, never memory.
+ * weave recognises a stale handle (its task joined or released), one from
+ * another scheduler and one from an earlier weave_run, and refuses it with
+ * ESRCH; only after some 16 million reuses of one handle slot, or 2^40
+ * weave_runs in the process, could a stale handle name a live task again.
  */
 #ifndef WEAVE_H
 #define WEAVE_H
@@ -95,11 +101,7 @@ enum {
     /* Do not install weave's SIGSEGV handler that names the task whose
      * stack overflowed (the handler chains to any handler installed before
      * it, for faults that are not stack overflows). */
-    WEAVE_NO_OVERFLOW_HANDLER = 1u << 0,
-    /* Leave the thread's timer slack alone. By default weave_run sets it to
-     * 1 ns while it runs (and restores it), so sleeps overshoot by the
-     * kernel's wake-up latency only, not by the default 50 us of slack. */
-    WEAVE_KEEP_TIMER_SLACK = 1u << 1
+    WEAVE_NO_OVERFLOW_HANDLER = 1u << 0
 };
 
 /* Options of weave_run_with. A zeroed struct means the defaults. */
@@ -154,7 +156,9 @@ WEAVE_API weave_task *weave_spawn_with(const weave_task_opts *opts, weave_fn fn,
  * Errors: EPERM outside a task; EDEADLK t is the caller; ESRCH t is stale or
  * unknown (joined before, or released); EINVAL t is detached, is the main
  * task, or another task is already joining it; ECANCELED the caller was
- * cancelled (t stays joinable).
+ * cancelled and t has not ended (t stays joinable). A cancelled task can
+ * still join a task that has ended, since that does not wait: this is how
+ * cleanup code collects results while weave_run shuts down.
  */
 WEAVE_API int weave_join(weave_task *t, void **result);
 
@@ -252,8 +256,8 @@ enum { WEAVE_IN = 1, WEAVE_OUT = 4, WEAVE_ERR = 8, WEAVE_HUP = 16 };
  * a mistake: the kernel drops the registration silently and the waiter only
  * wakes by its timeout or cancellation.
  *
- * Errors: EBADF fd is negative or not open; EINVAL events has no or unknown
- * bits, or timeout_ms < -1; EBUSY another task already waits on fd in a
+ * Errors: EBADF fd is negative or not open; EINVAL events is 0 or has bits
+ * other than WEAVE_IN and WEAVE_OUT, or timeout_ms < -1; EBUSY another task already waits on fd in a
  * requested direction; ETIMEDOUT the timeout passed (timeout 0: not ready
  * now); ECANCELED; EPERM outside a task; ENOMEM the kernel refused the
  * registration for lack of memory or watches.
@@ -263,13 +267,14 @@ WEAVE_API int weave_wait_fd(int fd, int events, int64_t timeout_ms);
 /*
  * Wake every task waiting on fd with -1/EBADF and drop weave's registration
  * and cached state of fd, without closing it. Call it before handing an fd
- * to code that will close(2) it. Returns 0; -1 with EBADF for a negative fd,
- * EPERM outside a scheduler.
+ * to code that will close(2) it. Returns 0; -1 with EBADF for a negative fd.
+ * Outside a scheduler there is nothing to forget: it returns 0.
  */
 WEAVE_API int weave_fd_forget(int fd);
 
 /*
- * weave_fd_forget(fd), then close(2). Returns close's result.
+ * weave_fd_forget(fd), then close(2). Returns close's result. Usable outside
+ * a scheduler too, where it is close(2).
  */
 WEAVE_API int weave_close(int fd);
 

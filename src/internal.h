@@ -105,6 +105,7 @@ struct weave__sched {
     uint32_t nslots;
     uint32_t free_slot; /* head of the free slot list */
     uint32_t tag;       /* this scheduler's handle tag */
+    uint32_t gen_seed;  /* first generation of new slots */
     struct weave__timers timers;
     struct weave__poller poller;
     struct weave__stack_pool stacks;

@@ -17,8 +17,8 @@
 #include <stdint.h>
 #include <sys/epoll.h>
 
-#define WEAVE__POLL_BATCH 256         /* events taken in by one wait, at most */
-#define WEAVE__POLL_NOW 0             /* deadline: do not block */
+#define WEAVE__POLL_BATCH   256       /* events taken in by one wait, at most */
+#define WEAVE__POLL_NOW     0         /* deadline: do not block */
 #define WEAVE__POLL_FOREVER INT64_MAX /* deadline: none */
 
 struct weave__poller {

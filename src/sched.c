@@ -38,12 +38,23 @@ _Thread_local struct weave__sched *weave__tls __attribute__((tls_model("initial-
 
 static_assert(sizeof(uintptr_t) >= 8, "weave handles need 64-bit pointers");
 
-/* Each scheduler gets a tag that its handles carry, so that a handle from
- * another thread's scheduler is refused instead of aliasing a local task. */
-static atomic_uint next_tag;
+/*
+ * A handle is the 64-bit value (tag << 48) | (gen << 24) | (slot + 1):
+ *   tag   16 bits, the scheduler's run number mod 65535, plus 1: a handle
+ *         from another thread's scheduler, or from an earlier run on this
+ *         thread, names a different tag and is refused;
+ *   gen   24 bits of the slot's generation, bumped when the slot is freed:
+ *         a stale handle to a reused slot is refused. A run's slots start
+ *         at a generation taken from the high part of its run number, so a
+ *         run whose tag comes round again does not hand out the same
+ *         handles either (the main task, say, always in slot 0);
+ *   slot  24 bits: at most 2^24 - 1 tasks alive at once (spawn: ENOMEM).
+ */
+static atomic_uint_fast64_t next_run;
 
-#define NO_SLOT  UINT32_MAX
-#define GEN_MASK 0xffffffu /* 24 bits of generation in a handle */
+#define NO_SLOT   UINT32_MAX
+#define MAX_SLOTS ((1u << 24) - 1)
+#define GEN_MASK  0xffffffu
 
 /* Bytes kept at the top of every stack for the task's saved context. */
 #define CTX_BYTES ((sizeof(struct weave__ctx) + 63) & ~(size_t)63)
@@ -59,7 +70,7 @@ static _Noreturn void fatal(const char *what, int err)
 static weave_task *handle_of(const struct weave__sched *s, const struct weave_task *t)
 {
     uint64_t gen = s->slots[t->slot].gen & GEN_MASK;
-    uint64_t h = ((uint64_t)s->tag << 56) | (gen << 32) | ((uint64_t)t->slot + 1);
+    uint64_t h = ((uint64_t)s->tag << 48) | (gen << 24) | ((uint64_t)t->slot + 1);
 
     return (weave_task *)(uintptr_t)h;
 }
@@ -67,13 +78,13 @@ static weave_task *handle_of(const struct weave__sched *s, const struct weave_ta
 static struct weave_task *task_of(const struct weave__sched *s, const weave_task *h)
 {
     uint64_t v = (uint64_t)(uintptr_t)h;
-    uint32_t slot = (uint32_t)v - 1; /* slot 0 wraps to NO_SLOT */
+    uint32_t slot = (uint32_t)(v & 0xffffffu) - 1; /* 0 wraps to NO_SLOT */
     const struct weave__slot *sl;
 
-    if ((v >> 56) != s->tag || slot >= s->nslots)
+    if ((v >> 48) != s->tag || slot >= s->nslots)
         return NULL;
     sl = &s->slots[slot];
-    if (!sl->task || (sl->gen & GEN_MASK) != ((v >> 32) & GEN_MASK))
+    if (!sl->task || (sl->gen & GEN_MASK) != ((v >> 24) & GEN_MASK))
         return NULL;
     return sl->task;
 }
@@ -84,14 +95,16 @@ static int slot_alloc(struct weave__sched *s, struct weave_task *t)
         uint32_t n = s->nslots ? s->nslots * 2 : 64;
         struct weave__slot *v;
 
-        if (s->nslots >= NO_SLOT / 2)
+        if (s->nslots >= MAX_SLOTS)
             return -ENOMEM;
+        if (n > MAX_SLOTS)
+            n = MAX_SLOTS;
         v = realloc(s->slots, n * sizeof(*v));
         if (!v)
             return -ENOMEM;
         for (uint32_t i = s->nslots; i < n; i++) {
             v[i].task = NULL;
-            v[i].gen = 1;
+            v[i].gen = s->gen_seed;
             v[i].next_free = i + 1 < n ? i + 1 : NO_SLOT;
         }
         s->free_slot = s->nslots;
@@ -448,8 +461,6 @@ int weave_join(weave_task *h, void **result)
         return weave__ret(-EDEADLK);
     if ((t->flags & (WEAVE__DETACHED | WEAVE__MAIN)) || t->joiner)
         return weave__ret(-EINVAL);
-    if (weave__cancelled(s))
-        return weave__ret(-ECANCELED);
     if (t->state != WEAVE__DONE) {
         /* t cannot be released while we wait: only its joiner (us) could. */
         t->joiner = self;
@@ -593,6 +604,7 @@ static void sched_free(struct weave__sched *s)
 static int sched_new(const weave_run_opts *opts, struct weave__sched **out)
 {
     struct weave__sched *s = calloc(1, sizeof(*s));
+    uint64_t run;
     int r;
 
     if (!s)
@@ -602,7 +614,9 @@ static int sched_new(const weave_run_opts *opts, struct weave__sched **out)
     weave__stack_pool_init(&s->stacks);
     s->free_slot = NO_SLOT;
     s->poller.epfd = -1;
-    s->tag = atomic_fetch_add(&next_tag, 1u) % 255u + 1u;
+    run = atomic_fetch_add(&next_run, 1);
+    s->tag = (uint32_t)(run % 65535u) + 1u;
+    s->gen_seed = (uint32_t)(run / 65535u);
     s->default_stack = opts->default_stack_size ? opts->default_stack_size : WEAVE_STACK_DEFAULT;
     if (weave__ctx_template(&s->tmpl) != 0) {
         r = -errno;
@@ -628,8 +642,7 @@ int weave_run_with(const weave_run_opts *opts, weave_fn main_fn, void *arg, void
 
     if (!opts)
         opts = &defaults;
-    if (!main_fn ||
-        (opts->flags & ~(unsigned)(WEAVE_NO_OVERFLOW_HANDLER | WEAVE_KEEP_TIMER_SLACK)) ||
+    if (!main_fn || (opts->flags & ~(unsigned)WEAVE_NO_OVERFLOW_HANDLER) ||
         (opts->default_stack_size && check_stack_size(opts->default_stack_size) < 0))
         return weave__ret(-EINVAL);
     if (weave__tls)

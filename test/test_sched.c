@@ -1,0 +1,1197 @@
+/*
+ * test_sched.c - tasks and the scheduler: spawn, join, detach, cancel,
+ * yield, weave_run's result, shutdown and deadlock, names and ids, handles.
+ *
+ * Each test runs weave_run in its body; its main task ends by checking that
+ * the scheduler holds nothing but itself (WT_ASSERT_IDLE). Tasks record
+ * what they saw in static logs, which the test asserts after weave_run
+ * returns, so that a task that never ran shows up as a missing entry.
+ *
+ * Check timeouts: "core" 10 s x 32 tests, "stress" 60 s x 1 = 380 s; the
+ * CTest timeout in CMakeLists.txt (400 s) is above their sum.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "weave_test.h"
+
+/* ---- a log of events, filled by tasks --------------------------------- */
+
+#define LOG_MAX 256
+
+static int log_buf[LOG_MAX];
+static int log_len;
+
+static void log_put(int v)
+{
+    ck_assert_int_lt(log_len, LOG_MAX);
+    log_buf[log_len++] = v;
+}
+
+static void log_expect(const int *want, int n)
+{
+    ck_assert_int_eq(log_len, n);
+    for (int i = 0; i < n; i++)
+        ck_assert_msg(log_buf[i] == want[i], "log[%d] = %d, expected %d", i, log_buf[i], want[i]);
+}
+
+/* ---- small task bodies ------------------------------------------------- */
+
+static void *ret_arg_plus_one(void *arg)
+{
+    return (char *)arg + 1;
+}
+
+static void *log_arg(void *arg)
+{
+    log_put((int)wt_int(arg));
+    return arg;
+}
+
+static void *sleep_forever(void *arg)
+{
+    int *seen = arg;
+    int r = weave_sleep(-1);
+
+    if (seen)
+        *seen = r == -1 ? errno : 0;
+    return wt_ptr(7);
+}
+
+static void *sleep_ms(void *arg)
+{
+    return wt_ptr(weave_sleep((int64_t)wt_int(arg)));
+}
+
+/* ---- lifecycle and results -------------------------------------------- */
+
+static char marker[4];
+
+static void *m_lifecycle(void *arg)
+{
+    weave_task *t;
+    weave_stats st;
+
+    (void)arg;
+    t = WT_SPAWN(ret_arg_plus_one, marker);
+    ck_assert_int_eq(weave_get_stats(&st), 0);
+    ck_assert_uint_eq(st.tasks_live, 2);
+    ck_assert_uint_eq(st.tasks_spawned, 2); /* main and t */
+    ck_assert_uint_eq(st.stacks_in_use, 2);
+    ck_assert_ptr_eq(WT_JOIN(t), marker + 1);
+    WT_ASSERT_IDLE();
+    return NULL;
+}
+
+START_TEST(lifecycle_join_hands_over_result)
+{
+    WT_RUN(m_lifecycle, NULL);
+}
+END_TEST
+
+static void *m_zombie(void *arg)
+{
+    weave_task *t;
+    weave_stats st;
+
+    (void)arg;
+    t = WT_SPAWN(ret_arg_plus_one, marker);
+    ck_assert_int_eq(weave_sleep(1), 0);
+    /* t has ended but is not joined: a zombie holding its result, no stack. */
+    ck_assert_int_eq(weave_get_stats(&st), 0);
+    ck_assert_uint_eq(st.tasks_live, 1);
+    ck_assert_uint_eq(st.tasks_zombie, 1);
+    ck_assert_uint_eq(st.stacks_in_use, 1);
+    ck_assert_ptr_eq(WT_JOIN(t), marker + 1);
+    WT_ASSERT_IDLE();
+    return NULL;
+}
+
+START_TEST(ended_task_is_a_zombie_until_joined)
+{
+    WT_RUN(m_zombie, NULL);
+}
+END_TEST
+
+static void *m_result(void *arg)
+{
+    return (char *)arg + 3;
+}
+
+START_TEST(run_returns_main_result)
+{
+    void *res = NULL;
+
+    ck_assert_int_eq(weave_run(m_result, marker, &res), 0);
+    ck_assert_ptr_eq(res, marker + 3);
+    /* result may be NULL */
+    ck_assert_int_eq(weave_run(m_result, marker, NULL), 0);
+    /* ... and join's result too */
+}
+END_TEST
+
+static void *m_join_null_result(void *arg)
+{
+    weave_task *t = WT_SPAWN(ret_arg_plus_one, marker);
+
+    (void)arg;
+    ck_assert_int_eq(weave_join(t, NULL), 0);
+    WT_ASSERT_IDLE();
+    return NULL;
+}
+
+START_TEST(join_with_null_result)
+{
+    WT_RUN(m_join_null_result, NULL);
+}
+END_TEST
+
+/* ---- spawn and order --------------------------------------------------- */
+
+static int child_ran;
+
+static void *set_child_ran(void *arg)
+{
+    (void)arg;
+    child_ran = 1;
+    return NULL;
+}
+
+static void *m_spawn_returns(void *arg)
+{
+    weave_task *t;
+
+    (void)arg;
+    t = WT_SPAWN(set_child_ran, NULL);
+    /* The spawner keeps running: the child is only queued. */
+    ck_assert_int_eq(child_ran, 0);
+    for (volatile int i = 0; i < 100000; i++)
+        ;
+    ck_assert_int_eq(child_ran, 0);
+    ck_assert_int_eq(weave_yield(), 0);
+    ck_assert_int_eq(child_ran, 1);
+    WT_JOIN(t);
+    WT_ASSERT_IDLE();
+    return NULL;
+}
+
+START_TEST(spawn_returns_at_once)
+{
+    child_ran = 0;
+    WT_RUN(m_spawn_returns, NULL);
+    ck_assert_int_eq(child_ran, 1);
+}
+END_TEST
+
+static void *m_fifo(void *arg)
+{
+    weave_task *t[10];
+
+    (void)arg;
+    for (int i = 0; i < 10; i++)
+        t[i] = WT_SPAWN(log_arg, wt_ptr(i));
+    for (int i = 9; i >= 0; i--) /* join order must not matter */
+        ck_assert_int_eq((int)wt_int(WT_JOIN(t[i])), i);
+    WT_ASSERT_IDLE();
+    return NULL;
+}
+
+START_TEST(spawned_tasks_run_fifo)
+{
+    static const int want[10] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
+
+    log_len = 0;
+    WT_RUN(m_fifo, NULL);
+    log_expect(want, 10);
+}
+END_TEST
+
+static void *yielder3(void *arg)
+{
+    for (int i = 0; i < 5; i++) {
+        log_put((int)wt_int(arg));
+        ck_assert_int_eq(weave_yield(), 0);
+    }
+    return NULL;
+}
+
+static void *m_round_robin(void *arg)
+{
+    weave_task *t[3];
+
+    (void)arg;
+    for (int i = 0; i < 3; i++)
+        t[i] = WT_SPAWN(yielder3, wt_ptr(i));
+    for (int i = 0; i < 3; i++)
+        WT_JOIN(t[i]);
+    WT_ASSERT_IDLE();
+    return NULL;
+}
+
+START_TEST(yield_round_robin)
+{
+    static const int want[15] = {0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2};
+
+    log_len = 0;
+    WT_RUN(m_round_robin, NULL);
+    log_expect(want, 15);
+}
+END_TEST
+
+static void *m_yield_alone(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 1000; i++)
+        ck_assert_int_eq(weave_yield(), 0);
+    WT_ASSERT_IDLE();
+    return NULL;
+}
+
+START_TEST(yield_with_nothing_else_runnable)
+{
+    WT_RUN(m_yield_alone, NULL);
+}
+END_TEST
+
+/* ---- shutdown: leftover tasks are cancelled and run to the end -------- */
+
+static int cleanups;
+static int leftover_err[4];
+
+static void *leftover_sleeper(void *arg)
+{
+    char *buf = malloc(64); /* freed on the way out: a leak if not */
+    int r = weave_sleep(10000);
+
+    leftover_err[0] = r == -1 ? errno : 0;
+    /* Later blocking calls fail too, at once. */
+    ck_assert_int_eq(weave_sleep(10000), -1);
+    ck_assert_int_eq(errno, ECANCELED);
+    free(buf);
+    cleanups++;
+    return arg;
+}
+
+static void *leftover_yielder(void *arg)
+{
+    int r;
+
+    while ((r = weave_yield()) == 0)
+        ;
+    leftover_err[1] = errno;
+    cleanups++;
+    return arg;
+}
+
+static void *leftover_joiner(void *arg)
+{
+    weave_task *t = arg;
+    int r = weave_join(t, NULL);
+
+    leftover_err[2] = r == -1 ? errno : 0;
+    cleanups++;
+    return NULL;
+}
+
+static void *leftover_forever(void *arg)
+{
+    int r = weave_sleep(-1);
+
+    leftover_err[3] = r == -1 ? errno : 0;
+    cleanups++;
+    return arg;
+}
+
+static void *m_leftovers(void *arg)
+{
+    weave_task *s;
+
+    (void)arg;
+    s = WT_SPAWN(leftover_sleeper, NULL);
+    WT_SPAWN(leftover_yielder, NULL);
+    WT_SPAWN(leftover_joiner, s);
+    weave_detach(WT_SPAWN(leftover_forever, NULL));
+    ck_assert_int_eq(weave_sleep(5), 0); /* let them all block */
+    ck_assert_int_eq(cleanups, 0);
+    return wt_ptr(99); /* nobody joined anything */
+}
+
+START_TEST(leftover_tasks_cancelled_when_main_returns)
+{
+    int64_t t0 = wt_now_ns();
+
+    cleanups = 0;
+    memset(leftover_err, 0, sizeof(leftover_err));
+    ck_assert_int_eq((int)wt_int(WT_RUN(m_leftovers, NULL)), 99);
+    ck_assert_int_lt(wt_ms_since(t0), WT_PROMPT_MS); /* not the 10 s sleep */
+    ck_assert_int_eq(cleanups, 4);
+    for (int i = 0; i < 4; i++)
+        ck_assert_msg(leftover_err[i] == ECANCELED, "task %d saw errno %d", i, leftover_err[i]);
+}
+END_TEST
+
+/* ---- detach ------------------------------------------------------------ */
+
+static void *m_detach(void *arg)
+{
+    weave_task *a, *b;
+    weave_stats st;
+
+    (void)arg;
+    /* Detached before it ran: it runs, and is released when it ends. */
+    child_ran = 0;
+    a = WT_SPAWN(set_child_ran, NULL);
+    ck_assert_int_eq(weave_detach(a), 0);
+    ck_assert_int_eq(weave_sleep(1), 0);
+    ck_assert_int_eq(child_ran, 1);
+    ck_assert_int_eq(weave_get_stats(&st), 0);
+    ck_assert_uint_eq(st.tasks_live, 1);
+    ck_assert_uint_eq(st.tasks_zombie, 0);
+    errno = 0;
+    ck_assert_uint_eq(weave_task_id(a), 0);
+    ck_assert_int_eq(errno, ESRCH);
+
+    /* Detached after it ended: released at once. */
+    b = WT_SPAWN(ret_arg_plus_one, marker);
+    ck_assert_int_eq(weave_sleep(1), 0);
+    ck_assert_int_eq(weave_get_stats(&st), 0);
+    ck_assert_uint_eq(st.tasks_zombie, 1);
+    ck_assert_int_eq(weave_detach(b), 0);
+    ck_assert_int_eq(weave_get_stats(&st), 0);
+    ck_assert_uint_eq(st.tasks_zombie, 0);
+    WT_FAILS(weave_detach(b), ESRCH);
+
+    /* Detached while blocked: still runs to its end. */
+    b = WT_SPAWN(sleep_ms, wt_ptr(5));
+    ck_assert_int_eq(weave_yield(), 0);
+    ck_assert_int_eq(weave_detach(b), 0);
+    WT_FAILS(weave_detach(b), EINVAL); /* already detached */
+    ck_assert_int_eq(weave_sleep(20), 0);
+    WT_ASSERT_IDLE();
+    return NULL;
+}
+
+START_TEST(detached_tasks)
+{
+    WT_RUN(m_detach, NULL);
+}
+END_TEST
+
+static void *detach_self(void *arg)
+{
+    ck_assert_int_eq(weave_detach(weave_self()), 0);
+    ck_assert_int_eq(weave_sleep(1), 0);
+    return arg;
+}
+
+static void *m_detach_self(void *arg)
+{
+    (void)arg;
+    WT_SPAWN(detach_self, NULL);
+    ck_assert_int_eq(weave_sleep(10), 0);
+    WT_ASSERT_IDLE();
+    return NULL;
+}
+
+START_TEST(task_detaches_itself)
+{
+    WT_RUN(m_detach_self, NULL);
+}
+END_TEST
+
+/* ---- join errors ------------------------------------------------------- */
+
+static void *m_join_finished(void *arg)
+{
+    weave_task *a, *b;
+
+    (void)arg;
+    a = WT_SPAWN(ret_arg_plus_one, marker);
+    ck_assert_int_eq(weave_yield(), 0); /* a runs and ends */
+    child_ran = 0;
+    b = WT_SPAWN(set_child_ran, NULL);
+    /* Joining an ended task does not yield: b, queued, must not have run. */
+    ck_assert_ptr_eq(WT_JOIN(a), marker + 1);
+    ck_assert_int_eq(child_ran, 0);
+    WT_JOIN(b);
+    ck_assert_int_eq(child_ran, 1);
+    WT_ASSERT_IDLE();
+    return NULL;
+}
+
+START_TEST(join_finished_task_does_not_yield)
+{
+    WT_RUN(m_join_finished, NULL);
+}
+END_TEST
+
+static void *m_join_twice(void *arg)
+{
+    weave_task *t;
+
+    (void)arg;
+    t = WT_SPAWN(ret_arg_plus_one, marker);
+    WT_JOIN(t);
+    WT_FAILS(weave_join(t, NULL), ESRCH);
+    WT_ASSERT_IDLE();
+    return NULL;
+}
+
+START_TEST(join_twice_esrch)
+{
+    WT_RUN(m_join_twice, NULL);
+}
+END_TEST
+
+static void *join_self(void *arg)
+{
+    (void)arg;
+    WT_FAILS(weave_join(weave_self(), NULL), EDEADLK);
+    return wt_ptr(5);
+}
+
+static void *m_join_self(void *arg)
+{
+    (void)arg;
+    WT_FAILS(weave_join(weave_self(), NULL), EDEADLK);
+    ck_assert_int_eq((int)wt_int(WT_JOIN(WT_SPAWN(join_self, NULL))), 5);
+    WT_ASSERT_IDLE();
+    return NULL;
+}
+
+START_TEST(join_self_edeadlk)
+{
+    WT_RUN(m_join_self, NULL);
+}
+END_TEST
+
+static void *m_join_detached(void *arg)
+{
+    weave_task *t;
+
+    (void)arg;
+    t = WT_SPAWN(sleep_ms, wt_ptr(5));
+    ck_assert_int_eq(weave_detach(t), 0);
+    WT_FAILS(weave_join(t, NULL), EINVAL);
+    ck_assert_int_eq(weave_sleep(20), 0);
+    WT_ASSERT_IDLE();
+    return NULL;
+}
+
+START_TEST(join_detached_einval)
+{
+    WT_RUN(m_join_detached, NULL);
+}
+END_TEST
+
+static void *joiner(void *arg)
+{
+    return WT_JOIN((weave_task *)arg);
+}
+
+static void *m_two_joiners(void *arg)
+{
+    weave_task *a, *j;
+
+    (void)arg;
+    a = WT_SPAWN(sleep_ms, wt_ptr(20));
+    j = WT_SPAWN(joiner, a);
+    ck_assert_int_eq(weave_yield(), 0); /* j is now joining a */
+    WT_FAILS(weave_join(a, NULL), EINVAL);
+    WT_FAILS(weave_detach(a), EINVAL); /* being joined */
+    /* The first joiner is unaffected and gets a's result (sleep's 0). */
+    ck_assert_ptr_null(WT_JOIN(j));
+    WT_FAILS(weave_join(a, NULL), ESRCH);
+    WT_ASSERT_IDLE();
+    return NULL;
+}
+
+START_TEST(two_joiners_einval)
+{
+    WT_RUN(m_two_joiners, NULL);
+}
+END_TEST
+
+static void *join_main(void *arg)
+{
+    weave_task *m = arg;
+
+    WT_FAILS(weave_join(m, NULL), EINVAL);
+    WT_FAILS(weave_detach(m), EINVAL);
+    return NULL;
+}
+
+static void *m_join_main(void *arg)
+{
+    (void)arg;
+    WT_JOIN(WT_SPAWN(join_main, weave_self()));
+    WT_FAILS(weave_detach(weave_self()), EINVAL);
+    WT_ASSERT_IDLE();
+    return NULL;
+}
+
+START_TEST(join_or_detach_main_einval)
+{
+    WT_RUN(m_join_main, NULL);
+}
+END_TEST
+
+/* ---- cancellation ------------------------------------------------------ */
+
+static void *m_cancel_sleeper(void *arg)
+{
+    weave_task *t;
+    int seen = -1;
+    int64_t t0;
+
+    (void)arg;
+    t = WT_SPAWN(sleep_forever, &seen);
+    ck_assert_int_eq(weave_sleep(10), 0);
+    ck_assert_int_eq(seen, -1); /* still asleep */
+    ck_assert_int_eq(weave_cancelled(t), 0);
+    t0 = wt_now_ns();
+    ck_assert_int_eq(weave_cancel(t), 0);
+    ck_assert_int_eq(weave_cancelled(t), 1);
+    /* It still runs to the end of its function. */
+    ck_assert_int_eq((int)wt_int(WT_JOIN(t)), 7);
+    ck_assert_int_lt(wt_ms_since(t0), WT_PROMPT_MS);
+    ck_assert_int_eq(seen, ECANCELED);
+    WT_ASSERT_IDLE();
+    return NULL;
+}
+
+START_TEST(cancel_sleeper)
+{
+    WT_RUN(m_cancel_sleeper, NULL);
+}
+END_TEST
+
+static int joiner_err;
+
+static void *cancelled_joiner(void *arg)
+{
+    int r = weave_join((weave_task *)arg, NULL);
+
+    joiner_err = r == -1 ? errno : 0;
+    return NULL;
+}
+
+static void *m_cancel_joiner(void *arg)
+{
+    weave_task *target, *j;
+    int seen = -1;
+
+    (void)arg;
+    joiner_err = -1;
+    target = WT_SPAWN(sleep_forever, &seen);
+    j = WT_SPAWN(cancelled_joiner, target);
+    ck_assert_int_eq(weave_sleep(5), 0);
+    ck_assert_int_eq(joiner_err, -1);
+    ck_assert_int_eq(weave_cancel(j), 0);
+    WT_JOIN(j);
+    ck_assert_int_eq(joiner_err, ECANCELED);
+    /* The target is untouched and stays joinable. */
+    ck_assert_int_eq(seen, -1);
+    ck_assert_int_eq(weave_cancelled(target), 0);
+    ck_assert_int_eq(weave_cancel(target), 0);
+    ck_assert_int_eq((int)wt_int(WT_JOIN(target)), 7);
+    ck_assert_int_eq(seen, ECANCELED);
+    WT_ASSERT_IDLE();
+    return NULL;
+}
+
+START_TEST(cancel_joiner)
+{
+    WT_RUN(m_cancel_joiner, NULL);
+}
+END_TEST
+
+static void *returns_11(void *arg)
+{
+    (void)arg;
+    return wt_ptr(11);
+}
+
+static void *m_cancelled_joins_ended(void *arg)
+{
+    weave_task *t = WT_SPAWN(returns_11, NULL);
+    void *res = NULL;
+
+    (void)arg;
+    ck_assert_int_eq(weave_yield(), 0); /* t runs and ends */
+    ck_assert_int_eq(weave_cancel(weave_self()), 0);
+    /* Joining a task that has ended does not wait, so a cancelled task
+     * (cleanup code during shutdown, say) still gets the result. */
+    ck_assert_int_eq(weave_join(t, &res), 0);
+    ck_assert_ptr_eq(res, wt_ptr(11));
+    /* But waiting on one that has not ended fails at once. */
+    t = WT_SPAWN(returns_11, NULL);
+    WT_FAILS(weave_join(t, NULL), ECANCELED);
+    WT_FAILS(weave_sleep(1), ECANCELED);
+    return NULL;
+}
+
+START_TEST(cancelled_task_joins_ended_task)
+{
+    WT_RUN(m_cancelled_joins_ended, NULL);
+}
+END_TEST
+
+static void *spin_yield(void *arg)
+{
+    long *count = arg;
+
+    while (weave_yield() == 0)
+        (*count)++;
+    ck_assert_int_eq(errno, ECANCELED);
+    /* A cancelled task that keeps yielding still yields and fails. */
+    ck_assert_int_eq(weave_yield(), -1);
+    ck_assert_int_eq(errno, ECANCELED);
+    return NULL;
+}
+
+static void *m_cancel_yielder(void *arg)
+{
+    weave_task *t;
+    long count = 0, seen;
+
+    (void)arg;
+    t = WT_SPAWN(spin_yield, &count);
+    for (int i = 0; i < 10; i++)
+        ck_assert_int_eq(weave_yield(), 0);
+    seen = count;
+    ck_assert_int_ge(seen, 9);
+    ck_assert_int_eq(weave_cancel(t), 0);
+    WT_JOIN(t);
+    ck_assert_int_le(count, seen + 1);
+    WT_ASSERT_IDLE();
+    return NULL;
+}
+
+START_TEST(cancel_yielder)
+{
+    WT_RUN(m_cancel_yielder, NULL);
+}
+END_TEST
+
+static void *cancels_itself(void *arg)
+{
+    int64_t t0;
+
+    (void)arg;
+    ck_assert_int_eq(weave_cancel(weave_self()), 0);
+    ck_assert_int_eq(weave_cancelled(weave_self()), 1);
+    /* The next blocking call fails at once, and so does every later one. */
+    t0 = wt_now_ns();
+    WT_FAILS(weave_sleep(5000), ECANCELED);
+    WT_FAILS(weave_sleep(5000), ECANCELED);
+    ck_assert_int_lt(wt_ms_since(t0), WT_PROMPT_MS);
+    /* yield still yields: the other task gets to run */
+    child_ran = 0;
+    WT_FAILS(weave_yield(), ECANCELED);
+    ck_assert_int_eq(child_ran, 1);
+    return wt_ptr(3);
+}
+
+static void *m_cancel_self(void *arg)
+{
+    weave_task *t;
+
+    (void)arg;
+    t = WT_SPAWN(cancels_itself, NULL);
+    ck_assert_int_eq(weave_yield(), 0); /* t cancels itself, then yields */
+    child_ran = 1;
+    ck_assert_int_eq((int)wt_int(WT_JOIN(t)), 3);
+    /* main too */
+    ck_assert_int_eq(weave_cancel(weave_self()), 0);
+    WT_FAILS(weave_sleep(1), ECANCELED);
+    ck_assert_int_eq(weave_cancelled(weave_self()), 1);
+    WT_ASSERT_IDLE();
+    return wt_ptr(4);
+}
+
+START_TEST(cancel_self)
+{
+    ck_assert_int_eq((int)wt_int(WT_RUN(m_cancel_self, NULL)), 4);
+}
+END_TEST
+
+static void *m_cancel_twice(void *arg)
+{
+    weave_task *t;
+    int seen = -1;
+
+    (void)arg;
+    t = WT_SPAWN(sleep_forever, &seen);
+    ck_assert_int_eq(weave_yield(), 0);
+    ck_assert_int_eq(weave_cancel(t), 0);
+    ck_assert_int_eq(weave_cancel(t), 0);
+    ck_assert_int_eq((int)wt_int(WT_JOIN(t)), 7);
+    ck_assert_int_eq(seen, ECANCELED);
+    WT_ASSERT_IDLE();
+    return NULL;
+}
+
+START_TEST(cancel_twice)
+{
+    WT_RUN(m_cancel_twice, NULL);
+}
+END_TEST
+
+static void *m_cancel_finished(void *arg)
+{
+    weave_task *t;
+
+    (void)arg;
+    t = WT_SPAWN(ret_arg_plus_one, marker);
+    ck_assert_int_eq(weave_yield(), 0); /* t ends */
+    ck_assert_int_eq(weave_cancel(t), 0);
+    /* Its result is still there. */
+    ck_assert_ptr_eq(WT_JOIN(t), marker + 1);
+    WT_ASSERT_IDLE();
+    return NULL;
+}
+
+START_TEST(cancel_finished_task)
+{
+    WT_RUN(m_cancel_finished, NULL);
+}
+END_TEST
+
+static void *cancel_before_start(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(weave_cancelled(weave_self()), 1);
+    WT_FAILS(weave_sleep(1), ECANCELED);
+    return wt_ptr(8);
+}
+
+static void *m_cancel_before_start(void *arg)
+{
+    weave_task *t;
+
+    (void)arg;
+    t = WT_SPAWN(cancel_before_start, NULL);
+    ck_assert_int_eq(weave_cancel(t), 0);
+    ck_assert_int_eq((int)wt_int(WT_JOIN(t)), 8); /* it runs anyway */
+    WT_ASSERT_IDLE();
+    return NULL;
+}
+
+START_TEST(cancel_before_first_run)
+{
+    WT_RUN(m_cancel_before_start, NULL);
+}
+END_TEST
+
+/* Every blocking call of a cancelled task fails with ECANCELED at once, and
+ * keeps failing. */
+static void *cancelled_calls(void *arg)
+{
+    weave_task *other = arg;
+    int p[2];
+    int64_t t0;
+
+    ck_assert_int_eq(pipe(p), 0);
+    ck_assert_int_eq(weave_sleep(-1), -1); /* until main cancels us */
+    ck_assert_int_eq(errno, ECANCELED);
+    t0 = wt_now_ns();
+    for (int round = 0; round < 2; round++) {
+        WT_FAILS(weave_sleep(10000), ECANCELED);
+        WT_FAILS(weave_sleep(-1), ECANCELED);
+        WT_FAILS(weave_sleep(0), ECANCELED);
+        WT_FAILS(weave_sleep_us(10000000), ECANCELED);
+        WT_FAILS(weave_sleep_us(0), ECANCELED);
+        WT_FAILS(weave_yield(), ECANCELED);
+        WT_FAILS(weave_join(other, NULL), ECANCELED);
+        WT_FAILS(weave_wait_fd(p[0], WEAVE_IN, -1), ECANCELED);
+        WT_FAILS(weave_wait_fd(p[0], WEAVE_IN, 10000), ECANCELED);
+        WT_FAILS(weave_wait_fd(p[0], WEAVE_IN, 0), ECANCELED);
+    }
+    ck_assert_int_lt(wt_ms_since(t0), WT_PROMPT_MS);
+    close(p[0]);
+    close(p[1]);
+    return wt_ptr(1);
+}
+
+static void *m_cancelled_calls(void *arg)
+{
+    weave_task *other, *t;
+    int seen = -1;
+
+    (void)arg;
+    other = WT_SPAWN(sleep_forever, &seen);
+    t = WT_SPAWN(cancelled_calls, other);
+    ck_assert_int_eq(weave_sleep(5), 0);
+    ck_assert_int_eq(weave_cancel(t), 0);
+    ck_assert_int_eq((int)wt_int(WT_JOIN(t)), 1);
+    ck_assert_int_eq(seen, -1); /* other was never touched */
+    ck_assert_int_eq(weave_cancel(other), 0);
+    WT_JOIN(other);
+    WT_ASSERT_IDLE();
+    return NULL;
+}
+
+START_TEST(cancelled_task_blocking_calls_fail)
+{
+    WT_RUN(m_cancelled_calls, NULL);
+}
+END_TEST
+
+/* ---- spawn during shutdown, nested run, deadlock ---------------------- */
+
+static int late_cancelled = -1;
+static int late_sleep_err = -1;
+
+static void *late_child(void *arg)
+{
+    (void)arg;
+    late_cancelled = weave_cancelled(weave_self());
+    late_sleep_err = weave_sleep(1000) == -1 ? errno : 0;
+    return NULL;
+}
+
+static void *late_spawner(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(weave_sleep(-1), -1); /* main returns: we are cancelled */
+    ck_assert_int_eq(errno, ECANCELED);
+    ck_assert_ptr_nonnull(weave_spawn(late_child, NULL));
+    return NULL;
+}
+
+static void *m_late_spawn(void *arg)
+{
+    (void)arg;
+    WT_SPAWN(late_spawner, NULL);
+    ck_assert_int_eq(weave_yield(), 0);
+    return NULL;
+}
+
+START_TEST(spawn_during_shutdown_starts_cancelled)
+{
+    int64_t t0 = wt_now_ns();
+
+    late_cancelled = late_sleep_err = -1;
+    WT_RUN(m_late_spawn, NULL);
+    ck_assert_int_eq(late_cancelled, 1);
+    ck_assert_int_eq(late_sleep_err, ECANCELED);
+    ck_assert_int_lt(wt_ms_since(t0), 1000);
+}
+END_TEST
+
+static void *m_nested(void *arg)
+{
+    void *res = wt_ptr(1);
+
+    (void)arg;
+    WT_FAILS(weave_run(m_result, NULL, &res), EBUSY);
+    ck_assert_ptr_eq(res, wt_ptr(1)); /* untouched */
+    WT_FAILS(weave_run_with(NULL, m_result, NULL, NULL), EBUSY);
+    /* the scheduler still works */
+    ck_assert_ptr_eq(WT_JOIN(WT_SPAWN(ret_arg_plus_one, marker)), marker + 1);
+    WT_ASSERT_IDLE();
+    return NULL;
+}
+
+START_TEST(nested_run_ebusy)
+{
+    WT_RUN(m_nested, NULL);
+}
+END_TEST
+
+static int dl_join_err;
+
+static void *m_deadlock(void *arg)
+{
+    int *seen = arg;
+    weave_task *t;
+    int r;
+
+    t = WT_SPAWN(sleep_forever, seen);
+    r = weave_join(t, NULL); /* nothing can ever wake either of us */
+    dl_join_err = r == -1 ? errno : 0;
+    return wt_ptr(77);
+}
+
+START_TEST(deadlock_detected)
+{
+    void *res = NULL;
+    int seen = -1;
+    int64_t t0 = wt_now_ns();
+
+    dl_join_err = -1;
+    errno = 0;
+    ck_assert_int_eq(weave_run(m_deadlock, &seen, &res), -1);
+    ck_assert_int_eq(errno, EDEADLK);
+    ck_assert_int_lt(wt_ms_since(t0), WT_PROMPT_MS);
+    /* Every task was cancelled and unwound; main's result is still set. */
+    ck_assert_int_eq(dl_join_err, ECANCELED);
+    ck_assert_int_eq(seen, ECANCELED);
+    ck_assert_int_eq((int)wt_int(res), 77);
+}
+END_TEST
+
+struct cycle {
+    weave_task *other; /* the task to join */
+    int err;           /* errno of that join */
+};
+
+static void *cycle_member(void *arg)
+{
+    struct cycle *c = arg;
+
+    c->err = weave_join(c->other, NULL) == -1 ? errno : 0;
+    return NULL;
+}
+
+static void *m_join_cycle(void *arg)
+{
+    struct cycle *c = arg;
+    weave_task *a, *b;
+
+    /* a joins b and b joins a; main sleeps for ever: no task can ever run
+     * again, though none waits on itself directly. */
+    a = WT_SPAWN(cycle_member, &c[0]);
+    b = WT_SPAWN(cycle_member, &c[1]);
+    c[0].other = b;
+    c[1].other = a;
+    WT_FAILS(weave_sleep(-1), ECANCELED);
+    return NULL;
+}
+
+START_TEST(join_cycle_deadlock)
+{
+    struct cycle c[2] = {{NULL, -1}, {NULL, -1}};
+
+    errno = 0;
+    ck_assert_int_eq(weave_run(m_join_cycle, c, NULL), -1);
+    ck_assert_int_eq(errno, EDEADLK);
+    ck_assert_int_eq(c[0].err, ECANCELED);
+    ck_assert_int_eq(c[1].err, ECANCELED);
+}
+END_TEST
+
+static void *m_not_deadlock(void *arg)
+{
+    weave_task *t;
+
+    (void)arg;
+    /* A task that sleeps with a deadline can always wake: not a deadlock. */
+    t = WT_SPAWN(sleep_ms, wt_ptr(30));
+    ck_assert_ptr_null(WT_JOIN(t));
+    WT_ASSERT_IDLE();
+    return NULL;
+}
+
+START_TEST(timed_sleep_is_not_a_deadlock)
+{
+    WT_RUN(m_not_deadlock, NULL);
+}
+END_TEST
+
+/* ---- names, ids, handles ----------------------------------------------- */
+
+static void *name_check(void *arg)
+{
+    weave_task *self = weave_self();
+
+    ck_assert_ptr_nonnull(self);
+    ck_assert_ptr_eq(self, *(weave_task **)arg); /* the handle spawn returned */
+    return NULL;
+}
+
+static void *m_names(void *arg)
+{
+    char name[64];
+    char longname[100];
+    weave_task *t, *u, *v;
+    weave_task_opts o = {0, NULL};
+
+    (void)arg;
+    ck_assert_uint_eq(weave_task_id(weave_self()), 1);
+    ck_assert_str_eq(weave_task_name(weave_self()), "main");
+
+    t = WT_SPAWN(ret_arg_plus_one, marker);
+    ck_assert_uint_eq(weave_task_id(t), 2);
+    ck_assert_str_eq(weave_task_name(t), "task-2");
+
+    strcpy(name, "worker");
+    o.name = name;
+    u = weave_spawn_with(&o, ret_arg_plus_one, marker);
+    ck_assert_ptr_nonnull(u);
+    name[0] = 'X'; /* the name was copied */
+    ck_assert_str_eq(weave_task_name(u), "worker");
+    ck_assert_uint_eq(weave_task_id(u), 3);
+
+    memset(longname, 'n', sizeof(longname) - 1);
+    longname[sizeof(longname) - 1] = '\0';
+    o.name = longname;
+    v = weave_spawn_with(&o, ret_arg_plus_one, marker);
+    ck_assert_ptr_nonnull(v);
+    ck_assert_uint_eq(strlen(weave_task_name(v)), WEAVE_NAME_MAX - 1);
+    ck_assert_int_eq(strncmp(weave_task_name(v), longname, WEAVE_NAME_MAX - 1), 0);
+    ck_assert_uint_eq(weave_task_id(v), 4);
+
+    /* Names stay valid after the task ends, until it is released. */
+    ck_assert_int_eq(weave_yield(), 0);
+    ck_assert_str_eq(weave_task_name(u), "worker");
+    WT_JOIN(t);
+    WT_JOIN(u);
+    WT_JOIN(v);
+
+    /* weave_self in a task is the handle spawn returned. */
+    {
+        weave_task *h = NULL;
+        weave_task *w = WT_SPAWN(name_check, &h);
+        h = w;
+        WT_JOIN(w);
+    }
+    WT_ASSERT_IDLE();
+    return NULL;
+}
+
+START_TEST(task_names_and_ids)
+{
+    WT_RUN(m_names, NULL);
+}
+END_TEST
+
+static void *m_stale(void *arg)
+{
+    weave_task *t, *u;
+
+    (void)arg;
+    t = WT_SPAWN(ret_arg_plus_one, marker);
+    WT_JOIN(t);
+    WT_FAILS(weave_cancel(t), ESRCH);
+    WT_FAILS(weave_detach(t), ESRCH);
+    WT_FAILS(weave_join(t, NULL), ESRCH);
+    WT_FAILS(weave_cancelled(t), ESRCH);
+    WT_FAILS_NULL(weave_task_name(t), ESRCH);
+    errno = 0;
+    ck_assert_uint_eq(weave_task_id(t), 0);
+    ck_assert_int_eq(errno, ESRCH);
+
+    /* A new task may take the old one's slot; the old handle stays stale
+     * and never reaches the new task. */
+    u = WT_SPAWN(sleep_forever, NULL);
+    ck_assert_ptr_ne(u, t);
+    WT_FAILS(weave_cancel(t), ESRCH);
+    ck_assert_int_eq(weave_cancelled(u), 0);
+    ck_assert_int_eq(weave_cancel(u), 0);
+    WT_JOIN(u);
+    WT_ASSERT_IDLE();
+    return NULL;
+}
+
+START_TEST(stale_handle_after_join_esrch)
+{
+    WT_RUN(m_stale, NULL);
+}
+END_TEST
+
+/* ---- no leak over many tasks ------------------------------------------- */
+
+static void *empty_task(void *arg)
+{
+    return arg;
+}
+
+static void *m_cycles(void *arg)
+{
+    /* 10^5 in the plain and ASan builds; valgrind runs 20-50x slower, so
+     * there a tenth of that still shows a leak but keeps the run short. */
+    long n = WT_ON_VALGRIND ? 10000 : 100000;
+    weave_stats st0, st;
+
+    (void)arg;
+    for (long i = 0; i < 100; i++)
+        WT_JOIN(WT_SPAWN(empty_task, NULL));
+    ck_assert_int_eq(weave_get_stats(&st0), 0);
+    for (long i = 0; i < n; i++) {
+        weave_task *t = weave_spawn(empty_task, wt_ptr(i));
+        ck_assert_ptr_nonnull(t);
+        if (i % 2)
+            ck_assert_int_eq(weave_yield(), 0); /* sometimes it ends first */
+        ck_assert_int_eq((int)wt_int(WT_JOIN(t)), (int)i);
+    }
+    for (long i = 0; i < n / 10; i++) {
+        weave_task *t = weave_spawn(empty_task, wt_ptr(i));
+        ck_assert_ptr_nonnull(t);
+        ck_assert_int_eq(weave_detach(t), 0);
+        ck_assert_int_eq(weave_yield(), 0);
+    }
+    ck_assert_int_eq(weave_get_stats(&st), 0);
+    ck_assert_uint_eq(st.tasks_live, 1);
+    ck_assert_uint_eq(st.tasks_zombie, 0);
+    ck_assert_uint_eq(st.stacks_in_use, 1);
+    ck_assert_uint_eq(st.stack_bytes_mapped, st0.stack_bytes_mapped);
+    ck_assert_uint_eq(st.stacks_cached, st0.stacks_cached);
+    ck_assert_uint_eq(st.tasks_spawned, st0.tasks_spawned + (uint64_t)(n + n / 10));
+    WT_ASSERT_IDLE();
+    return NULL;
+}
+
+START_TEST(spawn_join_cycles_do_not_leak)
+{
+    WT_RUN(m_cycles, NULL);
+}
+END_TEST
+
+static Suite *sched_suite(void)
+{
+    Suite *s = suite_create("sched");
+    TCase *tc = tcase_create("core");
+    TCase *stress = tcase_create("stress");
+
+    tcase_set_timeout(tc, 10);
+    tcase_add_test(tc, lifecycle_join_hands_over_result);
+    tcase_add_test(tc, ended_task_is_a_zombie_until_joined);
+    tcase_add_test(tc, run_returns_main_result);
+    tcase_add_test(tc, join_with_null_result);
+    tcase_add_test(tc, spawn_returns_at_once);
+    tcase_add_test(tc, spawned_tasks_run_fifo);
+    tcase_add_test(tc, yield_round_robin);
+    tcase_add_test(tc, yield_with_nothing_else_runnable);
+    tcase_add_test(tc, leftover_tasks_cancelled_when_main_returns);
+    tcase_add_test(tc, detached_tasks);
+    tcase_add_test(tc, task_detaches_itself);
+    tcase_add_test(tc, join_finished_task_does_not_yield);
+    tcase_add_test(tc, join_twice_esrch);
+    tcase_add_test(tc, join_self_edeadlk);
+    tcase_add_test(tc, join_detached_einval);
+    tcase_add_test(tc, two_joiners_einval);
+    tcase_add_test(tc, join_or_detach_main_einval);
+    tcase_add_test(tc, cancel_sleeper);
+    tcase_add_test(tc, cancel_joiner);
+    tcase_add_test(tc, cancelled_task_joins_ended_task);
+    tcase_add_test(tc, cancel_yielder);
+    tcase_add_test(tc, cancel_self);
+    tcase_add_test(tc, cancel_twice);
+    tcase_add_test(tc, cancel_finished_task);
+    tcase_add_test(tc, cancel_before_first_run);
+    tcase_add_test(tc, cancelled_task_blocking_calls_fail);
+    tcase_add_test(tc, spawn_during_shutdown_starts_cancelled);
+    tcase_add_test(tc, nested_run_ebusy);
+    tcase_add_test(tc, deadlock_detected);
+    tcase_add_test(tc, join_cycle_deadlock);
+    tcase_add_test(tc, timed_sleep_is_not_a_deadlock);
+    tcase_add_test(tc, task_names_and_ids);
+    tcase_add_test(tc, stale_handle_after_join_esrch);
+    suite_add_tcase(s, tc);
+
+    tcase_set_timeout(stress, 60);
+    tcase_add_test(stress, spawn_join_cycles_do_not_leak);
+    suite_add_tcase(s, stress);
+    return s;
+}
+
+int main(void)
+{
+    return wt_main(sched_suite());
+}
