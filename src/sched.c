@@ -246,6 +246,8 @@ static void poll_step(struct weave__sched *s)
                 fatal("no task can run and none is parked", EDEADLK);
             continue;
         }
+        if (deadline != WEAVE__POLL_NOW && weave__stack_trim_due(&s->stacks))
+            weave__stack_trim(&s->stacks); /* idle: hand back spare stack pages */
         n = weave__poller_wait(&s->poller, deadline);
         polled = true;
         if (n < 0) {

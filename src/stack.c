@@ -11,13 +11,20 @@
  * pages are refused for slabs, since one huge page would commit 2 MiB for a
  * stack that touches one 4 KiB page.
  *
+ * Freeing a stack makes no system call: the stack turns "hot" (its pages
+ * may still be committed) and is reused first. Hot stacks beyond HOT_MAX
+ * are handed back with MADV_DONTNEED (the guard stays) by weave__stack_trim,
+ * which the scheduler calls when it is about to sleep, or at once past
+ * HOT_LIMIT. A slab whose stacks are all free is unmapped, unless the class
+ * would then have fewer than RETAIN free stacks: a burst of tasks that
+ * comes and goes does not map and unmap slabs every time.
+ *
  * Invariants of a class:
  *   - every slab is on the class's list of all slabs; a slab with at least
  *     one free stack is also on its partial list;
- *   - a free stack is "hot" (its pages may still be committed) or "cold"
- *     (never touched, or released with MADV_DONTNEED); at most HOT_MAX free
- *     stacks of a class are hot;
- *   - at most one slab of a class is entirely free (kept for reuse).
+ *   - a free stack is hot or "cold" (never touched, or released); hot counts
+ *     them per slab, per class and per pool;
+ *   - nfree counts the free stacks of all its slabs.
  */
 #include "stack.h"
 
@@ -48,7 +55,9 @@
 #endif
 
 #define NO_INDEX        UINT32_MAX
-#define HOT_MAX         64                 /* hot free stacks kept per class */
+#define HOT_MAX         WEAVE__STACK_HOT_MAX
+#define HOT_LIMIT       4096               /* hot free stacks in a pool that force a trim */
+#define RETAIN          256                /* free stacks a class keeps before unmapping */
 #define SLAB_FIRST      8                  /* stacks in a class's first slab */
 #define SLAB_MAX_STACKS 256                /* ... growing up to this many */
 #define SLAB_MAX_BYTES  ((size_t)64 << 20) /* ... within this much mapping */
@@ -61,9 +70,10 @@ struct weave__slab {
     size_t map_len;      /* its length in bytes */
     uint32_t nstacks;    /* stacks in the slab */
     uint32_t nfree;      /* free ones */
+    uint32_t hot;        /* free ones that are hot */
     uint32_t free_head;  /* first free, LIFO */
     uint32_t *next_free; /* [nstacks] free-list links */
-    uint8_t *cold;       /* [nstacks] 1 = no pages */
+    uint8_t *cold;       /* [nstacks] 1 = no pages (meaningful when free) */
     unsigned *vg_id;     /* [nstacks] valgrind id or 0 */
 };
 
@@ -73,9 +83,9 @@ struct weave__stack_class {
     size_t stride;               /* guard + size */
     struct weave__slab *slabs;   /* all slabs */
     struct weave__slab *partial; /* slabs with a free stack */
-    struct weave__slab *empty;   /* the one entirely free slab */
+    uint64_t nfree;              /* free stacks in all slabs */
+    uint64_t hot;                /* hot ones */
     uint32_t next_nstacks;       /* size of the next slab */
-    uint32_t hot;                /* hot free stacks */
 };
 
 void weave__stack_pool_init(struct weave__stack_pool *pool)
@@ -139,6 +149,8 @@ static void slab_unmap(struct weave__stack_pool *pool, struct weave__slab *s)
             vg_deregister(s->vg_id[i]);
     munmap(s->base, s->map_len);
     pool->mapped_bytes -= s->map_len;
+    pool->cached -= s->nfree;
+    pool->hot -= s->hot;
     free(s);
 }
 
@@ -186,6 +198,7 @@ static struct weave__slab *slab_map(struct weave__stack_pool *pool, struct weave
     }
     s->free_head = 0;
     s->nfree = n;
+    c->nfree += n;
     pool->mapped_bytes += s->map_len;
     pool->cached += n;
     s->next = c->slabs;
@@ -252,12 +265,13 @@ int weave__stack_alloc(struct weave__stack_pool *pool, size_t size, struct weave
     s->free_head = s->next_free[i];
     if (--s->nfree == 0)
         partial_remove(c, s);
-    if (c->empty == s)
-        c->empty = NULL;
-    if (s->cold[i])
-        s->cold[i] = 0;
-    else
+    c->nfree--;
+    if (!s->cold[i]) {
+        s->hot--;
         c->hot--;
+        pool->hot--;
+    }
+    s->cold[i] = 0;
     out->lo = s->base + (size_t)i * c->stride + pool->guard;
     out->size = c->size;
     out->slab = s;
@@ -267,6 +281,30 @@ int weave__stack_alloc(struct weave__stack_pool *pool, size_t size, struct weave
     pool->in_use++;
     pool->cached--;
     return 0;
+}
+
+/* Hand the pages of hot free stacks of c back until c has at most keep. */
+static void class_trim(struct weave__stack_pool *pool, struct weave__stack_class *c, uint64_t keep)
+{
+    for (struct weave__slab *s = c->slabs; s && c->hot > keep; s = s->next) {
+        for (uint32_t i = s->free_head; i != NO_INDEX && s->hot > 0 && c->hot > keep;
+             i = s->next_free[i]) {
+            if (s->cold[i])
+                continue;
+            (void)madvise(s->base + (size_t)i * c->stride + pool->guard, c->size, MADV_DONTNEED);
+            s->cold[i] = 1;
+            s->hot--;
+            c->hot--;
+            pool->hot--;
+        }
+    }
+}
+
+void weave__stack_trim(struct weave__stack_pool *pool)
+{
+    for (struct weave__stack_class *c = pool->classes; c; c = c->next)
+        if (c->hot > HOT_MAX)
+            class_trim(pool, c, HOT_MAX);
 }
 
 void weave__stack_free(struct weave__stack_pool *pool, struct weave__stack *st)
@@ -279,40 +317,34 @@ void weave__stack_free(struct weave__stack_pool *pool, struct weave__stack *st)
     /* Frames of the task that ran here may have left poisoned redzones. */
     __asan_unpoison_memory_region(st->lo, st->size);
 #endif
-    if (c->hot < HOT_MAX) {
-        c->hot++;
-    } else {
-        /* Hand the pages back; the guard stays installed. */
-        (void)madvise(st->lo, st->size, MADV_DONTNEED);
-        s->cold[i] = 1;
-    }
+    s->cold[i] = 0;
+    s->hot++;
+    c->hot++;
+    pool->hot++;
     s->next_free[i] = s->free_head;
     s->free_head = i;
     if (s->nfree++ == 0)
         partial_add(c, s);
+    c->nfree++;
     pool->in_use--;
     pool->cached++;
     st->slab = NULL;
     st->lo = NULL;
-    if (s->nfree < s->nstacks)
-        return;
-    if (!c->empty) {
-        c->empty = s;
-        return;
+    if (s->nfree == s->nstacks && c->nfree - s->nstacks >= RETAIN) {
+        /* Entirely free, and enough free stacks remain without it. */
+        partial_remove(c, s);
+        if (s->prev)
+            s->prev->next = s->next;
+        else
+            c->slabs = s->next;
+        if (s->next)
+            s->next->prev = s->prev;
+        c->nfree -= s->nstacks;
+        c->hot -= s->hot;
+        slab_unmap(pool, s);
     }
-    /* A second entirely free slab: give it back to the kernel. */
-    for (uint32_t k = 0; k < s->nstacks; k++)
-        if (!s->cold[k])
-            c->hot--;
-    partial_remove(c, s);
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        c->slabs = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-    pool->cached -= s->nstacks;
-    slab_unmap(pool, s);
+    if (pool->hot > HOT_LIMIT)
+        class_trim(pool, c, HOT_MAX); /* the scheduler has not been idle */
 }
 
 void weave__stack_pool_term(struct weave__stack_pool *pool)
@@ -329,5 +361,5 @@ void weave__stack_pool_term(struct weave__stack_pool *pool)
         free(c);
     }
     pool->classes = NULL;
-    pool->in_use = pool->cached = 0;
+    pool->in_use = pool->cached = pool->hot = 0;
 }

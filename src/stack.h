@@ -7,8 +7,8 @@
  * holds; elsewhere with mprotect(PROT_NONE), which costs two mappings per
  * stack and so meets vm.max_map_count near 32,700 stacks. Freed stacks stay
  * mapped for reuse; past a small hot set their pages are handed back with
- * MADV_DONTNEED, and a slab whose stacks are all free is unmapped once
- * another empty slab of its size is kept.
+ * MADV_DONTNEED when the scheduler is idle, and entirely free slabs are
+ * unmapped past a spare capacity of a few hundred stacks per size.
  *
  * A pool belongs to one scheduler (one thread); nothing here is shared.
  */
@@ -42,6 +42,7 @@ struct weave__stack_pool {
     int guard_mode;                     /* enum weave__guard_mode */
     uint64_t in_use;                    /* stacks handed out */
     uint64_t cached;                    /* free stacks still mapped */
+    uint64_t hot;                       /* free stacks whose pages may be committed */
     uint64_t mapped_bytes;              /* virtual bytes of all slabs */
 };
 
@@ -56,6 +57,18 @@ int weave__stack_alloc(struct weave__stack_pool *pool, size_t size, struct weave
 
 /* Give a stack back to the pool. */
 void weave__stack_free(struct weave__stack_pool *pool, struct weave__stack *st);
+
+/* Hand back the pages of free stacks beyond the few kept ready for reuse.
+ * Cheap when there is nothing to do; the scheduler calls it when idle. */
+void weave__stack_trim(struct weave__stack_pool *pool);
+
+#define WEAVE__STACK_HOT_MAX 64 /* hot free stacks a size keeps after a trim */
+
+/* Whether weave__stack_trim may have work to do. */
+static inline int weave__stack_trim_due(const struct weave__stack_pool *pool)
+{
+    return pool->hot > WEAVE__STACK_HOT_MAX;
+}
 
 /* Round size up to whole pages; 0 if that overflows. */
 size_t weave__stack_round(const struct weave__stack_pool *pool, size_t size);
