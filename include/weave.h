@@ -49,6 +49,9 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
 
 #if defined(__GNUC__)
 #define WEAVE_API __attribute__((visibility("default")))
@@ -279,6 +282,117 @@ WEAVE_API int weave_fd_forget(int fd);
 WEAVE_API int weave_close(int fd);
 
 /* ======================================================================== */
+/*  Sequential-looking I/O                                                   */
+/* ======================================================================== */
+
+/*
+ * The POSIX calls of the same name, with the same arguments and results,
+ * except that instead of blocking the thread they suspend the calling task
+ * until the fd is ready. They try the call first, and park only on EAGAIN.
+ * EINTR is retried. They work on any fd:
+ *
+ *   - Sockets, pipes, FIFOs, terminals and other pollable fds are switched
+ *     to O_NONBLOCK on first use (the flag is on the open file description,
+ *     so other processes sharing it see it too).
+ *   - Regular files and block devices cannot be polled. A read is first
+ *     tried with preadv2(RWF_NOWAIT), which succeeds at once for data in the
+ *     page cache; otherwise, and for every write, the call runs on the
+ *     offload pool (on a dup of the fd, through a buffer of weave's, at most
+ *     1 MiB a call), so a slow disk never stalls the other tasks. A
+ *     cancelled task returns at once; a write already handed to a worker
+ *     may still complete.
+ *
+ * While weave_run runs, SIGPIPE is blocked on its thread: writing to a pipe
+ * or socket whose reader has gone fails with EPIPE instead of killing the
+ * process (a pending SIGPIPE is discarded when weave_run returns).
+ *
+ * weave_write, weave_writev and weave_send write everything unless an error
+ * or cancellation stops them; they then return the count written so far if
+ * it is not zero (the next call reports the error), else -1 and errno.
+ *
+ * At most one task may wait to read and one to write on an fd at a time; a
+ * second one gets EBUSY. Close fds used here with weave_close (which wakes
+ * the tasks waiting on them with EBADF), or call weave_fd_forget before
+ * close(2): weave caches per-fd state. fds made by weave_accept and the
+ * helpers below come with their state fresh, already non-blocking.
+ *
+ * Errors, besides the POSIX call's own: EPERM outside a task; ECANCELED;
+ * EBADF the fd was closed by weave_close while the task waited; EBUSY.
+ */
+WEAVE_API ssize_t weave_read(int fd, void *buf, size_t count);
+WEAVE_API ssize_t weave_write(int fd, const void *buf, size_t count);
+WEAVE_API ssize_t weave_readv(int fd, const struct iovec *iov, int iovcnt);
+WEAVE_API ssize_t weave_writev(int fd, const struct iovec *iov, int iovcnt);
+WEAVE_API ssize_t weave_recv(int fd, void *buf, size_t len, int flags);
+WEAVE_API ssize_t weave_send(int fd, const void *buf, size_t len, int flags);
+WEAVE_API ssize_t weave_recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *src,
+                                 socklen_t *addrlen);
+/* Sends one datagram (or one chunk on a stream socket), waiting for room. */
+WEAVE_API ssize_t weave_sendto(int fd, const void *buf, size_t len, int flags,
+                               const struct sockaddr *dst, socklen_t addrlen);
+/* The accepted fd is non-blocking (accept4 with SOCK_NONBLOCK). EMFILE and
+ * ENFILE are returned as they come; the listening fd stays usable. */
+WEAVE_API int weave_accept(int fd, struct sockaddr *addr, socklen_t *addrlen);
+/* Waits for a connection in progress to complete and reports its SO_ERROR. */
+WEAVE_API int weave_connect(int fd, const struct sockaddr *addr, socklen_t addrlen);
+
+/*
+ * Helpers returning a ready fd (non-blocking, close-on-exec) or -1.
+ *
+ * weave_tcp_listen: bind host:port with SO_REUSEADDR and listen. host NULL
+ * or "" listens on every address, IPv6 and IPv4 (one dual-stack socket
+ * where the system allows, else IPv4); port "0" picks a free port, which
+ * getsockname reports. Numeric hosts are parsed in place; names are resolved
+ * on the offload pool, never blocking the scheduler.
+ *
+ * weave_tcp_connect: resolve host (the same way) and try each address in
+ * turn until one connects; timeout_ms (-1 forever) bounds resolution and
+ * connection together. Fails with the last address's error (ECONNREFUSED,
+ * ETIMEDOUT, ...).
+ *
+ * weave_unix_listen / weave_unix_connect: a Unix stream socket at path. An
+ * existing file at path is not removed (EADDRINUSE). A full backlog makes
+ * weave_unix_connect retry, sleeping, until it connects or is cancelled.
+ *
+ * Errors: EINVAL bad arguments (NULL port, port not a number or service,
+ * backlog < 0); ENAMETOOLONG path too long; EADDRNOTAVAIL the name does not
+ * resolve; EAGAIN a temporary resolver failure; EPERM outside a task (the
+ * connect helpers and name resolution); ECANCELED; ETIMEDOUT.
+ */
+WEAVE_API int weave_tcp_listen(const char *host, const char *port, int backlog);
+WEAVE_API int weave_tcp_connect(const char *host, const char *port, int64_t timeout_ms);
+WEAVE_API int weave_unix_listen(const char *path, int backlog);
+WEAVE_API int weave_unix_connect(const char *path);
+
+/* ======================================================================== */
+/*  Blocking work                                                            */
+/* ======================================================================== */
+
+/*
+ * Run fn(arg) on a worker thread and suspend the calling task until it
+ * returns; every other task keeps running (asyncio's run_in_executor). The
+ * pool belongs to the scheduler: its threads (weave_run_opts.offload_threads,
+ * default 4) start when first needed and are joined when weave_run returns,
+ * which therefore waits for calls still running. Calls beyond the thread
+ * count queue in FIFO order.
+ *
+ * If the calling task is cancelled while it waits, weave_offload returns -1
+ * with ECANCELED at once. A call that had not started yet is dropped and
+ * never runs; one already running finishes on its worker and its result is
+ * discarded. fn keeps using arg until it returns, so arg must not live on
+ * the caller's stack if the caller can be cancelled; weave_offload_ex names
+ * a function that receives a discarded call's result (NULL if fn never ran)
+ * and its arg, on the scheduler's thread, to free them.
+ *
+ * Returns 0 and stores fn's return value in *result (if result is not
+ * NULL). Errors: EINVAL fn is NULL; EPERM outside a task; ECANCELED; ENOMEM;
+ * EAGAIN no worker thread could be started; EMFILE/ENFILE no eventfd.
+ */
+WEAVE_API int weave_offload(weave_fn fn, void *arg, void **result);
+WEAVE_API int weave_offload_ex(weave_fn fn, void *arg, void **result,
+                               void (*discard)(void *result, void *arg));
+
+/* ======================================================================== */
 /*  Introspection */
 /* ======================================================================== */
 
@@ -289,6 +403,8 @@ typedef struct weave_stats {
     uint64_t tasks_spawned;      /* total since weave_run began */
     uint64_t timers_pending;     /* sleeping or timed waits */
     uint64_t fd_waiters;         /* tasks parked on fds */
+    uint64_t offload_waiters;    /* tasks waiting for weave_offload */
+    uint64_t offload_threads;    /* worker threads started */
     uint64_t fds_registered;     /* fds weave keeps an epoll registration of */
     uint64_t stacks_in_use;      /* stacks held by live tasks */
     uint64_t stacks_cached;      /* free stacks kept mapped for reuse */

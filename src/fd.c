@@ -11,8 +11,10 @@
  */
 #include "internal.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -40,6 +42,12 @@ static struct weave__fd *fd_state(struct weave__sched *s, int fd)
         s->nfds = n;
     }
     return &s->fds[fd];
+}
+
+/* Whether another task already waits on st in a direction of events. */
+static bool busy(const struct weave__fd *st, int events)
+{
+    return ((events & WEAVE_IN) && st->waiter[0]) || ((events & WEAVE_OUT) && st->waiter[1]);
 }
 
 /* What a wait for events on fd returns, given what the fd reported. */
@@ -79,40 +87,16 @@ static int poll_now(int fd, int events)
     return ready_mask(events, got);
 }
 
-static int wait_fd(int fd, int events, int64_t timeout_ms)
+int weave__fd_park(struct weave__sched *s, int fd, int events, int64_t deadline)
 {
-    struct weave__sched *s = weave__tls;
-    struct weave__fd *st;
-    struct weave_task *self;
-    int64_t deadline;
+    struct weave_task *self = s->current;
+    struct weave__fd *st = fd_state(s, fd);
     int r;
 
-    if (fd < 0)
-        return -EBADF;
-    if (events == 0 || (events & ~(WEAVE_IN | WEAVE_OUT)))
-        return -EINVAL;
-    if (weave__deadline_ms(timeout_ms, &deadline) < 0)
-        return -EINVAL;
-    if (!s)
-        return -EPERM;
-    if (weave__cancelled(s))
-        return -ECANCELED;
-    self = s->current;
-    if ((size_t)fd < s->nfds) {
-        st = &s->fds[fd];
-        if (((events & WEAVE_IN) && st->waiter[0]) || ((events & WEAVE_OUT) && st->waiter[1]))
-            return -EBUSY;
-    }
-    /* Edge-triggered registration reports changes only: look at the fd's
-     * state first, and park only if it is not ready now. */
-    r = poll_now(fd, events);
-    if (r != 0)
-        return r;
-    if (timeout_ms == 0)
-        return -ETIMEDOUT;
-    st = fd_state(s, fd);
     if (!st)
         return -ENOMEM;
+    if (busy(st, events))
+        return -EBUSY;
     if (!st->registered) {
         r = weave__poller_add(&s->poller, fd, cookie_of(fd, st->gen));
         if (r == -EPERM)
@@ -138,6 +122,34 @@ static int wait_fd(int fd, int events, int64_t timeout_ms)
     return r < 0 ? r : ready_mask(events, r);
 }
 
+static int wait_fd(int fd, int events, int64_t timeout_ms)
+{
+    struct weave__sched *s = weave__tls;
+    int64_t deadline;
+    int r;
+
+    if (fd < 0)
+        return -EBADF;
+    if (events == 0 || (events & ~(WEAVE_IN | WEAVE_OUT)))
+        return -EINVAL;
+    if (weave__deadline_ms(timeout_ms, &deadline) < 0)
+        return -EINVAL;
+    if (!s)
+        return -EPERM;
+    if (weave__cancelled(s))
+        return -ECANCELED;
+    if ((size_t)fd < s->nfds && busy(&s->fds[fd], events))
+        return -EBUSY;
+    /* Edge-triggered registration reports changes only: look at the fd's
+     * state first, and park only if it is not ready now. */
+    r = poll_now(fd, events);
+    if (r != 0)
+        return r;
+    if (timeout_ms == 0)
+        return -ETIMEDOUT;
+    return weave__fd_park(s, fd, events, deadline);
+}
+
 int weave_wait_fd(int fd, int events, int64_t timeout_ms)
 {
     return weave__ret(wait_fd(fd, events, timeout_ms));
@@ -159,16 +171,9 @@ void weave__fd_event(struct weave__sched *s, uint64_t cookie, int mask)
         weave__wake(s, st->waiter[1], mask);
 }
 
-int weave_fd_forget(int fd)
+/* Wake fd's waiters with EBADF, drop its registration and cached state. */
+static void forget(struct weave__sched *s, struct weave__fd *st, int fd)
 {
-    struct weave__sched *s = weave__tls;
-    struct weave__fd *st;
-
-    if (fd < 0)
-        return weave__ret(-EBADF);
-    if (!s || (size_t)fd >= s->nfds)
-        return 0;
-    st = &s->fds[fd];
     for (int d = 0; d < 2; d++) {
         if (st->waiter[d]) {
             weave__wake(s, st->waiter[d], -EBADF);
@@ -179,8 +184,67 @@ int weave_fd_forget(int fd)
         weave__poller_del(&s->poller, fd);
         st->registered = 0;
     }
+    st->kind = WEAVE__FD_UNKNOWN;
+    st->no_nowait_read = st->no_nowait_write = 0;
     st->gen++;
+}
+
+int weave_fd_forget(int fd)
+{
+    struct weave__sched *s = weave__tls;
+
+    if (fd < 0)
+        return weave__ret(-EBADF);
+    if (s && (size_t)fd < s->nfds)
+        forget(s, &s->fds[fd], fd);
     return 0;
+}
+
+void weave__fd_fresh(int fd)
+{
+    struct weave__sched *s = weave__tls;
+    struct weave__fd *st;
+
+    if (!s)
+        return;
+    if ((size_t)fd < s->nfds)
+        forget(s, &s->fds[fd], fd);
+    st = fd_state(s, fd);
+    if (st)
+        st->kind = WEAVE__FD_POLL;
+}
+
+struct weave__fd *weave__fd_prepare(struct weave__sched *s, int fd, int *err)
+{
+    struct weave__fd *st;
+    struct stat sb;
+    int fl;
+
+    if (fd < 0) {
+        *err = -EBADF;
+        return NULL;
+    }
+    if ((size_t)fd < s->nfds && s->fds[fd].kind != WEAVE__FD_UNKNOWN)
+        return &s->fds[fd];
+    if (fstat(fd, &sb) != 0) {
+        *err = -errno;
+        return NULL;
+    }
+    if (!(st = fd_state(s, fd))) {
+        *err = -ENOMEM;
+        return NULL;
+    }
+    if (S_ISREG(sb.st_mode) || S_ISBLK(sb.st_mode) || S_ISDIR(sb.st_mode)) {
+        st->kind = WEAVE__FD_FILE;
+        return st;
+    }
+    fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)) {
+        *err = -errno;
+        return NULL;
+    }
+    st->kind = WEAVE__FD_POLL;
+    return st;
 }
 
 int weave_close(int fd)

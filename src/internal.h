@@ -25,6 +25,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <ucontext.h>
 
@@ -34,7 +35,9 @@
 #include "timer.h"
 #include "weave.h"
 
-#define WEAVE__NO_DEADLINE INT64_MAX /* park without a timer */
+#define WEAVE__NO_DEADLINE    INT64_MAX /* park without a timer */
+#define WEAVE_OFFLOAD_DEFAULT 4         /* offload threads unless told */
+#define WEAVE_OFFLOAD_MAX     1024      /* more is refused with EINVAL */
 
 enum weave__task_state {
     WEAVE__READY,   /* on the run queue */
@@ -81,12 +84,23 @@ struct weave__slot {
     uint32_t next_free;      /* free list link */
 };
 
-/* What weave keeps per fd it has waited on (fd.c). */
+enum weave__fd_kind {
+    WEAVE__FD_UNKNOWN = 0, /* not used for I/O yet (or forgotten) */
+    WEAVE__FD_POLL = 1,    /* pollable; weave made it O_NONBLOCK */
+    WEAVE__FD_FILE = 2     /* regular file or block device: not pollable */
+};
+
+/* What weave keeps per fd it has waited on or done I/O on (fd.c). */
 struct weave__fd {
     struct weave_task *waiter[2]; /* parked for input [0], output [1] */
     uint32_t gen;                 /* bumped by forget; cookies carry it */
     uint8_t registered;           /* in the poller */
+    uint8_t kind;                 /* enum weave__fd_kind */
+    uint8_t no_nowait_read;       /* preadv2(RWF_NOWAIT) unsupported here */
+    uint8_t no_nowait_write;      /* pwritev2(RWF_NOWAIT) unsupported here */
 };
+
+struct weave__pool;
 
 struct weave__sched {
     struct weave__ctx root;       /* the thread's own stack (weave_run) */
@@ -111,12 +125,14 @@ struct weave__sched {
     struct weave__stack_pool stacks;
     struct weave__fd *fds; /* indexed by fd number */
     size_t nfds;
-    uint64_t fd_waiters;  /* tasks parked on fds */
-    uint64_t external;    /* other wake sources in flight */
-    size_t default_stack; /* usable bytes for weave_spawn */
-    bool shutting_down;   /* main returned: cancel everything */
-    bool deadlocked;      /* nothing could ever wake */
-    ucontext_t tmpl;      /* copied into every new context */
+    uint64_t fd_waiters;      /* tasks parked on fds */
+    uint64_t external;        /* tasks parked on the offload pool */
+    struct weave__pool *pool; /* offload workers, once started */
+    unsigned offload_threads; /* most workers the pool may start */
+    size_t default_stack;     /* usable bytes for weave_spawn */
+    bool shutting_down;       /* main returned: cancel everything */
+    bool deadlocked;          /* nothing could ever wake */
+    ucontext_t tmpl;          /* copied into every new context */
 };
 
 /* The scheduler running on this thread, or NULL. initial-exec keeps reads
@@ -170,8 +186,49 @@ static inline bool weave__cancelled(const struct weave__sched *s)
     return (s->current->flags & WEAVE__CANCELLED) != 0;
 }
 
+/* The poller cookie of the offload pool's eventfd. No fd cookie equals it:
+ * their low 32 bits hold an fd number, which is below 2^31. */
+#define WEAVE__COOKIE_OFFLOAD UINT64_MAX
+
 /* fd.c: an event from the poller for cookie (fd and generation). */
 void weave__fd_event(struct weave__sched *s, uint64_t cookie, int mask);
+
+/* fd.c: make fd ready for I/O calls: learn its kind (and make it
+ * non-blocking if pollable) on first use. Returns the state, or NULL with
+ * *err = -EBADF or -ENOMEM. */
+struct weave__fd *weave__fd_prepare(struct weave__sched *s, int fd, int *err);
+
+/* fd.c: park the current task until fd is ready for events, after the
+ * caller saw EAGAIN. Returns the ready mask, or -errno (ECANCELED,
+ * ETIMEDOUT, EBADF from weave_close, EBUSY, ENOMEM). */
+int weave__fd_park(struct weave__sched *s, int fd, int events, int64_t deadline);
+
+/* fd.c: fd was just made by weave (accept, socket): drop whatever state a
+ * previous fd of the same number left behind and mark it pollable and
+ * non-blocking. A no-op outside a scheduler. */
+void weave__fd_fresh(int fd);
+
+/* io.c: connect fd, waiting until deadline for a connection in progress.
+ * Returns 0 or -errno. */
+int weave__connect(struct weave__sched *s, int fd, const struct sockaddr *addr, socklen_t addrlen,
+                   int64_t deadline);
+
+/* offload.c: run fn(arg) on a worker, parking the current task until it
+ * returns or deadline passes. Returns 0 with *result set; or -ECANCELED /
+ * -ETIMEDOUT, after which discard(result, arg) runs on the scheduler's
+ * thread once fn has returned (result NULL if it never ran); or, with the
+ * call not accepted and arg still the caller's, -ENOMEM, -EAGAIN, -EMFILE. */
+int weave__offload(struct weave__sched *s, weave_fn fn, void *arg, void **result,
+                   void (*discard)(void *, void *), int64_t deadline);
+
+/* offload.c: the pool's eventfd fired: hand finished calls over. */
+void weave__offload_event(struct weave__sched *s);
+
+/* offload.c: worker threads started so far. */
+unsigned weave__offload_threads(const struct weave__sched *s);
+
+/* offload.c: stop the workers (after the calls they run) and free the pool. */
+void weave__offload_term(struct weave__sched *s);
 
 /* fd.c: forget every fd; called when the scheduler ends. */
 void weave__fd_term(struct weave__sched *s);

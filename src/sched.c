@@ -28,6 +28,8 @@
 #include "internal.h"
 
 #include <assert.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -231,7 +233,7 @@ static void poll_step(struct weave__sched *s)
         if (weave__timers_first(&s->timers))
             fire_timers(s, weave__clock_ns());
         if (s->runq_len > 0) {
-            if (polled || s->fd_waiters == 0)
+            if (polled || (s->fd_waiters == 0 && s->external == 0))
                 return;
             deadline = WEAVE__POLL_NOW;
         } else if (weave__timers_first(&s->timers)) {
@@ -255,9 +257,13 @@ static void poll_step(struct weave__sched *s)
                 fatal("epoll_wait", -n);
             continue; /* a signal: recompute the time left and wait again */
         }
-        for (int i = 0; i < n; i++)
-            weave__fd_event(s, weave__poller_cookie(&s->poller, i),
-                            weave__poller_mask(&s->poller, i));
+        for (int i = 0; i < n; i++) {
+            uint64_t cookie = weave__poller_cookie(&s->poller, i);
+            if (cookie == WEAVE__COOKIE_OFFLOAD)
+                weave__offload_event(s);
+            else
+                weave__fd_event(s, cookie, weave__poller_mask(&s->poller, i));
+        }
     }
 }
 
@@ -581,6 +587,8 @@ int weave_get_stats(weave_stats *st)
     st->tasks_spawned = s->spawned;
     st->timers_pending = s->timers.len;
     st->fd_waiters = s->fd_waiters;
+    st->offload_waiters = s->external;
+    st->offload_threads = weave__offload_threads(s);
     st->fds_registered = (uint64_t)s->poller.registered;
     st->stacks_in_use = s->stacks.in_use;
     st->stacks_cached = s->stacks.cached;
@@ -596,6 +604,7 @@ static void sched_free(struct weave__sched *s)
     for (uint32_t i = 0; i < s->nslots; i++)
         free(s->slots[i].task); /* zombies nobody joined, main included */
     free(s->slots);
+    weave__offload_term(s);
     weave__fd_term(s);
     weave__poller_term(&s->poller);
     weave__stack_pool_term(&s->stacks);
@@ -620,6 +629,7 @@ static int sched_new(const weave_run_opts *opts, struct weave__sched **out)
     s->tag = (uint32_t)(run % 65535u) + 1u;
     s->gen_seed = (uint32_t)(run / 65535u);
     s->default_stack = opts->default_stack_size ? opts->default_stack_size : WEAVE_STACK_DEFAULT;
+    s->offload_threads = opts->offload_threads ? opts->offload_threads : WEAVE_OFFLOAD_DEFAULT;
     if (weave__ctx_template(&s->tmpl) != 0) {
         r = -errno;
         sched_free(s);
@@ -633,29 +643,55 @@ static int sched_new(const weave_run_opts *opts, struct weave__sched **out)
     return 0;
 }
 
+/* Undo weave_run's blocking of SIGPIPE, dropping one that a write left
+ * pending (it was reported as EPIPE already). */
+static void restore_sigpipe(const sigset_t *pipe_set, const sigset_t *old_mask)
+{
+    sigset_t pending;
+
+    if (sigismember(old_mask, SIGPIPE))
+        return; /* the caller had it blocked: leave it as it was */
+    if (sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE)) {
+        struct timespec zero = {0, 0};
+        (void)sigtimedwait(pipe_set, NULL, &zero);
+    }
+    pthread_sigmask(SIG_UNBLOCK, pipe_set, NULL);
+}
+
 int weave_run_with(const weave_run_opts *opts, weave_fn main_fn, void *arg, void **result)
 {
     static const weave_run_opts defaults;
     struct weave__sched *s = NULL;
     struct weave_task *main_task, *first;
     void *overflow = NULL;
+    sigset_t pipe_set, old_mask;
     int r, err;
     bool deadlocked;
 
     if (!opts)
         opts = &defaults;
     if (!main_fn || (opts->flags & ~(unsigned)WEAVE_NO_OVERFLOW_HANDLER) ||
-        (opts->default_stack_size && check_stack_size(opts->default_stack_size) < 0))
+        (opts->default_stack_size && check_stack_size(opts->default_stack_size) < 0) ||
+        opts->offload_threads > WEAVE_OFFLOAD_MAX)
         return weave__ret(-EINVAL);
     if (weave__tls)
         return weave__ret(-EBUSY);
-    if ((r = sched_new(opts, &s)) < 0)
+    /* Block SIGPIPE before the context template is taken, so that every
+     * task runs with it blocked: a write to a closed pipe or socket then
+     * fails with EPIPE instead of killing the process. */
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &old_mask);
+    if ((r = sched_new(opts, &s)) < 0) {
+        restore_sigpipe(&pipe_set, &old_mask);
         return weave__ret(r);
+    }
     weave__tls = s;
     main_task = spawn(s, s->default_stack, "main", main_fn, arg, &err);
     if (!main_task) {
         weave__tls = NULL;
         sched_free(s);
+        restore_sigpipe(&pipe_set, &old_mask);
         return weave__ret(err);
     }
     main_task->flags |= WEAVE__MAIN;
@@ -675,6 +711,7 @@ int weave_run_with(const weave_run_opts *opts, weave_fn main_fn, void *arg, void
     deadlocked = s->deadlocked;
     weave__tls = NULL;
     sched_free(s);
+    restore_sigpipe(&pipe_set, &old_mask);
     return deadlocked ? weave__ret(-EDEADLK) : 0;
 }
 

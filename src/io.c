@@ -1,0 +1,448 @@
+/*
+ * io.c - read, write, send, recv, accept, connect that suspend the task.
+ *
+ * Every call has the same shape: try the system call; if it would block
+ * (EAGAIN), park the task on the fd until the poller reports it ready, and
+ * try again. The poller is edge-triggered, so a task only ever parks after
+ * seeing EAGAIN, and each wake-up is news. A peer that hangs up or an error
+ * on the fd wakes the task; the retried call then returns 0 or the error,
+ * so nothing spins.
+ *
+ * Regular files are not pollable. Reads try preadv2(RWF_NOWAIT) first,
+ * which answers at once from the page cache; what would block, and writes
+ * (buffered writes refuse RWF_NOWAIT on most filesystems), run on the
+ * offload pool. The worker uses a dup of the fd and a buffer of its own,
+ * so a task that is cancelled may return at once: the worker never touches
+ * the caller's buffer or an fd number the caller may have closed.
+ */
+#include "internal.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define FILE_CHUNK ((size_t)1 << 20) /* most bytes one offloaded call moves */
+
+enum op_kind { OP_READ, OP_WRITE, OP_RECV, OP_SEND, OP_RECVFROM, OP_SENDTO, OP_ACCEPT };
+
+/* One system call's arguments. Plain reads and writes use one iovec. */
+struct io_op {
+    int kind;                /* enum op_kind */
+    const struct iovec *iov; /* buffers (read, write, readv, writev) */
+    int iovcnt;
+    void *buf; /* buffer of recv/send/recvfrom/sendto */
+    size_t len;
+    int flags;             /* recv/send flags */
+    struct sockaddr *addr; /* recvfrom source / accept peer */
+    socklen_t *addrlen;
+    const struct sockaddr *to; /* sendto destination */
+    socklen_t tolen;
+};
+
+static ssize_t syscall_once(int fd, const struct io_op *op)
+{
+    switch (op->kind) {
+    case OP_READ:
+        return op->iovcnt == 1 ? read(fd, op->iov[0].iov_base, op->iov[0].iov_len)
+                               : readv(fd, op->iov, op->iovcnt);
+    case OP_WRITE:
+        return op->iovcnt == 1 ? write(fd, op->iov[0].iov_base, op->iov[0].iov_len)
+                               : writev(fd, op->iov, op->iovcnt);
+    case OP_RECV:
+        return recv(fd, op->buf, op->len, op->flags);
+    case OP_SEND:
+        return send(fd, op->buf, op->len, op->flags | MSG_NOSIGNAL);
+    case OP_RECVFROM:
+        return recvfrom(fd, op->buf, op->len, op->flags, op->addr, op->addrlen);
+    case OP_SENDTO:
+        return sendto(fd, op->buf, op->len, op->flags | MSG_NOSIGNAL, op->to, op->tolen);
+    default:
+        return accept4(fd, op->addr, op->addrlen, SOCK_NONBLOCK);
+    }
+}
+
+/* ---- regular files ------------------------------------------------------ */
+
+/* A read or write run on a worker, through a dup of the fd and a buffer of
+ * its own. Freed by the task, or by discard if the task stopped waiting. */
+struct file_call {
+    int fd;     /* the dup; closed by the worker when it is done */
+    bool write; /* write, else read */
+    char *buf;  /* len bytes */
+    size_t len;
+    ssize_t n; /* the result */
+    int err;   /* errno if n < 0 */
+};
+
+static void *file_run(void *p)
+{
+    struct file_call *c = p;
+
+    do
+        c->n = c->write ? write(c->fd, c->buf, c->len) : read(c->fd, c->buf, c->len);
+    while (c->n < 0 && errno == EINTR);
+    c->err = c->n < 0 ? errno : 0;
+    close(c->fd);
+    c->fd = -1;
+    return NULL;
+}
+
+static void file_discard(void *result, void *p)
+{
+    struct file_call *c = p;
+
+    (void)result;
+    if (c->fd >= 0)
+        close(c->fd); /* it never ran */
+    free(c->buf);
+    free(c);
+}
+
+static size_t iov_total(const struct iovec *iov, int n)
+{
+    size_t t = 0;
+
+    for (int i = 0; i < n; i++)
+        t += iov[i].iov_len;
+    return t;
+}
+
+/* Copy between iov and a flat buffer, at most len bytes. */
+static void iov_gather(char *dst, const struct iovec *iov, int n, size_t len)
+{
+    for (int i = 0; i < n && len > 0; i++) {
+        size_t k = iov[i].iov_len < len ? iov[i].iov_len : len;
+        memcpy(dst, iov[i].iov_base, k);
+        dst += k;
+        len -= k;
+    }
+}
+
+static void iov_scatter(const struct iovec *iov, int n, const char *src, size_t len)
+{
+    for (int i = 0; i < n && len > 0; i++) {
+        size_t k = iov[i].iov_len < len ? iov[i].iov_len : len;
+        memcpy(iov[i].iov_base, src, k);
+        src += k;
+        len -= k;
+    }
+}
+
+static ssize_t file_offload(struct weave__sched *s, int fd, const struct io_op *op)
+{
+    size_t len = iov_total(op->iov, op->iovcnt);
+    struct file_call *c;
+    ssize_t n;
+    int r;
+
+    if (len > FILE_CHUNK)
+        len = FILE_CHUNK; /* a short count, as read and write may return */
+    if (!(c = calloc(1, sizeof(*c))) || !(c->buf = malloc(len ? len : 1))) {
+        free(c);
+        return -ENOMEM;
+    }
+    c->write = op->kind == OP_WRITE;
+    c->len = len;
+    if (c->write)
+        iov_gather(c->buf, op->iov, op->iovcnt, len);
+    if ((c->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+        r = -errno;
+        free(c->buf);
+        free(c);
+        return r;
+    }
+    r = weave__offload(s, file_run, c, NULL, file_discard, WEAVE__NO_DEADLINE);
+    if (r == -ECANCELED || r == -ETIMEDOUT)
+        return r; /* c belongs to file_discard now */
+    if (r < 0) {
+        file_discard(NULL, c);
+        return r;
+    }
+    n = c->n;
+    if (n < 0)
+        n = -c->err;
+    else if (!c->write)
+        iov_scatter(op->iov, op->iovcnt, c->buf, (size_t)n);
+    free(c->buf);
+    free(c);
+    return n;
+}
+
+/* One read or write on a regular file: from the page cache if it can be
+ * had at once, else on the pool. */
+static ssize_t file_io(struct weave__sched *s, int fd, struct weave__fd *st, const struct io_op *op)
+{
+    bool wr = op->kind == OP_WRITE;
+    uint8_t *unsupported = wr ? &st->no_nowait_write : &st->no_nowait_read;
+
+    while (!*unsupported) {
+        ssize_t n = wr ? pwritev2(fd, op->iov, op->iovcnt, -1, RWF_NOWAIT)
+                       : preadv2(fd, op->iov, op->iovcnt, -1, RWF_NOWAIT);
+        if (n >= 0)
+            return n;
+        if (errno == EAGAIN)
+            break;
+        if (errno == EOPNOTSUPP || errno == EINVAL || errno == ENOSYS)
+            *unsupported = 1; /* not this fd (filesystem, kernel): ask no more */
+        else if (errno != EINTR)
+            return -errno;
+    }
+    return file_offload(s, fd, op);
+}
+
+/* ---- the common loop ---------------------------------------------------- */
+
+/* Run op on fd once, parking on EAGAIN until it completes. Returns the
+ * call's result or -errno. */
+static ssize_t io_once(int fd, const struct io_op *op, int events)
+{
+    struct weave__sched *s = weave__tls;
+    struct weave__fd *st;
+    int err;
+
+    if (!s)
+        return -EPERM;
+    if (weave__cancelled(s))
+        return -ECANCELED;
+    if (!(st = weave__fd_prepare(s, fd, &err)))
+        return err;
+    if (st->kind == WEAVE__FD_FILE && (op->kind == OP_READ || op->kind == OP_WRITE))
+        return file_io(s, fd, st, op);
+    for (;;) {
+        ssize_t n = syscall_once(fd, op);
+        int r;
+
+        if (n >= 0)
+            return n;
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            return -errno;
+        r = weave__fd_park(s, fd, events, WEAVE__NO_DEADLINE);
+        if (r < 0)
+            return r;
+    }
+}
+
+static ssize_t ret_ssize(ssize_t r)
+{
+    if (r < 0) {
+        errno = (int)-r;
+        return -1;
+    }
+    return r;
+}
+
+/* Write everything op describes (one buffer, or iovecs), continuing after
+ * short writes. Returns the total, a short total if an error stopped it
+ * after some bytes, or -errno. */
+static ssize_t write_all(int fd, struct io_op *op)
+{
+    struct iovec *owned = NULL; /* a copy of the caller's const iovecs */
+    size_t done = 0;
+
+    for (;;) {
+        ssize_t n = io_once(fd, op, WEAVE_OUT);
+        size_t left;
+
+        if (n < 0) {
+            free(owned);
+            return done > 0 ? (ssize_t)done : n;
+        }
+        done += (size_t)n;
+        if (op->kind == OP_SEND) {
+            op->buf = (char *)op->buf + n;
+            op->len -= (size_t)n;
+            if (op->len == 0)
+                break;
+            continue;
+        }
+        /* Drop the iovecs written in full, trim the first one left. */
+        left = (size_t)n;
+        while (op->iovcnt > 0 && left >= op->iov[0].iov_len) {
+            left -= op->iov[0].iov_len;
+            op->iov++;
+            op->iovcnt--;
+        }
+        if (op->iovcnt == 0)
+            break;
+        if (!owned) {
+            owned = malloc((size_t)op->iovcnt * sizeof(*owned));
+            if (!owned)
+                return (ssize_t)done;
+            memcpy(owned, op->iov, (size_t)op->iovcnt * sizeof(*owned));
+            op->iov = owned;
+        }
+        /* op->iov points into owned from here on. */
+        ((struct iovec *)(uintptr_t)op->iov)->iov_base = (char *)op->iov[0].iov_base + left;
+        ((struct iovec *)(uintptr_t)op->iov)->iov_len -= left;
+    }
+    free(owned);
+    return (ssize_t)done;
+}
+
+/* ---- the calls ---------------------------------------------------------- */
+
+static int check_iov(const struct iovec *iov, int iovcnt)
+{
+    size_t t = 0;
+
+    if (iovcnt < 0 || iovcnt > IOV_MAX || (iovcnt > 0 && !iov))
+        return -EINVAL;
+    for (int i = 0; i < iovcnt; i++) {
+        if (iov[i].iov_len > (size_t)SSIZE_MAX - t)
+            return -EINVAL;
+        t += iov[i].iov_len;
+    }
+    return 0;
+}
+
+ssize_t weave_read(int fd, void *buf, size_t count)
+{
+    struct iovec v = {buf, count};
+    struct io_op op = {.kind = OP_READ, .iov = &v, .iovcnt = 1};
+
+    return ret_ssize(io_once(fd, &op, WEAVE_IN));
+}
+
+ssize_t weave_readv(int fd, const struct iovec *iov, int iovcnt)
+{
+    struct io_op op = {.kind = OP_READ, .iov = iov, .iovcnt = iovcnt};
+    int r = check_iov(iov, iovcnt);
+
+    return ret_ssize(r < 0 ? r : io_once(fd, &op, WEAVE_IN));
+}
+
+ssize_t weave_write(int fd, const void *buf, size_t count)
+{
+    struct iovec v = {(void *)(uintptr_t)buf, count};
+    struct io_op op = {.kind = OP_WRITE, .iov = &v, .iovcnt = 1};
+
+    if (count > SSIZE_MAX)
+        return ret_ssize(-EINVAL);
+    if (count == 0)
+        return ret_ssize(io_once(fd, &op, WEAVE_OUT));
+    return ret_ssize(write_all(fd, &op));
+}
+
+ssize_t weave_writev(int fd, const struct iovec *iov, int iovcnt)
+{
+    struct io_op op = {.kind = OP_WRITE, .iov = iov, .iovcnt = iovcnt};
+    int r = check_iov(iov, iovcnt);
+
+    if (r < 0)
+        return ret_ssize(r);
+    if (iov_total(iov, iovcnt) == 0)
+        return ret_ssize(io_once(fd, &op, WEAVE_OUT));
+    return ret_ssize(write_all(fd, &op));
+}
+
+ssize_t weave_recv(int fd, void *buf, size_t len, int flags)
+{
+    struct io_op op = {.kind = OP_RECV, .buf = buf, .len = len, .flags = flags};
+
+    return ret_ssize(io_once(fd, &op, WEAVE_IN));
+}
+
+ssize_t weave_send(int fd, const void *buf, size_t len, int flags)
+{
+    struct io_op op = {.kind = OP_SEND, .buf = (void *)(uintptr_t)buf, .len = len, .flags = flags};
+
+    if (len > SSIZE_MAX)
+        return ret_ssize(-EINVAL);
+    if (len == 0)
+        return ret_ssize(io_once(fd, &op, WEAVE_OUT));
+    return ret_ssize(write_all(fd, &op));
+}
+
+ssize_t weave_recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *src,
+                       socklen_t *addrlen)
+{
+    struct io_op op = {.kind = OP_RECVFROM,
+                       .buf = buf,
+                       .len = len,
+                       .flags = flags,
+                       .addr = src,
+                       .addrlen = addrlen};
+
+    return ret_ssize(io_once(fd, &op, WEAVE_IN));
+}
+
+ssize_t weave_sendto(int fd, const void *buf, size_t len, int flags, const struct sockaddr *dst,
+                     socklen_t addrlen)
+{
+    struct io_op op = {.kind = OP_SENDTO,
+                       .buf = (void *)(uintptr_t)buf,
+                       .len = len,
+                       .flags = flags,
+                       .to = dst,
+                       .tolen = addrlen};
+
+    return ret_ssize(io_once(fd, &op, WEAVE_OUT));
+}
+
+int weave_accept(int fd, struct sockaddr *addr, socklen_t *addrlen)
+{
+    struct io_op op = {.kind = OP_ACCEPT, .addr = addr, .addrlen = addrlen};
+    ssize_t r = io_once(fd, &op, WEAVE_IN);
+
+    if (r >= 0)
+        weave__fd_fresh((int)r);
+    return (int)ret_ssize(r);
+}
+
+int weave__connect(struct weave__sched *s, int fd, const struct sockaddr *addr, socklen_t addrlen,
+                   int64_t deadline)
+{
+    int64_t backoff_us = 1000;
+    struct weave__fd *st;
+    int err, r;
+
+    if (weave__cancelled(s))
+        return -ECANCELED;
+    if (!(st = weave__fd_prepare(s, fd, &err)))
+        return err;
+    for (;;) {
+        if (connect(fd, addr, addrlen) == 0)
+            return 0;
+        if (errno == EINPROGRESS || errno == EINTR)
+            break;
+        if (errno != EAGAIN)
+            return -errno;
+        /* A Unix socket whose listener's backlog is full: a blocking
+         * connect would wait for room, and nothing reports room, so retry
+         * after a growing pause. */
+        r = weave__park(s, backoff_us * 1000 >= deadline - weave__clock_ns()
+                               ? deadline
+                               : weave__deadline_after(backoff_us * 1000));
+        if (r == -ETIMEDOUT && weave__clock_ns() < deadline) {
+            if (backoff_us < 64000)
+                backoff_us *= 2;
+            continue;
+        }
+        return r < 0 ? r : -EAGAIN;
+    }
+    /* In progress: it is done when the socket becomes writable. */
+    r = weave__fd_park(s, fd, WEAVE_OUT, deadline);
+    if (r < 0)
+        return r;
+    {
+        int soerr = 0;
+        socklen_t len = sizeof(soerr);
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0)
+            return -errno;
+        return soerr ? -soerr : 0;
+    }
+}
+
+int weave_connect(int fd, const struct sockaddr *addr, socklen_t addrlen)
+{
+    struct weave__sched *s = weave__tls;
+
+    if (!s)
+        return weave__ret(-EPERM);
+    return weave__ret(weave__connect(s, fd, addr, addrlen, WEAVE__NO_DEADLINE));
+}
