@@ -214,10 +214,12 @@ int weave__connect(struct weave__sched *s, int fd, const struct sockaddr *addr, 
                    int64_t deadline);
 
 /* offload.c: run fn(arg) on a worker, parking the current task until it
- * returns or deadline passes. Returns 0 with *result set; or -ECANCELED /
- * -ETIMEDOUT, after which discard(result, arg) runs on the scheduler's
- * thread once fn has returned (result NULL if it never ran); or, with the
- * call not accepted and arg still the caller's, -ENOMEM, -EAGAIN, -EMFILE. */
+ * returns or deadline passes. Returns 0 with *result set. Or the call was
+ * accepted but the task stopped waiting: -ECANCELED, -ETIMEDOUT, or -EBADF
+ * (a weave_close woke it), after which discard(result, arg) runs on the
+ * scheduler's thread once fn has returned (result NULL if it never ran). Or
+ * the call was not accepted and arg is still the caller's: -ENOMEM,
+ * -EAGAIN, -EMFILE, -ENFILE. */
 int weave__offload(struct weave__sched *s, weave_fn fn, void *arg, void **result,
                    void (*discard)(void *, void *), int64_t deadline);
 

@@ -131,13 +131,18 @@ static void iov_scatter(const struct iovec *iov, int n, const char *src, size_t 
     }
 }
 
-static ssize_t file_offload(struct weave__sched *s, int fd, const struct io_op *op)
+static ssize_t file_offload(struct weave__sched *s, int fd, struct weave__fd *st,
+                            const struct io_op *op)
 {
     size_t len = iov_total(op->iov, op->iovcnt);
+    struct weave_task *self = s->current;
+    int d = op->kind == OP_WRITE;
     struct file_call *c;
     ssize_t n;
     int r;
 
+    if (st->waiter[d])
+        return -EBUSY; /* one reader and one writer at a time, as on sockets */
     if (len > FILE_CHUNK)
         len = FILE_CHUNK; /* a short count, as read and write may return */
     if (!(c = calloc(1, sizeof(*c))) || !(c->buf = malloc(len ? len : 1))) {
@@ -154,8 +159,14 @@ static ssize_t file_offload(struct weave__sched *s, int fd, const struct io_op *
         free(c);
         return r;
     }
+    /* Wait in fd's waiter slot as well, so that weave_close(fd) wakes us
+     * with EBADF as it wakes any task waiting on an fd. */
+    st->waiter[d] = self;
     r = weave__offload(s, file_run, c, NULL, file_discard, WEAVE__NO_DEADLINE);
-    if (r == -ECANCELED || r == -ETIMEDOUT)
+    st = &s->fds[fd]; /* the table may have moved while we waited */
+    if (st->waiter[d] == self)
+        st->waiter[d] = NULL;
+    if (r == -ECANCELED || r == -ETIMEDOUT || r == -EBADF)
         return r; /* c belongs to file_discard now */
     if (r < 0) {
         file_discard(NULL, c);
@@ -190,7 +201,7 @@ static ssize_t file_io(struct weave__sched *s, int fd, struct weave__fd *st, con
         else if (errno != EINTR)
             return -errno;
     }
-    return file_offload(s, fd, op);
+    return file_offload(s, fd, st, op);
 }
 
 /* ---- the common loop ---------------------------------------------------- */
