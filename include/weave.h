@@ -299,8 +299,8 @@ WEAVE_API int weave_close(int fd);
  *     page cache; otherwise, and for every write, the call runs on the
  *     offload pool (on a dup of the fd, through a buffer of weave's, at most
  *     1 MiB a call), so a slow disk never stalls the other tasks. A
- *     cancelled task returns at once; a write already handed to a worker
- *     may still complete.
+ *     cancelled task returns at once; a read or write already handed to a
+ *     worker may still complete (and move the file offset).
  *
  * While weave_run runs, SIGPIPE is blocked on its thread: writing to a pipe
  * or socket whose reader has gone fails with EPIPE instead of killing the
@@ -311,7 +311,12 @@ WEAVE_API int weave_close(int fd);
  * it is not zero (the next call reports the error), else -1 and errno.
  *
  * At most one task may wait to read and one to write on an fd at a time; a
- * second one gets EBUSY. Close fds used here with weave_close (which wakes
+ * second one gets EBUSY. With MSG_DONTWAIT in flags, the socket calls do not
+ * wait: they return -1 with EAGAIN as POSIX's do.
+ *
+ * A writer parked on a Unix stream socket whose peer did shutdown(SHUT_RD)
+ * is not woken: the kernel never reports such a socket writable, though a
+ * write fails with EPIPE. Close or cancel it. Close fds used here with weave_close (which wakes
  * the tasks waiting on them with EBADF), or call weave_fd_forget before
  * close(2): weave caches per-fd state. fds made by weave_accept and the
  * helpers below come with their state fresh, already non-blocking.
@@ -354,7 +359,7 @@ WEAVE_API int weave_connect(int fd, const struct sockaddr *addr, socklen_t addrl
  * existing file at path is not removed (EADDRINUSE). A full backlog makes
  * weave_unix_connect retry, sleeping, until it connects or is cancelled.
  *
- * Errors: EINVAL bad arguments (NULL port, port not a number or service,
+ * Errors: EINVAL bad arguments (NULL or empty port, a number above 65535,
  * backlog < 0); ENAMETOOLONG path too long; EADDRNOTAVAIL the name does not
  * resolve; EAGAIN a temporary resolver failure; EPERM outside a task (the
  * connect helpers and name resolution); ECANCELED; ETIMEDOUT.
@@ -376,13 +381,15 @@ WEAVE_API int weave_unix_connect(const char *path);
  * which therefore waits for calls still running. Calls beyond the thread
  * count queue in FIFO order.
  *
- * If the calling task is cancelled while it waits, weave_offload returns -1
- * with ECANCELED at once. A call that had not started yet is dropped and
+ * If the calling task is cancelled (before or while it waits),
+ * weave_offload returns -1 with ECANCELED at once. A call that had not started yet is dropped and
  * never runs; one already running finishes on its worker and its result is
  * discarded. fn keeps using arg until it returns, so arg must not live on
  * the caller's stack if the caller can be cancelled; weave_offload_ex names
  * a function that receives a discarded call's result (NULL if fn never ran)
- * and its arg, on the scheduler's thread, to free them.
+ * and its arg, on the scheduler's thread, to free them. ECANCELED always
+ * means that discard has been or will be called; any other error means fn
+ * never ran and arg is still the caller's.
  *
  * Returns 0 and stores fn's return value in *result (if result is not
  * NULL). Errors: EINVAL fn is NULL; EPERM outside a task; ECANCELED; ENOMEM;

@@ -232,6 +232,8 @@ static ssize_t io_once(int fd, const struct io_op *op, int events)
             continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK)
             return -errno;
+        if (op->flags & MSG_DONTWAIT)
+            return -EAGAIN; /* the caller asked not to wait */
         r = weave__fd_park(s, fd, events, WEAVE__NO_DEADLINE);
         if (r < 0)
             return r;

@@ -66,6 +66,24 @@ static int gai_errno(int rc, int err)
     }
 }
 
+/* A port is a number from 0 to 65535 or a service name; getaddrinfo would
+ * take 65536 as 0 and 99999 as 34463. */
+static int check_port(const char *port)
+{
+    unsigned long v = 0;
+
+    if (!port || !*port)
+        return -EINVAL;
+    for (const char *p = port; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return 0; /* a service name, for getaddrinfo */
+        v = v * 10 + (unsigned long)(*p - '0');
+        if (v > 65535)
+            return -EINVAL;
+    }
+    return 0;
+}
+
 /* Resolve host:port for a stream socket. *res is freed with freeaddrinfo. */
 static int resolve(const char *host, const char *port, bool passive, int64_t deadline,
                    struct addrinfo **res)
@@ -75,8 +93,8 @@ static int resolve(const char *host, const char *port, bool passive, int64_t dea
     struct lookup *l;
     int rc, r;
 
-    if (!port)
-        return -EINVAL;
+    if ((r = check_port(port)) < 0)
+        return r;
     if (host && !*host)
         host = NULL;
     memset(&hints, 0, sizeof(hints));
@@ -152,7 +170,7 @@ static int tcp_listen(const char *host, const char *port, int backlog)
     struct addrinfo *res, *ai;
     int fd = -EADDRNOTAVAIL, r;
 
-    if (backlog < 0 || !port)
+    if (backlog < 0 || check_port(port) < 0)
         return -EINVAL;
     if (!host || !*host) {
         /* Every address: one IPv6 socket that takes IPv4 too, where the
@@ -202,7 +220,7 @@ static int tcp_connect(const char *host, const char *port, int64_t timeout_ms)
     int64_t deadline;
     int r, last = -EADDRNOTAVAIL;
 
-    if (!port || weave__deadline_ms(timeout_ms, &deadline) < 0)
+    if (check_port(port) < 0 || weave__deadline_ms(timeout_ms, &deadline) < 0)
         return -EINVAL;
     if (!s)
         return -EPERM;

@@ -63,6 +63,8 @@ struct weave__pool {
     pthread_t *threads;                /* [max] */
     unsigned nthreads;                 /* started */
     unsigned idle;                     /* waiting for work */
+    unsigned running;                  /* running a call */
+    unsigned queued;                   /* calls in the queue */
     unsigned max;                      /* most threads */
     bool stop;                         /* weave_run is ending */
     int efd;                           /* eventfd: the done list became non-empty */
@@ -72,6 +74,7 @@ static void *worker(void *p)
 {
     struct weave__pool *pool = p;
 
+    (void)pthread_setname_np(pthread_self(), "weave-offload"); /* for top, gdb */
     pthread_mutex_lock(&pool->lock);
     for (;;) {
         struct job *j;
@@ -88,12 +91,15 @@ static void *worker(void *p)
         pool->head = j->next;
         if (!pool->head)
             pool->tail = NULL;
+        pool->queued--;
+        pool->running++;
         j->state = RUNNING;
         pthread_mutex_unlock(&pool->lock);
 
         j->result = j->fn(j->arg);
 
         pthread_mutex_lock(&pool->lock);
+        pool->running--;
         j->state = DONE;
         j->next = NULL;
         tsan_release(j);
@@ -180,12 +186,17 @@ static int submit(struct weave__pool *pool, struct job *j)
     else
         pool->head = j;
     pool->tail = j;
-    if (pool->idle > 0) {
+    pool->queued++;
+    if (pool->idle > 0)
         pthread_cond_signal(&pool->work);
-    } else if (pool->nthreads < pool->max && start_worker(pool) < 0 && pool->nthreads == 0) {
+    /* A thread not running a call is idle or about to look at the queue
+     * again: start one more only when the queue outgrows those. */
+    if (pool->queued > pool->nthreads - pool->running && pool->nthreads < pool->max &&
+        start_worker(pool) < 0 && pool->nthreads == 0) {
         /* Nobody would ever run it: take it back. With no worker, every
          * earlier submit failed the same way, so j is alone in the queue. */
         pool->head = pool->tail = NULL;
+        pool->queued = 0;
         r = -EAGAIN;
     }
     pthread_mutex_unlock(&pool->lock);
@@ -239,6 +250,7 @@ int weave__offload(struct weave__sched *s, weave_fn fn, void *arg, void **result
         *pp = j->next;
         if (s->pool->tail == j)
             s->pool->tail = prev;
+        s->pool->queued--;
     }
     pthread_mutex_unlock(&s->pool->lock);
     if (state == QUEUED)
@@ -312,8 +324,13 @@ static int offload(weave_fn fn, void *arg, void **result, void (*discard)(void *
         return -EINVAL;
     if (!s)
         return -EPERM;
-    if (weave__cancelled(s))
+    if (weave__cancelled(s)) {
+        /* ECANCELED always means that discard has (or will have) the arg,
+         * so that the caller never has to guess who frees it. */
+        if (discard)
+            discard(NULL, arg);
         return -ECANCELED;
+    }
     return weave__offload(s, fn, arg, result, discard, WEAVE__NO_DEADLINE);
 }
 

@@ -643,19 +643,41 @@ static int sched_new(const weave_run_opts *opts, struct weave__sched **out)
     return 0;
 }
 
-/* Undo weave_run's blocking of SIGPIPE, dropping one that a write left
- * pending (it was reported as EPIPE already). */
-static void restore_sigpipe(const sigset_t *pipe_set, const sigset_t *old_mask)
+/* SIGPIPE as weave_run found it. */
+struct sigpipe_state {
+    sigset_t set;        /* just SIGPIPE */
+    sigset_t old_mask;   /* the thread's mask before weave_run */
+    bool pending_before; /* a SIGPIPE was pending already: not ours */
+};
+
+static bool sigpipe_pending(void)
 {
     sigset_t pending;
 
-    if (sigismember(old_mask, SIGPIPE))
-        return; /* the caller had it blocked: leave it as it was */
-    if (sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE)) {
+    return sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
+}
+
+/* Block SIGPIPE before the context template is taken, so that every task
+ * runs with it blocked: a write to a closed pipe or socket then fails with
+ * EPIPE instead of killing the process. */
+static void block_sigpipe(struct sigpipe_state *ps)
+{
+    sigemptyset(&ps->set);
+    sigaddset(&ps->set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &ps->set, &ps->old_mask);
+    ps->pending_before = sigpipe_pending();
+}
+
+/* Drop a SIGPIPE that a write left pending (it was reported as EPIPE
+ * already), then unblock SIGPIPE unless the caller had it blocked. */
+static void restore_sigpipe(const struct sigpipe_state *ps)
+{
+    if (!ps->pending_before && sigpipe_pending()) {
         struct timespec zero = {0, 0};
-        (void)sigtimedwait(pipe_set, NULL, &zero);
+        (void)sigtimedwait(&ps->set, NULL, &zero);
     }
-    pthread_sigmask(SIG_UNBLOCK, pipe_set, NULL);
+    if (!sigismember(&ps->old_mask, SIGPIPE))
+        pthread_sigmask(SIG_UNBLOCK, &ps->set, NULL);
 }
 
 int weave_run_with(const weave_run_opts *opts, weave_fn main_fn, void *arg, void **result)
@@ -664,7 +686,7 @@ int weave_run_with(const weave_run_opts *opts, weave_fn main_fn, void *arg, void
     struct weave__sched *s = NULL;
     struct weave_task *main_task, *first;
     void *overflow = NULL;
-    sigset_t pipe_set, old_mask;
+    struct sigpipe_state sigpipe;
     int r, err;
     bool deadlocked;
 
@@ -676,14 +698,9 @@ int weave_run_with(const weave_run_opts *opts, weave_fn main_fn, void *arg, void
         return weave__ret(-EINVAL);
     if (weave__tls)
         return weave__ret(-EBUSY);
-    /* Block SIGPIPE before the context template is taken, so that every
-     * task runs with it blocked: a write to a closed pipe or socket then
-     * fails with EPIPE instead of killing the process. */
-    sigemptyset(&pipe_set);
-    sigaddset(&pipe_set, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &pipe_set, &old_mask);
+    block_sigpipe(&sigpipe);
     if ((r = sched_new(opts, &s)) < 0) {
-        restore_sigpipe(&pipe_set, &old_mask);
+        restore_sigpipe(&sigpipe);
         return weave__ret(r);
     }
     weave__tls = s;
@@ -691,7 +708,7 @@ int weave_run_with(const weave_run_opts *opts, weave_fn main_fn, void *arg, void
     if (!main_task) {
         weave__tls = NULL;
         sched_free(s);
-        restore_sigpipe(&pipe_set, &old_mask);
+        restore_sigpipe(&sigpipe);
         return weave__ret(err);
     }
     main_task->flags |= WEAVE__MAIN;
@@ -711,7 +728,7 @@ int weave_run_with(const weave_run_opts *opts, weave_fn main_fn, void *arg, void
     deadlocked = s->deadlocked;
     weave__tls = NULL;
     sched_free(s);
-    restore_sigpipe(&pipe_set, &old_mask);
+    restore_sigpipe(&sigpipe);
     return deadlocked ? weave__ret(-EDEADLK) : 0;
 }
 
