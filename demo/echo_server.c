@@ -1,0 +1,224 @@
+/*
+ * echo_server.c - a TCP echo server, one task per connection.
+ *
+ * Every connection gets a task that reads and writes back until the peer
+ * hangs up; the code reads like the blocking server one would write with a
+ * thread per connection, but everything runs on one thread.
+ *
+ * Three details a real server needs:
+ *
+ *   - Running out of fds. accept fails with EMFILE (or ENFILE) while the
+ *     connection stays queued, so retrying at once would spin. The accept
+ *     loop sleeps briefly instead, letting other connections finish and
+ *     free their fds, then tries again.
+ *   - Stopping. SIGINT and SIGTERM are blocked and read from a signalfd by
+ *     the main task, like any other fd; no weave call ever runs in a signal
+ *     handler (nothing in weave is async-signal-safe). On a signal the main
+ *     task cancels the accept loop and returns, and weave_run cancels the
+ *     connection tasks, each of which closes its socket as it unwinds.
+ *   - The bound port is printed, so "--port 0" works for scripts.
+ *
+ * Usage: echo_server [--host H] [--port P]   (default 127.0.0.1:7000)
+ */
+#define _GNU_SOURCE
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "weave.h"
+
+#define BACKLOG      512
+#define BUF_SIZE     16384 /* bytes read at once, on the task's stack */
+#define EMFILE_PAUSE 50    /* ms to wait after accept runs out of fds */
+
+/* The server's settings and counters, shared by the tasks (one thread: no
+ * locking). It lives in main's frame, not in a task's: connection tasks
+ * still use it while weave_run cancels them, after server_main returned. */
+struct server {
+    const char *host;
+    const char *port;
+    int sigfd; /* signalfd for SIGINT and SIGTERM */
+    int err;   /* 1 if the server could not start */
+    int listen_fd;
+    uint64_t accepted; /* connections accepted so far */
+    uint64_t active;   /* connections being served now */
+    uint64_t bytes;    /* bytes echoed */
+    uint64_t emfile;   /* times accept ran out of fds */
+};
+
+struct conn {
+    struct server *srv;
+    int fd;
+};
+
+static void *serve_conn(void *arg)
+{
+    struct conn *c = arg;
+    struct server *srv = c->srv;
+    char buf[BUF_SIZE];
+
+    for (;;) {
+        ssize_t n = weave_read(c->fd, buf, sizeof(buf));
+        if (n <= 0)
+            break; /* EOF, an error such as ECONNRESET, or ECANCELED at shutdown */
+        if (weave_write(c->fd, buf, (size_t)n) != n)
+            break;
+        srv->bytes += (uint64_t)n;
+    }
+    weave_close(c->fd);
+    srv->active--;
+    free(c);
+    return NULL;
+}
+
+static void *accept_loop(void *arg)
+{
+    struct server *srv = arg;
+
+    for (;;) {
+        struct conn *c;
+        weave_task *t;
+        int fd = weave_accept(srv->listen_fd, NULL, NULL);
+
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                /* The connection stays queued; try again once others
+                 * have had time to finish. */
+                if (srv->emfile++ == 0)
+                    (void)fprintf(stderr, "echo_server: accept: %s; pausing %d ms\n",
+                                  strerror(errno), EMFILE_PAUSE);
+                if (weave_sleep(EMFILE_PAUSE) != 0)
+                    break;
+                continue;
+            }
+            if (errno == ECONNABORTED || errno == EPERM || errno == EPROTO)
+                continue; /* that connection is gone; the next one may be fine */
+            if (errno != ECANCELED)
+                (void)fprintf(stderr, "echo_server: accept: %s\n", strerror(errno));
+            break;
+        }
+        c = malloc(sizeof(*c));
+        if (c) {
+            c->srv = srv;
+            c->fd = fd;
+        }
+        if (!c || !(t = weave_spawn(serve_conn, c))) {
+            weave_close(fd); /* no memory for this one: refuse it */
+            free(c);
+            continue;
+        }
+        (void)weave_detach(t);
+        srv->accepted++;
+        srv->active++;
+    }
+    return NULL;
+}
+
+static void print_bound(int fd)
+{
+    struct sockaddr_storage sa;
+    socklen_t len = sizeof(sa);
+    char host[NI_MAXHOST], port[NI_MAXSERV];
+
+    memset(&sa, 0, sizeof(sa));
+    if (getsockname(fd, (struct sockaddr *)&sa, &len) != 0 ||
+        getnameinfo((struct sockaddr *)&sa, len, host, sizeof(host), port, sizeof(port),
+                    NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+        printf("echo_server: listening\n");
+        return;
+    }
+    printf("echo_server: listening on %s%s%s port %s (Ctrl-C to stop)\n",
+           sa.ss_family == AF_INET6 ? "[" : "", host, sa.ss_family == AF_INET6 ? "]" : "", port);
+}
+
+static void *server_main(void *arg)
+{
+    struct server *srv = arg;
+    struct signalfd_siginfo si;
+    weave_task *acceptor;
+    ssize_t n;
+
+    srv->listen_fd = weave_tcp_listen(srv->host, srv->port, BACKLOG);
+    if (srv->listen_fd < 0) {
+        (void)fprintf(stderr, "echo_server: cannot listen on %s:%s: %s\n",
+                      srv->host ? srv->host : "*", srv->port, strerror(errno));
+        srv->err = 1;
+        return NULL;
+    }
+    print_bound(srv->listen_fd);
+    if (!(acceptor = weave_spawn(accept_loop, srv))) {
+        (void)fprintf(stderr, "echo_server: weave_spawn: %s\n", strerror(errno));
+        weave_close(srv->listen_fd);
+        srv->err = 1;
+        return NULL;
+    }
+
+    /* Wait for SIGINT or SIGTERM, as for any other input. */
+    n = weave_read(srv->sigfd, &si, sizeof(si));
+    if (n == (ssize_t)sizeof(si))
+        printf("\necho_server: %s, stopping: %llu connections served, %llu still open, %llu bytes "
+               "echoed\n",
+               si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM", (unsigned long long)srv->accepted,
+               (unsigned long long)srv->active, (unsigned long long)srv->bytes);
+    else
+        (void)fprintf(stderr, "echo_server: signalfd: %s\n", n < 0 ? strerror(errno) : "short");
+
+    (void)weave_cancel(acceptor);
+    (void)weave_join(acceptor, NULL);
+    weave_close(srv->listen_fd);
+    /* Returning makes weave_run cancel the connection tasks; each closes
+     * its socket and frees its record on the way out. */
+    return NULL;
+}
+
+static _Noreturn void usage(int status)
+{
+    (void)fprintf(status ? stderr : stdout,
+                  "usage: echo_server [--host H] [--port P]   (default 127.0.0.1:7000;\n"
+                  "       --host '' listens on every address, --port 0 picks a free port)\n");
+    exit(status);
+}
+
+int main(int argc, char **argv)
+{
+    struct server srv = {"127.0.0.1", "7000", -1, 0, -1, 0, 0, 0, 0};
+    sigset_t mask;
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--host") == 0 && i + 1 < argc)
+            srv.host = argv[++i];
+        else if (strcmp(argv[i], "--port") == 0 && i + 1 < argc)
+            srv.port = argv[++i];
+        else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            usage(0);
+        else
+            usage(2);
+    }
+    (void)setvbuf(stdout, NULL, _IOLBF, 0);
+
+    /* Block the signals before any thread starts (weave's offload workers
+     * inherit the mask), then read them from a signalfd. */
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGTERM);
+    if (pthread_sigmask(SIG_BLOCK, &mask, NULL) != 0 ||
+        (srv.sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC)) < 0) {
+        perror("echo_server: signalfd");
+        return 1;
+    }
+    if (weave_run(server_main, &srv, NULL) != 0) {
+        perror("echo_server: weave_run");
+        srv.err = 1;
+    }
+    close(srv.sigfd); /* the scheduler is gone: nothing to forget */
+    return srv.err;
+}
