@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <string.h>
 #include <unistd.h>
@@ -98,7 +99,7 @@ int weave__fd_park(struct weave__sched *s, int fd, int events, int64_t deadline)
     if (busy(st, events))
         return -EBUSY;
     if (!st->registered) {
-        r = weave__poller_add(&s->poller, fd, cookie_of(fd, st->gen));
+        r = weave__poller_add(&s->poller, fd, cookie_of(fd, st->gen), 0);
         if (r == -EPERM)
             return events; /* not pollable: always ready, as with poll(2) */
         if (r == -ENOSPC)
@@ -165,6 +166,10 @@ void weave__fd_event(struct weave__sched *s, uint64_t cookie, int mask)
     st = &s->fds[fd];
     if (!st->registered || st->gen != (uint32_t)(cookie >> 32))
         return;
+    if (mask & WEAVE_IN)
+        st->drained = 0;
+    if (mask & (WEAVE__RDHUP | WEAVE_HUP | WEAVE_ERR))
+        st->read_closed = 1;
     if ((mask & WEAVE_IN) && st->waiter[0])
         weave__wake(s, st->waiter[0], mask);
     if ((mask & WEAVE_OUT) && st->waiter[1])
@@ -186,6 +191,7 @@ static void forget(struct weave__sched *s, struct weave__fd *st, int fd)
     }
     st->kind = WEAVE__FD_UNKNOWN;
     st->no_nowait_read = st->no_nowait_write = 0;
+    st->short_drains = st->drained = st->read_closed = 0;
     st->gen++;
 }
 
@@ -200,7 +206,7 @@ int weave_fd_forget(int fd)
     return 0;
 }
 
-void weave__fd_fresh(int fd)
+void weave__fd_fresh(int fd, bool short_drains)
 {
     struct weave__sched *s = weave__tls;
     struct weave__fd *st;
@@ -210,8 +216,27 @@ void weave__fd_fresh(int fd)
     if ((size_t)fd < s->nfds)
         forget(s, &s->fds[fd], fd);
     st = fd_state(s, fd);
-    if (st)
+    if (st) {
         st->kind = WEAVE__FD_POLL;
+        st->short_drains = short_drains;
+    }
+}
+
+/* Whether a short read from fd means it was emptied: true of TCP sockets
+ * and of pipes and FIFOs (not in packet mode). Not of datagram sockets (a
+ * read takes one datagram), nor of Unix stream sockets (a read stops where
+ * credentials change), nor of anything unknown. */
+static bool short_read_drains(int fd, const struct stat *sb, int fl)
+{
+    int type = 0, domain = 0;
+    socklen_t len = sizeof(int);
+
+    if (S_ISFIFO(sb->st_mode))
+        return !(fl & O_DIRECT);
+    if (!S_ISSOCK(sb->st_mode) || getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 ||
+        getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0)
+        return false;
+    return type == SOCK_STREAM && (domain == AF_INET || domain == AF_INET6);
 }
 
 struct weave__fd *weave__fd_prepare(struct weave__sched *s, int fd, int *err)
@@ -244,6 +269,7 @@ struct weave__fd *weave__fd_prepare(struct weave__sched *s, int fd, int *err)
         return NULL;
     }
     st->kind = WEAVE__FD_POLL;
+    st->short_drains = short_read_drains(fd, &sb, fl);
     return st;
 }
 

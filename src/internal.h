@@ -98,6 +98,9 @@ struct weave__fd {
     uint8_t kind;                 /* enum weave__fd_kind */
     uint8_t no_nowait_read;       /* preadv2(RWF_NOWAIT) unsupported here */
     uint8_t no_nowait_write;      /* pwritev2(RWF_NOWAIT) unsupported here */
+    uint8_t short_drains;         /* a short read empties it: TCP, pipes */
+    uint8_t drained;              /* a short read emptied it, no input since */
+    uint8_t read_closed;          /* the peer hung up, or an error came */
 };
 
 struct weave__pool;
@@ -205,8 +208,9 @@ int weave__fd_park(struct weave__sched *s, int fd, int events, int64_t deadline)
 
 /* fd.c: fd was just made by weave (accept, socket): drop whatever state a
  * previous fd of the same number left behind and mark it pollable and
- * non-blocking. A no-op outside a scheduler. */
-void weave__fd_fresh(int fd);
+ * non-blocking; short_drains as for struct weave__fd. A no-op outside a
+ * scheduler. */
+void weave__fd_fresh(int fd, bool short_drains);
 
 /* io.c: connect fd, waiting until deadline for a connection in progress.
  * Returns 0 or -errno. */

@@ -139,7 +139,7 @@ static int stream_socket(int family)
 
     if (fd < 0)
         return -errno;
-    weave__fd_fresh(fd);
+    weave__fd_fresh(fd, family == AF_INET || family == AF_INET6);
     return fd;
 }
 

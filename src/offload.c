@@ -142,7 +142,9 @@ static int pool_new(struct weave__sched *s)
         free(pool);
         return r;
     }
-    r = weave__poller_add(&s->poller, pool->efd, WEAVE__COOKIE_OFFLOAD);
+    /* Input only: reading the eventfd makes it writable again, and an
+     * output edge would wake the scheduler for nothing. */
+    r = weave__poller_add(&s->poller, pool->efd, WEAVE__COOKIE_OFFLOAD, 1);
     if (r < 0) {
         close(pool->efd);
         free(pool->threads);
@@ -176,6 +178,7 @@ static int start_worker(struct weave__pool *pool)
  * worker exists and none could be started. */
 static int submit(struct weave__pool *pool, struct job *j)
 {
+    bool wake;
     int r = 0;
 
     pthread_mutex_lock(&pool->lock);
@@ -187,8 +190,7 @@ static int submit(struct weave__pool *pool, struct job *j)
         pool->head = j;
     pool->tail = j;
     pool->queued++;
-    if (pool->idle > 0)
-        pthread_cond_signal(&pool->work);
+    wake = pool->idle > 0;
     /* A thread not running a call is idle or about to look at the queue
      * again: start one more only when the queue outgrows those. */
     if (pool->queued > pool->nthreads - pool->running && pool->nthreads < pool->max &&
@@ -200,6 +202,10 @@ static int submit(struct weave__pool *pool, struct job *j)
         r = -EAGAIN;
     }
     pthread_mutex_unlock(&pool->lock);
+    /* Signalled after the unlock, so the woken worker does not block on the
+     * mutex we still hold. */
+    if (wake)
+        pthread_cond_signal(&pool->work);
     return r;
 }
 

@@ -21,6 +21,10 @@
 #define WEAVE__POLL_NOW     0         /* deadline: do not block */
 #define WEAVE__POLL_FOREVER INT64_MAX /* deadline: none */
 
+/* In an event mask, besides WEAVE_IN/OUT/ERR/HUP: the peer shut down its
+ * writing side (EPOLLRDHUP); never reported to users. */
+#define WEAVE__RDHUP 0x2000
+
 struct weave__poller {
     int epfd;                                     /* the epoll instance */
     int tfd;                                      /* timerfd for deadlines */
@@ -33,9 +37,10 @@ struct weave__poller {
 int weave__poller_init(struct weave__poller *p);
 void weave__poller_term(struct weave__poller *p);
 
-/* Register fd. Returns 0 or -errno: EBADF not open, EPERM a regular file or
- * directory (not pollable), ENOMEM/ENOSPC out of memory or watches. */
-int weave__poller_add(struct weave__poller *p, int fd, uint64_t cookie);
+/* Register fd, for input only (in_only) or for input, output and hang-up.
+ * Returns 0 or -errno: EBADF not open, EPERM a regular file or directory
+ * (not pollable), ENOMEM/ENOSPC out of memory or watches. */
+int weave__poller_add(struct weave__poller *p, int fd, uint64_t cookie, int in_only);
 
 /* Remove fd's registration; errors (fd already closed) are ignored. */
 void weave__poller_del(struct weave__poller *p, int fd);

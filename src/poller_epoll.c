@@ -57,12 +57,12 @@ void weave__poller_term(struct weave__poller *p)
     p->tfd = p->epfd = -1;
 }
 
-int weave__poller_add(struct weave__poller *p, int fd, uint64_t cookie)
+int weave__poller_add(struct weave__poller *p, int fd, uint64_t cookie, int in_only)
 {
     struct epoll_event ev;
 
     memset(&ev, 0, sizeof(ev));
-    ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+    ev.events = in_only ? EPOLLIN | EPOLLET : EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
     ev.data.u64 = cookie;
     if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev) != 0)
         return -errno;
@@ -116,6 +116,8 @@ int weave__poller_mask(const struct weave__poller *p, int i)
 
     if (e & (EPOLLIN | EPOLLPRI | EPOLLRDHUP))
         m |= WEAVE_IN;
+    if (e & EPOLLRDHUP)
+        m |= WEAVE__RDHUP;
     if (e & EPOLLOUT)
         m |= WEAVE_OUT;
     if (e & EPOLLERR)

@@ -1960,11 +1960,187 @@ START_TEST(msg_dontwait_does_not_wait)
 }
 END_TEST
 
+/* ---- the drained-fd shortcut --------------------------------------------- */
+
+/* After a short read from a TCP socket or a pipe, weave's next read waits for
+ * an input event instead of trying the read (io.c, note_short_read). These
+ * tests hold it to the cases where that would hang or lose data. */
+
+/* A connected TCP pair over loopback: sv[0] accepted, sv[1] connecting. */
+static void tcp_pair(int sv[2])
+{
+    struct sockaddr_in sa;
+    socklen_t len = sizeof(sa);
+    char port[16];
+    int l = weave_tcp_listen("127.0.0.1", "0", 4);
+
+    ck_assert_int_ge(l, 0);
+    ck_assert_int_eq(getsockname(l, (struct sockaddr *)&sa, &len), 0);
+    snprintf(port, sizeof(port), "%d", ntohs(sa.sin_port));
+    sv[1] = weave_tcp_connect("127.0.0.1", port, 2000);
+    ck_assert_int_ge(sv[1], 0);
+    sv[0] = weave_accept(l, NULL, NULL);
+    ck_assert_int_ge(sv[0], 0);
+    ck_assert_int_eq(weave_close(l), 0);
+}
+
+/* kind 0: TCP, 1: pipe. sv[0] reads, sv[1] writes. */
+static void drained_pair(int kind, int sv[2])
+{
+    if (kind == 0)
+        tcp_pair(sv);
+    else
+        make_pipe(sv, O_NONBLOCK);
+}
+
+/* Wait until o is done, at most 2 s (a hang catcher), then reap it. */
+static void join_op(weave_task *t, struct op *o)
+{
+    for (int i = 0; i < 400 && !o->done; i++)
+        ck_assert_int_eq(weave_sleep(5), 0);
+    if (!o->done)
+        weave_cancel(t);
+    WT_JOIN(t);
+}
+
+static void *m_short_read_then_eof(void *arg)
+{
+    int kind = (int)wt_int(arg), sv[2];
+    unsigned char buf[64];
+    struct op r;
+    weave_task *t;
+
+    drained_pair(kind, sv);
+    /* The reader parks first, so the fd is registered and the edge that
+     * wakes it is consumed by that wake-up. Then the data and the end of
+     * file arrive together (this task does not yield between them): one
+     * edge carries both, and no other will ever come. */
+    r = op_for(sv[0], 0, sizeof(buf), buf);
+    r.again = 1;
+    t = WT_SPAWN(op_task, &r);
+    ck_assert_int_eq(weave_sleep(5), 0);
+    ck_assert_int_eq(r.done, 0);
+    ck_assert_int_eq((int)write(sv[1], "hello", 5), 5);
+    if (kind == 0)
+        ck_assert_int_eq(shutdown(sv[1], SHUT_WR), 0);
+    else
+        ck_assert_int_eq(weave_close(sv[1]), 0);
+    join_op(t, &r);
+    ck_assert_msg(r.done, "the read after a short read waited for an edge that never comes");
+    ck_assert_int_eq(r.ret, 5); /* short: 5 of 64 */
+    ck_assert_int_eq(r.ret2, 0);
+    ck_assert_int_eq(weave_close(sv[0]), 0);
+    if (kind == 0)
+        ck_assert_int_eq(weave_close(sv[1]), 0);
+    assert_idle();
+    return NULL;
+}
+
+START_TEST(short_read_then_eof_at_once)
+{
+    WT_RUN(m_short_read_then_eof, wt_ptr(_i));
+}
+END_TEST
+
+static void *late_writer(void *arg)
+{
+    int fd = *(int *)arg;
+
+    ck_assert_int_eq(weave_sleep(20), 0);
+    ck_assert_int_eq((int)weave_write(fd, "cd", 2), 2);
+    return NULL;
+}
+
+static void *m_short_read_then_more(void *arg)
+{
+    int kind = (int)wt_int(arg), sv[2];
+    unsigned char buf[64];
+    weave_task *w;
+    struct op r;
+    weave_task *t;
+    int64_t t0;
+
+    drained_pair(kind, sv);
+    ck_assert_int_eq((int)write(sv[1], "ab", 2), 2);
+    ck_assert_int_eq(weave_read(sv[0], buf, sizeof(buf)), 2); /* short */
+    /* More data comes later: the read waits for it, and gets it. */
+    t0 = wt_now_ns();
+    w = WT_SPAWN(late_writer, &sv[1]);
+    r = op_for(sv[0], 0, sizeof(buf), buf);
+    t = WT_SPAWN(op_task, &r);
+    join_op(t, &r);
+    ck_assert_msg(r.done, "new data did not wake a read after a short one");
+    ck_assert_int_eq(r.ret, 2);
+    ck_assert_int_eq(memcmp(buf, "cd", 2), 0);
+    ck_assert_int_ge(wt_now_ns() - t0, 20 * 1000000LL);
+    WT_JOIN(w);
+    /* Data that arrives while the reader is busy elsewhere (its event taken
+     * in by some other poll) is read at once, without waiting. */
+    ck_assert_int_eq((int)write(sv[1], "ef", 2), 2);
+    ck_assert_int_eq(weave_sleep(5), 0);
+    ck_assert_int_eq(weave_read(sv[0], buf, sizeof(buf)), 2);
+    ck_assert_int_eq(memcmp(buf, "ef", 2), 0);
+    ck_assert_int_eq(weave_close(sv[0]), 0);
+    ck_assert_int_eq(weave_close(sv[1]), 0);
+    assert_idle();
+    return NULL;
+}
+
+START_TEST(short_read_then_more_data)
+{
+    WT_RUN(m_short_read_then_more, wt_ptr(_i));
+}
+END_TEST
+
+static void *peek_then_read(void *arg)
+{
+    struct op *o = arg;
+
+    o->ret = weave_recv(o->fd, o->buf, o->len, MSG_PEEK);
+    o->ret2 = weave_recv(o->fd, o->buf, o->len, 0);
+    o->done = 1;
+    return NULL;
+}
+
+static void *m_peek(void *arg)
+{
+    unsigned char buf[64];
+    int sv[2];
+    struct op r;
+    weave_task *t;
+
+    (void)arg;
+    tcp_pair(sv);
+    /* The peek parks first (the fd gets registered), and its wake-up takes
+     * the only edge. A short peek leaves the data where it was: the read
+     * after it must take it at once, not wait for news. */
+    r = op_for(sv[0], 0, sizeof(buf), buf);
+    t = WT_SPAWN(peek_then_read, &r);
+    ck_assert_int_eq(weave_sleep(5), 0);
+    ck_assert_int_eq(r.done, 0);
+    ck_assert_int_eq((int)write(sv[1], "xyz", 3), 3);
+    join_op(t, &r);
+    ck_assert_msg(r.done, "a read after a short peek waited");
+    ck_assert_int_eq(r.ret, 3);
+    ck_assert_int_eq(r.ret2, 3);
+    ck_assert_int_eq(memcmp(buf, "xyz", 3), 0);
+    ck_assert_int_eq(weave_close(sv[0]), 0);
+    ck_assert_int_eq(weave_close(sv[1]), 0);
+    assert_idle();
+    return NULL;
+}
+
+START_TEST(short_peek_does_not_make_read_wait)
+{
+    WT_RUN(m_peek, NULL);
+}
+END_TEST
+
 static Suite *io_suite(void)
 {
     Suite *s = suite_create("io");
     TCase *tc = tcase_create("io");
-    TCase *bugs = tcase_create("bugs");
+    TCase *bugs = tcase_create("regressions");
 
     tcase_set_timeout(tc, 10);
     tcase_add_unchecked_fixture(tc, tmpbase_make, tmpbase_remove);
@@ -1990,10 +2166,12 @@ static Suite *io_suite(void)
     tcase_add_test(tc, udp_recvfrom_sendto_loopback);
     tcase_add_test(tc, sendto_waits_for_room);
     tcase_add_test(tc, recv_flags_and_empty_writes);
+    tcase_add_loop_test(tc, short_read_then_eof_at_once, 0, 2);
+    tcase_add_loop_test(tc, short_read_then_more_data, 0, 2);
+    tcase_add_test(tc, short_peek_does_not_make_read_wait);
     suite_add_tcase(s, tc);
 
-    /* Library bugs found by this suite: these fail until io.c and sched.c
-     * are fixed (see each test's comment). */
+    /* Library bugs this suite found, kept as regression tests. */
     tcase_set_timeout(bugs, 10);
     tcase_add_unchecked_fixture(bugs, tmpbase_make, tmpbase_remove);
     tcase_add_test(bugs, sigpipe_discarded_when_caller_blocked_it);
