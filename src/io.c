@@ -446,12 +446,11 @@ int weave__connect(struct weave__sched *s, int fd, const struct sockaddr *addr, 
                    int64_t deadline)
 {
     int64_t backoff_us = 1000;
-    struct weave__fd *st;
     int err, r;
 
     if (weave__cancelled(s))
         return -ECANCELED;
-    if (!(st = weave__fd_prepare(s, fd, &err)))
+    if (!weave__fd_prepare(s, fd, &err))
         return err;
     for (;;) {
         if (connect(fd, addr, addrlen) == 0)

@@ -122,39 +122,45 @@ static void *worker(void *p)
     return NULL;
 }
 
-static int pool_new(struct weave__sched *s)
+/* Start s's pool (no thread yet: they start as calls need them). Returns
+ * it, or NULL with *err set to a negative errno. */
+static struct weave__pool *pool_new(struct weave__sched *s, int *err)
 {
     struct weave__pool *pool = calloc(1, sizeof(*pool));
-    int r;
 
-    if (!pool)
-        return -ENOMEM;
+    if (!pool) {
+        *err = -ENOMEM;
+        return NULL;
+    }
     pool->max = s->offload_threads;
     pool->threads = calloc(pool->max, sizeof(*pool->threads));
     if (!pool->threads) {
+        *err = -ENOMEM;
         free(pool);
-        return -ENOMEM;
+        return NULL;
     }
     pool->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (pool->efd < 0) {
-        r = -errno;
+        *err = errno > 0 ? -errno : -EMFILE;
         free(pool->threads);
         free(pool);
-        return r;
+        return NULL;
     }
     /* Input only: reading the eventfd makes it writable again, and an
      * output edge would wake the scheduler for nothing. */
-    r = weave__poller_add(&s->poller, pool->efd, WEAVE__COOKIE_OFFLOAD, 1);
-    if (r < 0) {
+    *err = weave__poller_add(&s->poller, pool->efd, WEAVE__COOKIE_OFFLOAD, 1);
+    if (*err < 0) {
+        if (*err != -EMFILE && *err != -ENFILE)
+            *err = -ENOMEM; /* out of memory or of epoll watches */
         close(pool->efd);
         free(pool->threads);
         free(pool);
-        return r == -ENOSPC ? -ENOMEM : r;
+        return NULL;
     }
     pthread_mutex_init(&pool->lock, NULL);
     pthread_cond_init(&pool->work, NULL);
     s->pool = pool;
-    return 0;
+    return pool;
 }
 
 /* Start one more worker, with every signal blocked so that signals meant
@@ -219,10 +225,11 @@ static void job_discard(struct job *j)
 int weave__offload(struct weave__sched *s, weave_fn fn, void *arg, void **result,
                    void (*discard)(void *, void *), int64_t deadline)
 {
+    struct weave__pool *pool = s->pool;
     struct job *j;
     int r, state;
 
-    if (!s->pool && (r = pool_new(s)) < 0)
+    if (!pool && !(pool = pool_new(s, &r)))
         return r;
     if (!(j = calloc(1, sizeof(*j))))
         return -ENOMEM;
@@ -230,7 +237,7 @@ int weave__offload(struct weave__sched *s, weave_fn fn, void *arg, void **result
     j->arg = arg;
     j->discard = discard;
     j->waiter = s->current;
-    if ((r = submit(s->pool, j)) < 0) {
+    if ((r = submit(pool, j)) < 0) {
         free(j);
         return r;
     }

@@ -63,7 +63,7 @@ static atomic_uint_fast64_t next_run;
 
 static _Noreturn void fatal(const char *what, int err)
 {
-    fprintf(stderr, "weave: internal error: %s: %s\n", what, strerror(err));
+    (void)fprintf(stderr, "weave: internal error: %s: %s\n", what, strerror(err));
     abort();
 }
 
@@ -412,7 +412,7 @@ static struct weave_task *spawn(struct weave__sched *s, size_t stack_size, const
         memcpy(t->name, name, len);
         t->name[len] = '\0';
     } else {
-        snprintf(t->name, sizeof(t->name), "task-%llu", (unsigned long long)t->id);
+        (void)snprintf(t->name, sizeof(t->name), "task-%llu", (unsigned long long)t->id);
     }
     if (s->shutting_down)
         t->flags |= WEAVE__CANCELLED;
@@ -612,14 +612,16 @@ static void sched_free(struct weave__sched *s)
     free(s);
 }
 
-static int sched_new(const weave_run_opts *opts, struct weave__sched **out)
+/* A new scheduler, or NULL with *err set to a negative errno. */
+static struct weave__sched *sched_new(const weave_run_opts *opts, int *err)
 {
     struct weave__sched *s = calloc(1, sizeof(*s));
     uint64_t run;
-    int r;
 
-    if (!s)
-        return -ENOMEM;
+    if (!s) {
+        *err = -ENOMEM;
+        return NULL;
+    }
     weave__ctx_root(&s->root);
     weave__timers_init(&s->timers);
     weave__stack_pool_init(&s->stacks);
@@ -631,16 +633,15 @@ static int sched_new(const weave_run_opts *opts, struct weave__sched **out)
     s->default_stack = opts->default_stack_size ? opts->default_stack_size : WEAVE_STACK_DEFAULT;
     s->offload_threads = opts->offload_threads ? opts->offload_threads : WEAVE_OFFLOAD_DEFAULT;
     if (weave__ctx_template(&s->tmpl) != 0) {
-        r = -errno;
+        *err = errno > 0 ? -errno : -ENOMEM;
         sched_free(s);
-        return r;
+        return NULL;
     }
-    if ((r = weave__poller_init(&s->poller)) < 0) {
+    if ((*err = weave__poller_init(&s->poller)) < 0) {
         sched_free(s);
-        return r;
+        return NULL;
     }
-    *out = s;
-    return 0;
+    return s;
 }
 
 /* SIGPIPE as weave_run found it. */
@@ -687,7 +688,7 @@ int weave_run_with(const weave_run_opts *opts, weave_fn main_fn, void *arg, void
     struct weave_task *main_task, *first;
     void *overflow = NULL;
     struct sigpipe_state sigpipe;
-    int r, err;
+    int err;
     bool deadlocked;
 
     if (!opts)
@@ -699,9 +700,9 @@ int weave_run_with(const weave_run_opts *opts, weave_fn main_fn, void *arg, void
     if (weave__tls)
         return weave__ret(-EBUSY);
     block_sigpipe(&sigpipe);
-    if ((r = sched_new(opts, &s)) < 0) {
+    if (!(s = sched_new(opts, &err))) {
         restore_sigpipe(&sigpipe);
-        return weave__ret(r);
+        return weave__ret(err);
     }
     weave__tls = s;
     main_task = spawn(s, s->default_stack, "main", main_fn, arg, &err);

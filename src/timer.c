@@ -31,11 +31,11 @@ int weave__timers_reserve(struct weave__timers *h, size_t n)
         return 0;
     cap = h->cap ? h->cap : 64;
     while (cap < n) {
-        if (cap > SIZE_MAX / 2 / sizeof(*p))
+        if (cap > SIZE_MAX / 2 / sizeof(struct weave__timer *))
             return -ENOMEM;
         cap *= 2;
     }
-    p = realloc(h->heap, cap * sizeof(*p));
+    p = realloc(h->heap, cap * sizeof(struct weave__timer *));
     if (!p)
         return -ENOMEM;
     h->heap = p;
