@@ -156,7 +156,13 @@ const char *bench_errno_name(int err)
     }
 }
 
-int bench_opt_value(int argc, char **argv, int *i, const char *name, const char **val)
+/*
+ * Match argv[*i] against a long option that takes a value, given either as
+ * "--name VALUE" or "--name=VALUE". On a match, store the value in *val
+ * (NULL when "--name" is the last argument), move *i to the last argument
+ * used and return 1; otherwise return 0 and touch nothing.
+ */
+static int opt_value(int argc, char **argv, int *i, const char *name, const char **val)
 {
     const char *a = argv[*i];
     size_t n = strlen(name);
@@ -176,4 +182,68 @@ int bench_opt_value(int argc, char **argv, int *i, const char *name, const char 
         *val = NULL;
     }
     return 1;
+}
+
+/* Store v (NULL when missing) as o's value; 0, or -1 if it is bad. */
+static int opt_store(const struct bench_opt *o, const char *v)
+{
+    uint64_t n;
+
+    if (o->str) {
+        if (!v || !*v)
+            return -1;
+        *o->str = v;
+        return 0;
+    }
+    if (o->choice) {
+        for (int c = 0; v && o->choices[c]; c++) {
+            if (strcmp(v, o->choices[c]) == 0) {
+                *o->choice = c;
+                return 0;
+            }
+        }
+        return -1;
+    }
+    if (bench_parse_u64(v, 0, o->max, &n) != 0 || (n < o->min && !(o->zero_ok && n == 0)))
+        return -1;
+    if (o->u64)
+        *o->u64 = n;
+    else
+        *o->u32 = (uint32_t)n;
+    return 0;
+}
+
+_Noreturn void bench_bad_usage(const char *prog, void (*usage)(FILE *), const char *fmt,
+                               const char *arg)
+{
+    (void)fprintf(stderr, "%s: ", prog);
+    (void)fprintf(stderr, fmt, arg ? arg : "(missing)");
+    (void)fputc('\n', stderr);
+    usage(stderr);
+    exit(2);
+}
+
+void bench_parse_args(int argc, char **argv, const char *prog, void (*usage)(FILE *),
+                      const struct bench_opt *opts, size_t nopts, const char *unknown)
+{
+    for (int i = 1; i < argc; i++) {
+        const struct bench_opt *o = NULL;
+        const char *v = NULL;
+
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            exit(0);
+        }
+        for (size_t k = 0; k < nopts && !o; k++) {
+            if (opts[k].flag ? strcmp(argv[i], opts[k].name) == 0
+                             : opt_value(argc, argv, &i, opts[k].name, &v))
+                o = &opts[k];
+        }
+        if (!o)
+            bench_bad_usage(prog, usage, unknown ? unknown : "unknown argument '%s'", argv[i]);
+        if (o->flag)
+            *o->flag = true;
+        else if (opt_store(o, v) != 0)
+            bench_bad_usage(prog, usage, o->bad, v);
+    }
 }

@@ -7,8 +7,10 @@
 #ifndef WEAVE_BENCH_UTIL_H
 #define WEAVE_BENCH_UTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* CLOCK_MONOTONIC in nanoseconds. */
 int64_t bench_now_ns(void);
@@ -49,11 +51,44 @@ int64_t bench_maps_lines(void);
 const char *bench_errno_name(int err);
 
 /*
- * Match argv[*i] against a long option that takes a value, given either as
- * "--name VALUE" or "--name=VALUE". On a match, store the value in *val
- * (NULL when "--name" is the last argument), move *i to the last argument
- * used and return 1; otherwise return 0 and touch nothing.
+ * One command-line option of a bench, for bench_parse_args. Exactly one of
+ * the destinations is set, and says what the option takes:
+ *   flag      nothing: "--name" sets *flag to true;
+ *   u64, u32  a whole number from min to max (bench_parse_u64), or 0 as
+ *             well with zero_ok;
+ *   str       a string that is not empty;
+ *   choice    one of choices[] (NULL-terminated): *choice is its index.
+ * A value comes as "--name VALUE" or "--name=VALUE". bad is what is said of
+ * a missing or bad value: a printf format whose one %s is the value.
  */
-int bench_opt_value(int argc, char **argv, int *i, const char *name, const char **val);
+struct bench_opt {
+    const char *name;
+    bool *flag;
+    uint64_t *u64;
+    uint32_t *u32;
+    const char **str;
+    int *choice;
+    const char *const *choices;
+    uint64_t min, max;
+    bool zero_ok;
+    const char *bad;
+};
+
+/*
+ * Print "prog: ", then fmt with arg ("(missing)" when NULL) for its one %s,
+ * then the usage, on stderr, and exit with status 2.
+ */
+_Noreturn void bench_bad_usage(const char *prog, void (*usage)(FILE *), const char *fmt,
+                               const char *arg);
+
+/*
+ * Parse argv[1..argc) against opts[0..nopts), storing each option's value
+ * as it comes (a later one wins). "--help" and "-h" print the usage on
+ * stdout and exit 0. An argument that is no option fails with unknown (a
+ * format whose %s is the argument; NULL: "unknown argument '%s'"), a bad
+ * value with its option's bad, through bench_bad_usage.
+ */
+void bench_parse_args(int argc, char **argv, const char *prog, void (*usage)(FILE *),
+                      const struct bench_opt *opts, size_t nopts, const char *unknown);
 
 #endif /* WEAVE_BENCH_UTIL_H */

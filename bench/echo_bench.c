@@ -684,51 +684,38 @@ static void usage(FILE *f)
                   MAX_CONNS, MAX_SIZE, MAX_SECONDS, MAX_RUNS);
 }
 
-static _Noreturn void bad_usage(const char *opt, const char *v)
-{
-    (void)fprintf(stderr, "echo_bench: bad value for %s: '%s'\n", opt, v ? v : "(missing)");
-    usage(stderr);
-    exit(2);
-}
-
 static void parse_args(int argc, char **argv, struct options *o)
 {
+    const struct bench_opt opts[] = {
+        {.name = "--json", .flag = &o->json},
+        {.name = "--connections",
+         .u32 = &o->conns,
+         .min = 1,
+         .max = MAX_CONNS,
+         .bad = "bad value for --connections: '%s'"},
+        {.name = "--size",
+         .u32 = &o->size,
+         .min = 1,
+         .max = MAX_SIZE,
+         .bad = "bad value for --size: '%s'"},
+        {.name = "--seconds",
+         .u32 = &o->seconds,
+         .min = 1,
+         .max = MAX_SECONDS,
+         .bad = "bad value for --seconds: '%s'"},
+        {.name = "--runs",
+         .u32 = &o->runs,
+         .min = 1,
+         .max = MAX_RUNS,
+         .bad = "bad value for --runs: '%s'"},
+    };
+
     o->conns = 100;
     o->size = 64;
     o->seconds = 5;
     o->runs = 3;
     o->json = false;
-    for (int i = 1; i < argc; i++) {
-        const char *v;
-        uint64_t n;
-
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            usage(stdout);
-            exit(0);
-        } else if (strcmp(argv[i], "--json") == 0) {
-            o->json = true;
-        } else if (bench_opt_value(argc, argv, &i, "--connections", &v)) {
-            if (bench_parse_u64(v, 1, MAX_CONNS, &n) != 0)
-                bad_usage("--connections", v);
-            o->conns = (uint32_t)n;
-        } else if (bench_opt_value(argc, argv, &i, "--size", &v)) {
-            if (bench_parse_u64(v, 1, MAX_SIZE, &n) != 0)
-                bad_usage("--size", v);
-            o->size = (uint32_t)n;
-        } else if (bench_opt_value(argc, argv, &i, "--seconds", &v)) {
-            if (bench_parse_u64(v, 1, MAX_SECONDS, &n) != 0)
-                bad_usage("--seconds", v);
-            o->seconds = (uint32_t)n;
-        } else if (bench_opt_value(argc, argv, &i, "--runs", &v)) {
-            if (bench_parse_u64(v, 1, MAX_RUNS, &n) != 0)
-                bad_usage("--runs", v);
-            o->runs = (uint32_t)n;
-        } else {
-            (void)fprintf(stderr, "echo_bench: unknown argument '%s'\n", argv[i]);
-            usage(stderr);
-            exit(2);
-        }
-    }
+    bench_parse_args(argc, argv, "echo_bench", usage, opts, sizeof(opts) / sizeof(opts[0]), NULL);
 }
 
 /* The median of one column over the runs of one kind. */

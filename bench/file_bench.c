@@ -603,41 +603,27 @@ static void usage(FILE *f)
 static void parse_args(int argc, char **argv, struct options *o)
 {
     const char *tmp = getenv("TMPDIR");
+    const struct bench_opt opts[] = {
+        {.name = "--json", .flag = &o->json},
+        {.name = "--size-mib",
+         .u64 = &o->size_mib,
+         .min = 1,
+         .max = MAX_SIZE_MIB,
+         .bad = "bad argument list"},
+        {.name = "--passes",
+         .u32 = &o->passes,
+         .min = 1,
+         .max = MAX_PASSES,
+         .bad = "bad argument list"},
+        {.name = "--dir", .str = &o->dir, .bad = "bad argument list"},
+    };
 
     o->size_mib = 64;
     o->passes = 3;
     o->dir = tmp && *tmp ? tmp : "/tmp";
     o->json = false;
-    for (int i = 1; i < argc; i++) {
-        const char *v;
-        uint64_t n;
-
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            usage(stdout);
-            exit(0);
-        } else if (strcmp(argv[i], "--json") == 0) {
-            o->json = true;
-        } else if (bench_opt_value(argc, argv, &i, "--size-mib", &v)) {
-            if (bench_parse_u64(v, 1, MAX_SIZE_MIB, &n) != 0)
-                goto bad;
-            o->size_mib = n;
-        } else if (bench_opt_value(argc, argv, &i, "--passes", &v)) {
-            if (bench_parse_u64(v, 1, MAX_PASSES, &n) != 0)
-                goto bad;
-            o->passes = (uint32_t)n;
-        } else if (bench_opt_value(argc, argv, &i, "--dir", &v)) {
-            if (!v || !*v)
-                goto bad;
-            o->dir = v;
-        } else {
-            goto bad;
-        }
-    }
-    return;
-bad:
-    (void)fprintf(stderr, "file_bench: bad argument list\n");
-    usage(stderr);
-    exit(2);
+    bench_parse_args(argc, argv, "file_bench", usage, opts, sizeof(opts) / sizeof(opts[0]),
+                     "bad argument list");
 }
 
 int main(int argc, char **argv)

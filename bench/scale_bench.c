@@ -72,45 +72,33 @@ static void usage(FILE *f)
                   MAX_TASKS, MAX_SLEEP_MS, WEAVE_STACK_DEFAULT, WEAVE_STACK_MIN, WEAVE_STACK_MAX);
 }
 
-static _Noreturn void bad_usage(const char *fmt, const char *arg)
-{
-    (void)fputs("scale_bench: ", stderr);
-    (void)fprintf(stderr, fmt, arg ? arg : "(missing)");
-    (void)fputc('\n', stderr);
-    usage(stderr);
-    exit(2);
-}
-
 static void parse_args(int argc, char **argv, struct options *o)
 {
+    const struct bench_opt opts[] = {
+        {.name = "--json", .flag = &o->json},
+        {.name = "--tasks",
+         .u64 = &o->ntasks,
+         .min = 1,
+         .max = MAX_TASKS,
+         .bad = "--tasks wants a whole number from 1 to 100000000, not '%s'"},
+        {.name = "--sleep-ms",
+         .u64 = &o->sleep_ms,
+         .min = 0,
+         .max = MAX_SLEEP_MS,
+         .bad = "--sleep-ms wants a whole number from 0 to 3600000, not '%s'"},
+        {.name = "--stack-size",
+         .u64 = &o->stack_size,
+         .min = WEAVE_STACK_MIN,
+         .max = WEAVE_STACK_MAX,
+         .zero_ok = true,
+         .bad = "--stack-size wants 0 or a byte count from 16384 to 1073741824, not '%s'"},
+    };
+
     o->ntasks = 100000;
     o->sleep_ms = 1000;
     o->stack_size = 0;
     o->json = false;
-    for (int i = 1; i < argc; i++) {
-        const char *v;
-
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            usage(stdout);
-            exit(0);
-        } else if (strcmp(argv[i], "--json") == 0) {
-            o->json = true;
-        } else if (bench_opt_value(argc, argv, &i, "--tasks", &v)) {
-            if (bench_parse_u64(v, 1, MAX_TASKS, &o->ntasks) != 0)
-                bad_usage("--tasks wants a whole number from 1 to 100000000, not '%s'", v);
-        } else if (bench_opt_value(argc, argv, &i, "--sleep-ms", &v)) {
-            if (bench_parse_u64(v, 0, MAX_SLEEP_MS, &o->sleep_ms) != 0)
-                bad_usage("--sleep-ms wants a whole number from 0 to 3600000, not '%s'", v);
-        } else if (bench_opt_value(argc, argv, &i, "--stack-size", &v)) {
-            if (bench_parse_u64(v, 0, WEAVE_STACK_MAX, &o->stack_size) != 0 ||
-                (o->stack_size != 0 && o->stack_size < WEAVE_STACK_MIN))
-                bad_usage("--stack-size wants 0 or a byte count from 16384 to 1073741824, "
-                          "not '%s'",
-                          v);
-        } else {
-            bad_usage("unknown argument '%s'", argv[i]);
-        }
-    }
+    bench_parse_args(argc, argv, "scale_bench", usage, opts, sizeof(opts) / sizeof(opts[0]), NULL);
 }
 
 static void fail(struct scale *s, const char *what, int err)

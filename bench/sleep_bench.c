@@ -108,59 +108,38 @@ static void usage(FILE *f)
                   MAX_TASKS, MAX_SLEEP_MS);
 }
 
-static _Noreturn void bad_usage(const char *fmt, const char *arg)
-{
-    (void)fputs("sleep_bench: ", stderr);
-    (void)fprintf(stderr, fmt, arg ? arg : "(missing)");
-    (void)fputc('\n', stderr);
-    usage(stderr);
-    exit(2);
-}
-
 static void parse_args(int argc, char **argv, struct options *o)
 {
+    /* --mode's values: the enum mode ones by index, then "both". */
+    static const char *const modes[] = {"blocking", "async", "both", NULL};
+    int mode = 2; /* both */
+    const struct bench_opt opts[] = {
+        {.name = "--json", .flag = &o->json},
+        {.name = "--timeline", .flag = &o->timeline},
+        {.name = "--tasks",
+         .u32 = &o->ntasks,
+         .min = 1,
+         .max = MAX_TASKS,
+         .bad = "--tasks wants a whole number from 1 to 10000, not '%s'"},
+        {.name = "--sleep-ms",
+         .u64 = &o->sleep_ms,
+         .min = 0,
+         .max = MAX_SLEEP_MS,
+         .bad = "--sleep-ms wants a whole number from 0 to 3600000, not '%s'"},
+        {.name = "--mode",
+         .choice = &mode,
+         .choices = modes,
+         .bad = "--mode wants blocking, async or both, not '%s'"},
+    };
+
     o->ntasks = 2;
     o->sleep_ms = 1000;
-    o->run_mode[MODE_BLOCKING] = o->run_mode[MODE_ASYNC] = true;
     o->json = o->timeline = false;
-
-    for (int i = 1; i < argc; i++) {
-        const char *v;
-        uint64_t n;
-
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            usage(stdout);
-            exit(0);
-        } else if (strcmp(argv[i], "--json") == 0) {
-            o->json = true;
-        } else if (strcmp(argv[i], "--timeline") == 0) {
-            o->timeline = true;
-        } else if (bench_opt_value(argc, argv, &i, "--tasks", &v)) {
-            if (bench_parse_u64(v, 1, MAX_TASKS, &n) != 0)
-                bad_usage("--tasks wants a whole number from 1 to 10000, not '%s'", v);
-            o->ntasks = (uint32_t)n;
-        } else if (bench_opt_value(argc, argv, &i, "--sleep-ms", &v)) {
-            if (bench_parse_u64(v, 0, MAX_SLEEP_MS, &n) != 0)
-                bad_usage("--sleep-ms wants a whole number from 0 to 3600000, not '%s'", v);
-            o->sleep_ms = n;
-        } else if (bench_opt_value(argc, argv, &i, "--mode", &v)) {
-            if (v && strcmp(v, "blocking") == 0) {
-                o->run_mode[MODE_BLOCKING] = true;
-                o->run_mode[MODE_ASYNC] = false;
-            } else if (v && strcmp(v, "async") == 0) {
-                o->run_mode[MODE_BLOCKING] = false;
-                o->run_mode[MODE_ASYNC] = true;
-            } else if (v && strcmp(v, "both") == 0) {
-                o->run_mode[MODE_BLOCKING] = o->run_mode[MODE_ASYNC] = true;
-            } else {
-                bad_usage("--mode wants blocking, async or both, not '%s'", v);
-            }
-        } else {
-            bad_usage("unknown argument '%s'", argv[i]);
-        }
-    }
+    bench_parse_args(argc, argv, "sleep_bench", usage, opts, sizeof(opts) / sizeof(opts[0]), NULL);
+    o->run_mode[MODE_BLOCKING] = mode != MODE_ASYNC; /* "blocking" or "both" */
+    o->run_mode[MODE_ASYNC] = mode != MODE_BLOCKING; /* "async" or "both" */
     if (o->json && o->timeline)
-        bad_usage("--json and --timeline do not mix%s", "");
+        bench_bad_usage("sleep_bench", usage, "--json and --timeline do not mix%s", "");
 }
 
 /* ---- the tasks ---------------------------------------------------------- */

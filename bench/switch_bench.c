@@ -73,38 +73,26 @@ static void usage(FILE *f)
                   MAX_ITERATIONS, MAX_REPS);
 }
 
-static _Noreturn void bad_usage(const char *fmt, const char *arg)
-{
-    (void)fputs("switch_bench: ", stderr);
-    (void)fprintf(stderr, fmt, arg ? arg : "(missing)");
-    (void)fputc('\n', stderr);
-    usage(stderr);
-    exit(2);
-}
-
 static void parse_args(int argc, char **argv, struct options *o)
 {
+    const struct bench_opt opts[] = {
+        {.name = "--json", .flag = &o->json},
+        {.name = "--iterations",
+         .u64 = &o->iterations,
+         .min = 1,
+         .max = MAX_ITERATIONS,
+         .bad = "--iterations wants a whole number from 1 to 1000000000, not '%s'"},
+        {.name = "--repetitions",
+         .u64 = &o->reps,
+         .min = 1,
+         .max = MAX_REPS,
+         .bad = "--repetitions wants a whole number from 1 to 1000, not '%s'"},
+    };
+
     o->iterations = 200000;
     o->reps = 7;
     o->json = false;
-    for (int i = 1; i < argc; i++) {
-        const char *v;
-
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            usage(stdout);
-            exit(0);
-        } else if (strcmp(argv[i], "--json") == 0) {
-            o->json = true;
-        } else if (bench_opt_value(argc, argv, &i, "--iterations", &v)) {
-            if (bench_parse_u64(v, 1, MAX_ITERATIONS, &o->iterations) != 0)
-                bad_usage("--iterations wants a whole number from 1 to 1000000000, not '%s'", v);
-        } else if (bench_opt_value(argc, argv, &i, "--repetitions", &v)) {
-            if (bench_parse_u64(v, 1, MAX_REPS, &o->reps) != 0)
-                bad_usage("--repetitions wants a whole number from 1 to 1000, not '%s'", v);
-        } else {
-            bad_usage("unknown argument '%s'", argv[i]);
-        }
-    }
+    bench_parse_args(argc, argv, "switch_bench", usage, opts, sizeof(opts) / sizeof(opts[0]), NULL);
 }
 
 /* ---- raw swapcontext, no weave ------------------------------------------ */

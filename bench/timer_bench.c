@@ -124,38 +124,26 @@ static void usage(FILE *f)
         MAX_SAMPLES, MAX_WAIT_US);
 }
 
-static _Noreturn void bad_usage(const char *fmt, const char *arg)
-{
-    (void)fputs("timer_bench: ", stderr);
-    (void)fprintf(stderr, fmt, arg ? arg : "(missing)");
-    (void)fputc('\n', stderr);
-    usage(stderr);
-    exit(2);
-}
-
 static void parse_args(int argc, char **argv, struct options *o)
 {
+    const struct bench_opt opts[] = {
+        {.name = "--json", .flag = &o->json},
+        {.name = "--samples",
+         .u64 = &o->samples,
+         .min = 1,
+         .max = MAX_SAMPLES,
+         .bad = "--samples wants a whole number from 1 to 10000000, not '%s'"},
+        {.name = "--wait-us",
+         .u64 = &o->wait_us,
+         .min = 1,
+         .max = MAX_WAIT_US,
+         .bad = "--wait-us wants a whole number from 1 to 10000000, not '%s'"},
+    };
+
     o->samples = 500;
     o->wait_us = 1000;
     o->json = false;
-    for (int i = 1; i < argc; i++) {
-        const char *v;
-
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            usage(stdout);
-            exit(0);
-        } else if (strcmp(argv[i], "--json") == 0) {
-            o->json = true;
-        } else if (bench_opt_value(argc, argv, &i, "--samples", &v)) {
-            if (bench_parse_u64(v, 1, MAX_SAMPLES, &o->samples) != 0)
-                bad_usage("--samples wants a whole number from 1 to 10000000, not '%s'", v);
-        } else if (bench_opt_value(argc, argv, &i, "--wait-us", &v)) {
-            if (bench_parse_u64(v, 1, MAX_WAIT_US, &o->wait_us) != 0)
-                bad_usage("--wait-us wants a whole number from 1 to 10000000, not '%s'", v);
-        } else {
-            bad_usage("unknown argument '%s'", argv[i]);
-        }
-    }
+    bench_parse_args(argc, argv, "timer_bench", usage, opts, sizeof(opts) / sizeof(opts[0]), NULL);
 }
 
 static long get_slack(void)

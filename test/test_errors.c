@@ -21,11 +21,6 @@
 #include <sanitizer/lsan_interface.h>
 #endif
 
-static void *nothing(void *arg)
-{
-    return arg;
-}
-
 /* Handles no weave call ever returned. */
 static weave_task *const garbage[] = {
     NULL,
@@ -67,9 +62,9 @@ START_TEST(outside_a_task_eperm)
     WT_FAILS(weave_yield(), EPERM);
     WT_FAILS(weave_wait_fd(p[0], WEAVE_IN, 0), EPERM);
     WT_FAILS(weave_wait_fd(p[1], WEAVE_OUT, -1), EPERM);
-    WT_FAILS_NULL(weave_spawn(nothing, NULL), EPERM);
-    WT_FAILS_NULL(weave_spawn_with(&o, nothing, NULL), EPERM);
-    WT_FAILS_NULL(weave_spawn_with(NULL, nothing, NULL), EPERM);
+    WT_FAILS_NULL(weave_spawn(wt_nothing, NULL), EPERM);
+    WT_FAILS_NULL(weave_spawn_with(&o, wt_nothing, NULL), EPERM);
+    WT_FAILS_NULL(weave_spawn_with(NULL, wt_nothing, NULL), EPERM);
     WT_FAILS_NULL(weave_self(), EPERM);
     WT_FAILS(weave_get_stats(&st), EPERM);
     for (size_t i = 0; i < sizeof(garbage) / sizeof(garbage[0]); i++)
@@ -135,20 +130,20 @@ START_TEST(run_bad_arguments_einval)
     for (size_t i = 0; i < sizeof(bad_flags) / sizeof(bad_flags[0]); i++) {
         memset(&o, 0, sizeof(o));
         o.flags = bad_flags[i];
-        WT_FAILS(weave_run_with(&o, nothing, NULL, &res), EINVAL);
+        WT_FAILS(weave_run_with(&o, wt_nothing, NULL, &res), EINVAL);
     }
     for (size_t i = 0; i < sizeof(bad_stack) / sizeof(bad_stack[0]); i++) {
         memset(&o, 0, sizeof(o));
         o.default_stack_size = bad_stack[i];
-        WT_FAILS(weave_run_with(&o, nothing, NULL, &res), EINVAL);
+        WT_FAILS(weave_run_with(&o, wt_nothing, NULL, &res), EINVAL);
     }
     ck_assert_ptr_eq(res, wt_ptr(3));
     /* None of that left anything behind: runs work. */
     memset(&o, 0, sizeof(o));
     o.flags = WEAVE_NO_OVERFLOW_HANDLER;
-    ck_assert_int_eq(weave_run_with(&o, nothing, wt_ptr(4), &res), 0);
+    ck_assert_int_eq(weave_run_with(&o, wt_nothing, wt_ptr(4), &res), 0);
     ck_assert_ptr_eq(res, wt_ptr(4));
-    ck_assert_int_eq(weave_run_with(NULL, nothing, wt_ptr(6), &res), 0);
+    ck_assert_int_eq(weave_run_with(NULL, wt_nothing, wt_ptr(6), &res), 0);
     ck_assert_ptr_eq(res, wt_ptr(6));
     WT_FAILS_NULL(weave_self(), EPERM); /* and it is gone again */
 }
@@ -159,9 +154,9 @@ static void *m_nested(void *arg)
     weave_run_opts o = {0, 0, 0};
 
     (void)arg;
-    WT_FAILS(weave_run(nothing, NULL, NULL), EBUSY);
-    WT_FAILS(weave_run_with(&o, nothing, NULL, NULL), EBUSY);
-    WT_JOIN(WT_SPAWN(nothing, NULL));
+    WT_FAILS(weave_run(wt_nothing, NULL, NULL), EBUSY);
+    WT_FAILS(weave_run_with(&o, wt_nothing, NULL, NULL), EBUSY);
+    WT_JOIN(WT_SPAWN(wt_nothing, NULL));
     WT_ASSERT_IDLE();
     return NULL;
 }
@@ -197,7 +192,7 @@ START_TEST(run_emfile_leaks_no_fd)
         lim.rlim_cur = (rlim_t)(lowest + extra);
         ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &lim), 0);
         errno = 0;
-        r = weave_run(nothing, NULL, NULL);
+        r = weave_run(wt_nothing, NULL, NULL);
         ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &saved), 0);
         ck_assert_int_eq(lowest_free_fd(), lowest);
         if (r == 0)
@@ -208,7 +203,7 @@ START_TEST(run_emfile_leaks_no_fd)
     }
     ck_assert_int_gt(extra, 0); /* it needs at least one fd */
     ck_assert_int_lt(extra, 8);
-    ck_assert_int_eq(weave_run(nothing, NULL, NULL), 0);
+    ck_assert_int_eq(weave_run(wt_nothing, NULL, NULL), 0);
 }
 END_TEST
 
@@ -229,7 +224,7 @@ static void *m_bad_args(void *arg)
     WT_FAILS_NULL(weave_spawn_with(&o, NULL, NULL), EINVAL);
     for (size_t i = 0; i < sizeof(bad_stack) / sizeof(bad_stack[0]); i++) {
         o.stack_size = bad_stack[i];
-        WT_FAILS_NULL(weave_spawn_with(&o, nothing, NULL), EINVAL);
+        WT_FAILS_NULL(weave_spawn_with(&o, wt_nothing, NULL), EINVAL);
     }
     ck_assert_int_eq(weave_get_stats(&after), 0);
     ck_assert_uint_eq(after.tasks_spawned, before.tasks_spawned);
@@ -249,7 +244,7 @@ static void *m_bad_args(void *arg)
     close(p[0]);
     close(p[1]);
     /* after all that, the scheduler works */
-    ck_assert_int_eq((int)wt_int(WT_JOIN(WT_SPAWN(nothing, wt_ptr(12)))), 12);
+    ck_assert_int_eq((int)wt_int(WT_JOIN(WT_SPAWN(wt_nothing, wt_ptr(12)))), 12);
     ck_assert_int_eq(weave_sleep(1), 0);
     WT_ASSERT_IDLE();
     return NULL;
@@ -271,7 +266,7 @@ static void *m_garbage(void *arg)
     for (size_t i = 0; i < sizeof(garbage) / sizeof(garbage[0]); i++)
         handle_fails(garbage[i], ESRCH);
     /* A valid handle, altered: never confused with a live task. */
-    t = WT_SPAWN(nothing, NULL);
+    t = WT_SPAWN(wt_nothing, NULL);
     handle_fails((weave_task *)((uintptr_t)t + 1000), ESRCH);
     handle_fails((weave_task *)((uintptr_t)t ^ ((uintptr_t)1 << 40)), ESRCH);
     handle_fails((weave_task *)((uintptr_t)self ^ ((uintptr_t)1 << 60)), ESRCH);
@@ -293,7 +288,7 @@ static void *m_first_run(void *arg)
 {
     (void)arg;
     old_main = weave_self();
-    old_task = WT_SPAWN(nothing, NULL);
+    old_task = WT_SPAWN(wt_nothing, NULL);
     ck_assert_int_eq(weave_yield(), 0);
     return NULL; /* old_task is left unjoined: released with the run */
 }
@@ -304,7 +299,7 @@ static void *m_second_run(void *arg)
 
     (void)arg;
     /* This run's main and first task sit where the old ones sat. */
-    t = WT_SPAWN(nothing, NULL);
+    t = WT_SPAWN(wt_nothing, NULL);
     handle_fails(old_main, ESRCH);
     handle_fails(old_task, ESRCH);
     ck_assert_int_eq(weave_cancelled(t), 0);
@@ -333,7 +328,7 @@ static void *m_alias_check(void *arg)
     uint64_t id;
 
     (void)arg;
-    WT_SPAWN(nothing, NULL);
+    WT_SPAWN(wt_nothing, NULL);
     errno = 0;
     id = weave_task_id(old_main);
     ck_assert_msg(id == 0 && errno == ESRCH,
@@ -371,7 +366,7 @@ static void *exits(void *arg)
 static void *m_exit(void *arg)
 {
     (void)arg;
-    WT_SPAWN(nothing, NULL);
+    WT_SPAWN(wt_nothing, NULL);
     WT_JOIN(WT_SPAWN(exits, NULL));
     ck_abort_msg("exit(3) returned");
     return NULL;

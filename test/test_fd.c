@@ -24,55 +24,11 @@
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static void make_pipe(int p[2], int flags)
-{
-    ck_assert_int_eq(pipe2(p, flags | O_CLOEXEC), 0);
-}
-
-static void make_socketpair(int sv[2])
-{
-    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
-}
-
 static void put_byte(int fd)
 {
     char c = 'x';
 
     ck_assert_int_eq((int)write(fd, &c, 1), 1);
-}
-
-/* Write until the fd (non-blocking) is full; returns the bytes written. */
-static size_t fill(int fd)
-{
-    static char buf[65536];
-    size_t total = 0;
-    ssize_t n;
-
-    while ((n = write(fd, buf, sizeof(buf))) > 0)
-        total += (size_t)n;
-    ck_assert_int_eq((int)n, -1);
-    ck_assert_int_eq(errno, EAGAIN);
-    return total;
-}
-
-/* Read everything there is from a non-blocking fd. */
-static size_t drain(int fd)
-{
-    static char buf[65536];
-    size_t total = 0;
-    ssize_t n;
-
-    while ((n = read(fd, buf, sizeof(buf))) > 0)
-        total += (size_t)n;
-    return total;
-}
-
-static weave_stats stats(void)
-{
-    weave_stats st;
-
-    ck_assert_int_eq(weave_get_stats(&st), 0);
-    return st;
 }
 
 /* A task waiting on one fd; what it got and when. */
@@ -112,13 +68,13 @@ static void *m_ready_at_once(void *arg)
     int p[2], sv[2];
 
     (void)arg;
-    make_pipe(p, O_NONBLOCK);
+    wt_make_pipe(p, O_NONBLOCK);
     put_byte(p[1]);
     ck_assert_int_eq(weave_wait_fd(p[0], WEAVE_IN, -1), WEAVE_IN);
     ck_assert_int_eq(weave_wait_fd(p[0], WEAVE_IN, 0), WEAVE_IN);
     ck_assert_int_eq(weave_wait_fd(p[1], WEAVE_OUT, -1), WEAVE_OUT);
 
-    make_socketpair(sv);
+    wt_make_socketpair(sv, SOCK_STREAM);
     /* Writable but not readable: only what is ready is reported. */
     ck_assert_int_eq(weave_wait_fd(sv[0], WEAVE_IN | WEAVE_OUT, -1), WEAVE_OUT);
     put_byte(sv[1]);
@@ -150,7 +106,7 @@ static void *m_reader_wakes(void *arg)
     t = WT_SPAWN(wait_task, &w);
     ck_assert_int_eq(weave_sleep(20), 0);
     ck_assert_int_eq(w.done, 0);
-    st = stats();
+    st = wt_stats();
     ck_assert_uint_eq(st.fd_waiters, 1);
     ck_assert_uint_eq(st.fds_registered, 1);
     written = wt_now_ns();
@@ -160,11 +116,11 @@ static void *m_reader_wakes(void *arg)
     ck_assert_int_ge(w.returned_ns, written);
     ck_assert_int_lt((w.returned_ns - written) / 1000000, WT_PROMPT_MS);
     ck_assert_int_eq((int)read(p[0], &c, 1), 1);
-    ck_assert_uint_eq(stats().fd_waiters, 0);
+    ck_assert_uint_eq(wt_stats().fd_waiters, 0);
     /* Registered once, the fd stays registered for the next wait. */
-    ck_assert_uint_eq(stats().fds_registered, 1);
+    ck_assert_uint_eq(wt_stats().fds_registered, 1);
     ck_assert_int_eq(weave_close(p[0]), 0);
-    ck_assert_uint_eq(stats().fds_registered, 0);
+    ck_assert_uint_eq(wt_stats().fds_registered, 0);
     close(p[1]);
     WT_ASSERT_IDLE();
     return NULL;
@@ -174,7 +130,7 @@ START_TEST(pipe_reader_wakes_on_write)
 {
     int p[2];
 
-    make_pipe(p, O_NONBLOCK);
+    wt_make_pipe(p, O_NONBLOCK);
     WT_RUN(m_reader_wakes, p);
 }
 END_TEST
@@ -183,7 +139,7 @@ START_TEST(socketpair_reader_wakes_on_write)
 {
     int sv[2];
 
-    make_socketpair(sv);
+    wt_make_socketpair(sv, SOCK_STREAM);
     WT_RUN(m_reader_wakes, sv);
 }
 END_TEST
@@ -195,12 +151,12 @@ static void *m_writer_wakes(void *arg)
     weave_task *t;
     int64_t drained;
 
-    fill(p[1]);
+    wt_fill(p[1]);
     t = WT_SPAWN(wait_task, &w);
     ck_assert_int_eq(weave_sleep(20), 0);
     ck_assert_int_eq(w.done, 0);
     drained = wt_now_ns();
-    ck_assert_uint_gt(drain(p[0]), 0);
+    ck_assert_uint_gt(wt_drain(p[0]), 0);
     WT_JOIN(t);
     ck_assert_int_eq(w.result, WEAVE_OUT);
     ck_assert_int_ge(w.returned_ns, drained);
@@ -214,7 +170,7 @@ START_TEST(pipe_writer_wakes_when_room)
 {
     int p[2];
 
-    make_pipe(p, O_NONBLOCK);
+    wt_make_pipe(p, O_NONBLOCK);
     WT_RUN(m_writer_wakes, p);
 }
 END_TEST
@@ -223,7 +179,7 @@ START_TEST(socketpair_writer_wakes_when_room)
 {
     int sv[2], p[2];
 
-    make_socketpair(sv);
+    wt_make_socketpair(sv, SOCK_STREAM);
     /* m_writer_wakes writes to p[1] and reads from p[0]. */
     p[0] = sv[1];
     p[1] = sv[0];
@@ -241,10 +197,10 @@ static void *m_timeouts(void *arg)
     } cases[4];
 
     (void)arg;
-    make_pipe(p, O_NONBLOCK);
-    make_socketpair(sv);
-    make_pipe(full, O_NONBLOCK);
-    fill(full[1]);
+    wt_make_pipe(p, O_NONBLOCK);
+    wt_make_socketpair(sv, SOCK_STREAM);
+    wt_make_pipe(full, O_NONBLOCK);
+    wt_fill(full[1]);
     cases[0].fd = p[0], cases[0].events = WEAVE_IN;
     cases[1].fd = sv[0], cases[1].events = WEAVE_IN;
     cases[2].fd = full[1], cases[2].events = WEAVE_OUT;
@@ -279,7 +235,7 @@ static void *m_huge_timeout(void *arg)
     int p[2];
 
     (void)arg;
-    make_pipe(p, O_NONBLOCK);
+    wt_make_pipe(p, O_NONBLOCK);
     for (size_t i = 0; i < sizeof(huge) / sizeof(huge[0]); i++) {
         struct waiter w = waiter_for(p[0], WEAVE_IN, huge[i]);
         weave_task *t = WT_SPAWN(wait_task, &w);
@@ -312,14 +268,14 @@ static void *m_reader_and_writer(void *arg)
     weave_stats st;
 
     (void)arg;
-    make_socketpair(sv);
-    fill(sv[0]); /* sv[0] cannot write, and has nothing to read */
+    wt_make_socketpair(sv, SOCK_STREAM);
+    wt_fill(sv[0]); /* sv[0] cannot write, and has nothing to read */
     r = waiter_for(sv[0], WEAVE_IN, 5000);
     w = waiter_for(sv[0], WEAVE_OUT, 5000);
     tr = WT_SPAWN(wait_task, &r);
     tw = WT_SPAWN(wait_task, &w);
     ck_assert_int_eq(weave_sleep(10), 0);
-    st = stats();
+    st = wt_stats();
     ck_assert_uint_eq(st.fd_waiters, 2);
     ck_assert_uint_eq(st.fds_registered, 1);
     ck_assert_int_eq(r.done + w.done, 0);
@@ -332,7 +288,7 @@ static void *m_reader_and_writer(void *arg)
     ck_assert_int_eq(w.done, 0);
 
     /* Room for the writer. */
-    ck_assert_uint_gt(drain(sv[1]), 0);
+    ck_assert_uint_gt(wt_drain(sv[1]), 0);
     WT_JOIN(tw);
     ck_assert_int_eq(w.result, WEAVE_OUT);
     WT_JOIN(tr);
@@ -355,8 +311,8 @@ static void *m_ebusy(void *arg)
     weave_task *ta, *tb;
 
     (void)arg;
-    make_pipe(p, O_NONBLOCK);
-    make_socketpair(sv);
+    wt_make_pipe(p, O_NONBLOCK);
+    wt_make_socketpair(sv, SOCK_STREAM);
     a = waiter_for(p[0], WEAVE_IN, -1);
     b = waiter_for(sv[0], WEAVE_IN, -1);
     ta = WT_SPAWN(wait_task, &a);
@@ -368,7 +324,7 @@ static void *m_ebusy(void *arg)
     WT_FAILS(weave_wait_fd(sv[0], WEAVE_IN, -1), EBUSY);
     /* The other direction of the same fd is free. */
     ck_assert_int_eq(weave_wait_fd(sv[0], WEAVE_OUT, -1), WEAVE_OUT);
-    ck_assert_uint_eq(stats().fd_waiters, 2);
+    ck_assert_uint_eq(wt_stats().fd_waiters, 2);
     /* The first waiters were not disturbed. */
     ck_assert_int_eq(a.done + b.done, 0);
     put_byte(p[1]);
@@ -402,9 +358,9 @@ static void *m_hup(void *arg)
     char c;
 
     if (kind == 0)
-        make_pipe(p, O_NONBLOCK);
+        wt_make_pipe(p, O_NONBLOCK);
     else
-        make_socketpair(p);
+        wt_make_socketpair(p, SOCK_STREAM);
     w = waiter_for(p[0], WEAVE_IN, 5000);
     t = WT_SPAWN(wait_task, &w);
     ck_assert_int_eq(weave_sleep(10), 0);
@@ -437,8 +393,8 @@ static void *m_hup_before(void *arg)
     int r;
 
     (void)arg;
-    make_pipe(p, O_NONBLOCK);
-    make_socketpair(sv);
+    wt_make_pipe(p, O_NONBLOCK);
+    wt_make_socketpair(sv, SOCK_STREAM);
     close(p[1]);
     close(sv[1]);
     r = weave_wait_fd(p[0], WEAVE_IN, 5000);
@@ -464,8 +420,8 @@ static void *m_reader_gone(void *arg)
     weave_task *t;
 
     (void)arg;
-    make_pipe(p, O_NONBLOCK);
-    fill(p[1]);
+    wt_make_pipe(p, O_NONBLOCK);
+    wt_fill(p[1]);
     w = waiter_for(p[1], WEAVE_OUT, 5000);
     t = WT_SPAWN(wait_task, &w);
     ck_assert_int_eq(weave_sleep(10), 0);
@@ -497,18 +453,18 @@ static void *m_cancel_waiter(void *arg)
     int64_t t0;
 
     (void)arg;
-    make_pipe(p, O_NONBLOCK);
+    wt_make_pipe(p, O_NONBLOCK);
     w = waiter_for(p[0], WEAVE_IN, -1);
     t = WT_SPAWN(wait_task, &w);
     ck_assert_int_eq(weave_sleep(10), 0);
-    ck_assert_uint_eq(stats().fd_waiters, 1);
+    ck_assert_uint_eq(wt_stats().fd_waiters, 1);
     t0 = wt_now_ns();
     ck_assert_int_eq(weave_cancel(t), 0);
     WT_JOIN(t);
     ck_assert_int_lt(wt_ms_since(t0), WT_PROMPT_MS);
     ck_assert_int_eq(w.result, -1);
     ck_assert_int_eq(w.err, ECANCELED);
-    ck_assert_uint_eq(stats().fd_waiters, 0);
+    ck_assert_uint_eq(wt_stats().fd_waiters, 0);
     /* The direction is free again, and data still wakes a new waiter. */
     w = waiter_for(p[0], WEAVE_IN, 5000);
     t = WT_SPAWN(wait_task, &w);
@@ -536,14 +492,14 @@ static void *m_close_wakes(void *arg)
     int64_t t0;
 
     (void)arg;
-    make_socketpair(sv);
-    fill(sv[0]);
+    wt_make_socketpair(sv, SOCK_STREAM);
+    wt_fill(sv[0]);
     r = waiter_for(sv[0], WEAVE_IN, -1);
     w = waiter_for(sv[0], WEAVE_OUT, -1);
     tr = WT_SPAWN(wait_task, &r);
     tw = WT_SPAWN(wait_task, &w);
     ck_assert_int_eq(weave_sleep(10), 0);
-    ck_assert_uint_eq(stats().fd_waiters, 2);
+    ck_assert_uint_eq(wt_stats().fd_waiters, 2);
     t0 = wt_now_ns();
     ck_assert_int_eq(weave_close(sv[0]), 0);
     WT_JOIN(tr);
@@ -554,7 +510,7 @@ static void *m_close_wakes(void *arg)
     ck_assert_int_eq(w.result, -1);
     ck_assert_int_eq(w.err, EBADF);
     ck_assert_int_eq(fcntl(sv[0], F_GETFD), -1); /* and it is closed */
-    ck_assert_uint_eq(stats().fds_registered, 0);
+    ck_assert_uint_eq(wt_stats().fds_registered, 0);
     close(sv[1]);
     WT_ASSERT_IDLE();
     return NULL;
@@ -573,7 +529,7 @@ static void *m_forget_wakes(void *arg)
     weave_task *t;
 
     (void)arg;
-    make_pipe(p, O_NONBLOCK);
+    wt_make_pipe(p, O_NONBLOCK);
     w = waiter_for(p[0], WEAVE_IN, -1);
     t = WT_SPAWN(wait_task, &w);
     ck_assert_int_eq(weave_sleep(10), 0);
@@ -581,7 +537,7 @@ static void *m_forget_wakes(void *arg)
     WT_JOIN(t);
     ck_assert_int_eq(w.result, -1);
     ck_assert_int_eq(w.err, EBADF);
-    ck_assert_uint_eq(stats().fds_registered, 0);
+    ck_assert_uint_eq(wt_stats().fds_registered, 0);
     /* The fd is still open, and can be waited on again. */
     ck_assert_int_ne(fcntl(p[0], F_GETFD), -1);
     w = waiter_for(p[0], WEAVE_IN, 5000);
@@ -618,12 +574,12 @@ static void *m_number_reuse(void *arg)
     int old;
 
     (void)arg;
-    make_pipe(a, O_NONBLOCK);
+    wt_make_pipe(a, O_NONBLOCK);
     old = a[0];
     WT_FAILS(weave_wait_fd(a[0], WEAVE_IN, 5), ETIMEDOUT); /* registered */
     put_byte(a[1]);
     ck_assert_int_eq(weave_close(a[0]), 0);
-    make_pipe(b, O_NONBLOCK);
+    wt_make_pipe(b, O_NONBLOCK);
     ck_assert_int_eq(b[0], old);
     WT_FAILS(weave_wait_fd(b[0], WEAVE_IN, 20), ETIMEDOUT);
     w = waiter_for(b[0], WEAVE_IN, 5000);
@@ -655,8 +611,8 @@ static void *m_table_growth(void *arg)
     weave_task *tl, *th;
 
     (void)arg;
-    make_pipe(p, O_NONBLOCK);
-    make_pipe(q, O_NONBLOCK);
+    wt_make_pipe(p, O_NONBLOCK);
+    wt_make_pipe(q, O_NONBLOCK);
     high = fcntl(q[0], F_DUPFD_CLOEXEC, 3000);
     ck_assert_int_ge(high, 3000);
     lo = waiter_for(p[0], WEAVE_IN, 5000);
@@ -665,7 +621,7 @@ static void *m_table_growth(void *arg)
     ck_assert_int_eq(weave_yield(), 0);
     th = WT_SPAWN(wait_task, &hi);
     ck_assert_int_eq(weave_yield(), 0);
-    ck_assert_uint_eq(stats().fd_waiters, 2);
+    ck_assert_uint_eq(wt_stats().fd_waiters, 2);
     put_byte(p[1]);
     put_byte(q[1]);
     WT_JOIN(tl);
@@ -692,8 +648,8 @@ static void *m_blocking_mode(void *arg)
     int p[2], q[2];
 
     (void)arg;
-    make_pipe(p, 0);
-    make_pipe(q, O_NONBLOCK);
+    wt_make_pipe(p, 0);
+    wt_make_pipe(q, O_NONBLOCK);
     WT_FAILS(weave_wait_fd(p[0], WEAVE_IN, 5), ETIMEDOUT);
     WT_FAILS(weave_wait_fd(q[0], WEAVE_IN, 5), ETIMEDOUT);
     ck_assert_int_eq(weave_wait_fd(p[1], WEAVE_OUT, 5), WEAVE_OUT);
@@ -728,14 +684,14 @@ static void *m_bad_fds(void *arg)
     WT_FAILS(weave_wait_fd(INT_MIN, WEAVE_IN, 10), EBADF);
     WT_FAILS(weave_wait_fd(INT_MAX, WEAVE_IN, -1), EBADF);
     /* a number that is not open now */
-    make_pipe(p, O_NONBLOCK);
+    wt_make_pipe(p, O_NONBLOCK);
     closed = p[0];
     close(p[0]);
     close(p[1]);
     WT_FAILS(weave_wait_fd(closed, WEAVE_IN, -1), EBADF);
     WT_FAILS(weave_wait_fd(closed, WEAVE_OUT, 0), EBADF);
     /* a number weave had registered, closed through weave */
-    make_pipe(p, O_NONBLOCK);
+    wt_make_pipe(p, O_NONBLOCK);
     WT_FAILS(weave_wait_fd(p[0], WEAVE_IN, 1), ETIMEDOUT);
     closed = p[0];
     ck_assert_int_eq(weave_close(p[0]), 0);
@@ -757,7 +713,7 @@ static void *m_bad_events(void *arg)
     int p[2];
 
     (void)arg;
-    make_pipe(p, O_NONBLOCK);
+    wt_make_pipe(p, O_NONBLOCK);
     put_byte(p[1]); /* readable: an accepted call would return at once */
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         WT_FAILS(weave_wait_fd(p[0], bad[i], 0), EINVAL);
@@ -802,7 +758,7 @@ static void *m_regular(void *arg)
     fclose(f);
     ck_assert_int_eq(weave_close(dir), 0);
     ck_assert_int_eq(weave_close(null), 0);
-    ck_assert_uint_eq(stats().fds_registered, 0);
+    ck_assert_uint_eq(wt_stats().fds_registered, 0);
     WT_ASSERT_IDLE();
     return NULL;
 }
@@ -851,7 +807,7 @@ static void *m_fd_while_sleeping(void *arg)
     int64_t t0;
 
     (void)arg;
-    make_pipe(p, O_NONBLOCK);
+    wt_make_pipe(p, O_NONBLOCK);
     w = waiter_for(p[0], WEAVE_IN, -1);
     t = WT_SPAWN(log_after_wait, &w);
     l.fd = p[1];
@@ -891,7 +847,7 @@ static void *m_event_no_waiter(void *arg)
     int64_t t0;
 
     (void)arg;
-    make_pipe(p, O_NONBLOCK);
+    wt_make_pipe(p, O_NONBLOCK);
     /* Registered with the poller, then nobody waits on it. */
     WT_FAILS(weave_wait_fd(p[0], WEAVE_IN, 1), ETIMEDOUT);
     l.fd = p[1];
@@ -924,7 +880,7 @@ static void *m_only_fd_waiter(void *arg)
     int64_t t0;
 
     (void)arg;
-    make_pipe(p, O_NONBLOCK);
+    wt_make_pipe(p, O_NONBLOCK);
     l.fd = p[1];
     l.delay_ms = 30;
     t0 = wt_now_ns();
@@ -1000,7 +956,7 @@ static void flood_start(void)
 {
     fd_wakes = 0;
     for (int i = 0; i < K; i++) {
-        make_socketpair(pairs[i]);
+        wt_make_socketpair(pairs[i], SOCK_STREAM);
         round_trips[i] = 0;
         flood_tasks[2 * i] = WT_SPAWN(echoer, wt_ptr(i));
         flood_tasks[2 * i + 1] = WT_SPAWN(pinger, wt_ptr(i));
@@ -1105,13 +1061,13 @@ static void *m_many_waiters(void *arg)
 
     (void)arg;
     for (int i = 0; i < K; i++) {
-        make_socketpair(pairs[i]);
+        wt_make_socketpair(pairs[i], SOCK_STREAM);
         w[i] = waiter_for(pairs[i][0], WEAVE_IN, 10000);
         t[i] = WT_SPAWN(wait_task, &w[i]);
     }
     ck_assert_int_eq(weave_sleep(5), 0);
-    ck_assert_uint_eq(stats().fd_waiters, K);
-    ck_assert_uint_eq(stats().fds_registered, K);
+    ck_assert_uint_eq(wt_stats().fd_waiters, K);
+    ck_assert_uint_eq(wt_stats().fds_registered, K);
     for (int i = K - 1; i >= 0; i--)
         put_byte(pairs[i][1]);
     for (int i = 0; i < K; i++) {
@@ -1122,7 +1078,7 @@ static void *m_many_waiters(void *arg)
         ck_assert_int_eq(weave_close(pairs[i][0]), 0);
         ck_assert_int_eq(close(pairs[i][1]), 0);
     }
-    ck_assert_uint_eq(stats().fds_registered, 0);
+    ck_assert_uint_eq(wt_stats().fds_registered, 0);
     WT_ASSERT_IDLE();
     return NULL;
 }

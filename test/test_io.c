@@ -12,10 +12,8 @@
  * iteration) and "bugs" 10 s x 2 = 330 s; the CTest timeout in
  * CMakeLists.txt (360 s) is above it.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -76,146 +74,16 @@ static uint32_t rnd(uint32_t *s)
     return *s >> 8;
 }
 
-static void make_pipe(int p[2], int flags)
-{
-    ck_assert_int_eq(pipe2(p, flags | O_CLOEXEC), 0);
-}
-
-static void make_socketpair(int sv[2], int type)
-{
-    ck_assert_int_eq(socketpair(AF_UNIX, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
-}
-
-/* Write until the fd (non-blocking) is full; returns the bytes written. */
-static size_t fill(int fd)
-{
-    static char buf[65536];
-    size_t total = 0;
-    ssize_t n;
-
-    memset(buf, 'f', sizeof(buf));
-    while ((n = write(fd, buf, sizeof(buf))) > 0)
-        total += (size_t)n;
-    ck_assert_int_eq((int)n, -1);
-    ck_assert_int_eq(errno, EAGAIN);
-    return total;
-}
-
-/* Read everything there is from a non-blocking fd. */
-static size_t drain(int fd)
-{
-    static char buf[65536];
-    size_t total = 0;
-    ssize_t n;
-
-    while ((n = read(fd, buf, sizeof(buf))) > 0)
-        total += (size_t)n;
-    return total;
-}
-
-static weave_stats stats(void)
-{
-    weave_stats st;
-
-    ck_assert_int_eq(weave_get_stats(&st), 0);
-    return st;
-}
-
-/* The scheduler holds nothing but the calling task (WT_ASSERT_IDLE), and no
- * task waits for the offload pool either. Meant for the end of a test's
- * main task. */
-static void assert_idle(void)
-{
-    WT_ASSERT_IDLE();
-    ck_assert_uint_eq(stats().offload_waiters, 0);
-}
-
-static int is_nonblocking(int fd)
-{
-    int fl = fcntl(fd, F_GETFL);
-
-    ck_assert_int_ge(fl, 0);
-    return (fl & O_NONBLOCK) != 0;
-}
-
 static int fd_is_open(int fd)
 {
     return fcntl(fd, F_GETFD) != -1;
 }
 
-/* Open fds of this process (the directory's own fd included, every time). */
-static int fd_count(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    int n = 0;
-
-    ck_assert_ptr_nonnull(d);
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n;
-}
-
-/* A scratch directory for files and Unix sockets, removed by tmp_cleanup. */
-static char tmpdir[256];
-
-/* Every test's scratch directory is made under one per TCase, which the
- * parent process removes after the TCase has run (an unchecked fixture):
- * a test that fails ends its process at once, leaving its own behind. */
-static char tmpbase[200];
-
+/* The scratch directories' base for this suite's TCases (an unchecked
+ * fixture). */
 static void tmpbase_make(void)
 {
-    const char *base = getenv("TMPDIR");
-
-    snprintf(tmpbase, sizeof(tmpbase), "%s/weave-io-XXXXXX", base && *base ? base : "/tmp");
-    if (!mkdtemp(tmpbase))
-        tmpbase[0] = '\0'; /* tmp_make fails then */
-}
-
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void tmpbase_remove(void)
-{
-    if (tmpbase[0])
-        nftw(tmpbase, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static void tmp_make(void)
-{
-    ck_assert_msg(tmpbase[0] != '\0', "no scratch directory");
-    snprintf(tmpdir, sizeof(tmpdir), "%s/t-XXXXXX", tmpbase);
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-}
-
-static void tmp_path(char *out, size_t cap, const char *name)
-{
-    int n = snprintf(out, cap, "%s/%s", tmpdir, name);
-
-    ck_assert(n > 0 && (size_t)n < cap);
-}
-
-static void tmp_cleanup(void)
-{
-    DIR *d = opendir(tmpdir);
-    struct dirent *e;
-    char path[512];
-
-    ck_assert_ptr_nonnull(d);
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        tmp_path(path, sizeof(path), e->d_name);
-        ck_assert_int_eq(unlink(path), 0);
-    }
-    closedir(d);
-    ck_assert_int_eq(rmdir(tmpdir), 0);
+    wt_tmpbase_make("weave-io");
 }
 
 static int open_tmp_file(const char *name, int flags)
@@ -223,7 +91,7 @@ static int open_tmp_file(const char *name, int flags)
     char path[512];
     int fd;
 
-    tmp_path(path, sizeof(path), name);
+    wt_tmp_path(path, sizeof(path), name);
     fd = open(path, flags | O_CREAT | O_CLOEXEC, 0600);
     ck_assert_int_ge(fd, 0);
     return fd;
@@ -410,24 +278,22 @@ static void *m_echo(void *arg)
     enum transport t = (enum transport)wt_int(arg);
     struct echo e;
     int a[2], b[2], l = -1;
-    char path[512], port[16];
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof(ss);
+    char path[512];
 
     memset(&e, 0, sizeof(e));
     e.total = BIG;
     e.data = pattern(e.total);
     switch (t) {
     case T_PIPES:
-        make_pipe(a, O_NONBLOCK);
-        make_pipe(b, O_NONBLOCK);
+        wt_make_pipe(a, O_NONBLOCK);
+        wt_make_pipe(b, O_NONBLOCK);
         e.wfd = a[1];
         e.ein = a[0];
         e.eout = b[1];
         e.rfd = b[0];
         break;
     case T_SOCKETPAIR:
-        make_socketpair(a, SOCK_STREAM);
+        wt_make_socketpair(a, SOCK_STREAM);
         e.wfd = e.rfd = a[0];
         e.ein = e.eout = a[1];
         e.sock = 1;
@@ -435,17 +301,15 @@ static void *m_echo(void *arg)
     case T_TCP:
         l = weave_tcp_listen("127.0.0.1", "0", 8);
         ck_assert_int_ge(l, 0);
-        ck_assert_int_eq(getsockname(l, (struct sockaddr *)&ss, &len), 0);
-        snprintf(port, sizeof(port), "%u", ntohs(((struct sockaddr_in *)&ss)->sin_port));
-        e.wfd = e.rfd = weave_tcp_connect("127.0.0.1", port, 5000);
+        e.wfd = e.rfd = weave_tcp_connect("127.0.0.1", wt_port_str(l).s, 5000);
         ck_assert_int_ge(e.wfd, 0);
         e.ein = e.eout = weave_accept(l, NULL, NULL);
         ck_assert_int_ge(e.ein, 0);
         e.sock = 1;
         break;
     default:
-        tmp_make();
-        tmp_path(path, sizeof(path), "echo.sock");
+        wt_tmp_make();
+        wt_tmp_path(path, sizeof(path), "echo.sock");
         l = weave_unix_listen(path, 8);
         ck_assert_int_ge(l, 0);
         e.wfd = e.rfd = weave_unix_connect(path);
@@ -467,9 +331,9 @@ static void *m_echo(void *arg)
     if (l >= 0)
         ck_assert_int_eq(weave_close(l), 0);
     if (t == T_UNIX)
-        tmp_cleanup();
+        wt_tmp_cleanup();
     free((void *)(uintptr_t)e.data);
-    assert_idle();
+    wt_assert_idle_offload();
     return NULL;
 }
 
@@ -530,7 +394,7 @@ static void *slow_reader(void *arg)
         ck_assert_int_gt(n, 0);
         check_pattern(buf, got, (size_t)n);
         got += (size_t)n;
-        if (!s->wdone && stats().fd_waiters == 1)
+        if (!s->wdone && wt_stats().fd_waiters == 1)
             s->parked_turns++;
         ck_assert_int_eq(weave_sleep(1), 0);
     }
@@ -575,12 +439,12 @@ static void *m_slow(void *arg)
     memset(&s, 0, sizeof(s));
     s.data = pattern(SLOW_TOTAL);
     if (variant == 0 || variant == 3) {
-        make_pipe(fds, O_NONBLOCK);
+        wt_make_pipe(fds, O_NONBLOCK);
         ck_assert_int_ge(fcntl(fds[1], F_SETPIPE_SZ, 4096), 4096);
         s.wfd = fds[1];
         s.rfd = fds[0];
     } else {
-        make_socketpair(fds, SOCK_STREAM);
+        wt_make_socketpair(fds, SOCK_STREAM);
         ck_assert_int_eq(setsockopt(fds[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)), 0);
         s.wfd = fds[0];
         s.rfd = fds[1];
@@ -604,7 +468,7 @@ static void *m_slow(void *arg)
     free(iov);
     free(copy);
     free((void *)(uintptr_t)s.data);
-    assert_idle();
+    wt_assert_idle_offload();
     return NULL;
 }
 
@@ -646,7 +510,7 @@ static void *m_iov_max(void *arg)
     }
     buf = malloc(total);
     ck_assert_ptr_nonnull(buf);
-    make_pipe(p, O_NONBLOCK);
+    wt_make_pipe(p, O_NONBLOCK);
     ck_assert_int_ge(fcntl(p[1], F_SETPIPE_SZ, 4096), 4096);
     memset(&s, 0, sizeof(s));
     s.wfd = p[1];
@@ -667,7 +531,7 @@ static void *m_iov_max(void *arg)
     free(buf);
     free(data);
     free(iov);
-    assert_idle();
+    wt_assert_idle_offload();
     return NULL;
 }
 
@@ -705,13 +569,13 @@ static void *m_readv(void *arg)
     weave_task *t;
 
     (void)arg;
-    make_socketpair(sv, SOCK_STREAM);
+    wt_make_socketpair(sv, SOCK_STREAM);
     /* Parked first: nothing to read yet. */
     s.fd = sv[0];
     t = WT_SPAWN(readv_task, &s);
     ck_assert_int_eq(weave_sleep(5), 0);
     ck_assert_int_eq(s.done, 0);
-    ck_assert_uint_eq(stats().fd_waiters, 1);
+    ck_assert_uint_eq(wt_stats().fd_waiters, 1);
     ck_assert_int_eq((int)write(sv[1], "abcdefghijkl", 12), 12);
     WT_JOIN(t);
     /* What was there (12 bytes), not all 108 asked for, filled in order. */
@@ -721,7 +585,7 @@ static void *m_readv(void *arg)
     ck_assert_int_eq(memcmp(c, "ijkl", 4), 0);
 
     /* Data already there: no parking, exact fit. */
-    make_pipe(p, O_NONBLOCK);
+    wt_make_pipe(p, O_NONBLOCK);
     ck_assert_int_eq((int)write(p[1], "01234567", 8), 8);
     iov[4].iov_len = 0;
     ck_assert_int_eq(weave_readv(p[0], iov, 5), 8);
@@ -734,7 +598,7 @@ static void *m_readv(void *arg)
         ck_assert_int_eq(weave_close(sv[i]), 0);
         ck_assert_int_eq(weave_close(p[i]), 0);
     }
-    assert_idle();
+    wt_assert_idle_offload();
     return NULL;
 }
 
@@ -779,9 +643,9 @@ static void *m_storm(void *arg)
 
     (void)arg;
     data = pattern(n);
-    make_pipe(a, O_NONBLOCK);
-    make_pipe(b, O_NONBLOCK);
-    make_socketpair(sv, SOCK_STREAM);
+    wt_make_pipe(a, O_NONBLOCK);
+    wt_make_pipe(b, O_NONBLOCK);
+    wt_make_socketpair(sv, SOCK_STREAM);
     e1 = (struct echo){a[1], b[0], a[0], b[1], 0, n, data};
     e2 = (struct echo){sv[0], sv[0], sv[1], sv[1], 1, n, data};
     t[0] = WT_SPAWN(echo_reader, &e1);
@@ -791,7 +655,7 @@ static void *m_storm(void *arg)
     t[4] = WT_SPAWN(echo_server, &e2);
     t[5] = WT_SPAWN(echo_writer, &e2);
     /* Meanwhile, a regular file written and read back through the pool. */
-    tmp_make();
+    wt_tmp_make();
     f = open_tmp_file("storm", O_RDWR);
     ck_assert_int_eq(weave_write(f, data, n), (ssize_t)n);
     ck_assert_int_eq((int)lseek(f, 0, SEEK_SET), 0);
@@ -810,10 +674,10 @@ static void *m_storm(void *arg)
     ck_assert_int_eq(weave_close(b[0]), 0);
     ck_assert_int_eq(weave_close(sv[0]), 0);
     ck_assert_int_eq(weave_close(sv[1]), 0);
-    tmp_cleanup();
+    wt_tmp_cleanup();
     free(back);
     free(data);
-    assert_idle();
+    wt_assert_idle_offload();
     return NULL;
 }
 
@@ -893,14 +757,14 @@ static void *m_close_wakes(void *arg)
     weave_task *tr, *tw;
     size_t filled;
 
-    make_socketpair(sv, SOCK_STREAM);
-    filled = fill(sv[0]); /* sv[0]: nothing to read, no room to write */
+    wt_make_socketpair(sv, SOCK_STREAM);
+    filled = wt_fill(sv[0]); /* sv[0]: nothing to read, no room to write */
     r = op_for(sv[0], 0, sizeof(rbuf), rbuf);
     w = op_for(sv[0], 1, sizeof(wbuf), wbuf);
     tr = WT_SPAWN(op_task, &r);
     tw = WT_SPAWN(op_task, &w);
     ck_assert_int_eq(weave_sleep(5), 0);
-    ck_assert_uint_eq(stats().fd_waiters, 2);
+    ck_assert_uint_eq(wt_stats().fd_waiters, 2);
     if (use_forget)
         ck_assert_int_eq(weave_fd_forget(sv[0]), 0);
     else
@@ -911,11 +775,11 @@ static void *m_close_wakes(void *arg)
     ck_assert_int_eq(r.err, EBADF);
     ck_assert_int_eq(w.ret, -1);
     ck_assert_int_eq(w.err, EBADF);
-    ck_assert_uint_eq(stats().fd_waiters, 0);
+    ck_assert_uint_eq(wt_stats().fd_waiters, 0);
     if (use_forget) {
         /* Still open, and usable by new calls in both directions. */
         ck_assert(fd_is_open(sv[0]));
-        ck_assert_uint_eq(drain(sv[1]), filled);
+        ck_assert_uint_eq(wt_drain(sv[1]), filled);
         ck_assert_int_eq(weave_write(sv[0], wbuf, 4), 4);
         ck_assert_int_eq((int)read(sv[1], rbuf, sizeof(rbuf)), 4);
         r = op_for(sv[0], 0, sizeof(rbuf), rbuf);
@@ -931,7 +795,7 @@ static void *m_close_wakes(void *arg)
         ck_assert(!fd_is_open(sv[0]));
     }
     ck_assert_int_eq(close(sv[1]), 0);
-    assert_idle();
+    wt_assert_idle_offload();
     return NULL;
 }
 
@@ -954,13 +818,13 @@ static void *m_stopped_writer(void *arg)
     weave_task *t;
 
     ck_assert_ptr_nonnull(back);
-    make_socketpair(sv, SOCK_STREAM);
+    wt_make_socketpair(sv, SOCK_STREAM);
     w = op_for(sv[0], 1, len, data);
     w.again = 1;
     t = WT_SPAWN(op_task, &w);
     ck_assert_int_eq(weave_sleep(5), 0);
     ck_assert_int_eq(w.done, 0);
-    ck_assert_uint_eq(stats().fd_waiters, 1);
+    ck_assert_uint_eq(wt_stats().fd_waiters, 1);
     if (how == 0)
         ck_assert_int_eq(weave_close(sv[0]), 0);
     else if (how == 1)
@@ -990,7 +854,7 @@ static void *m_stopped_writer(void *arg)
         ck_assert_int_eq(weave_close(sv[1]), 0);
     free(data);
     free(back);
-    assert_idle();
+    wt_assert_idle_offload();
     return NULL;
 }
 
@@ -1009,12 +873,12 @@ static void *m_cancel_reader(void *arg)
     int64_t t0;
 
     (void)arg;
-    make_pipe(p, O_NONBLOCK);
+    wt_make_pipe(p, O_NONBLOCK);
     r = op_for(p[0], 0, sizeof(buf), buf);
     r.again = 1;
     t = WT_SPAWN(op_task, &r);
     ck_assert_int_eq(weave_sleep(5), 0);
-    ck_assert_uint_eq(stats().fd_waiters, 1);
+    ck_assert_uint_eq(wt_stats().fd_waiters, 1);
     t0 = wt_now_ns();
     ck_assert_int_eq(weave_cancel(t), 0);
     WT_JOIN(t);
@@ -1024,7 +888,7 @@ static void *m_cancel_reader(void *arg)
     /* and it keeps failing so */
     ck_assert_int_eq(r.ret2, -1);
     ck_assert_int_eq(r.err2, ECANCELED);
-    ck_assert_uint_eq(stats().fd_waiters, 0);
+    ck_assert_uint_eq(wt_stats().fd_waiters, 0);
     /* The direction is free: a new reader parks and gets the data. */
     r = op_for(p[0], 0, sizeof(buf), buf);
     t = WT_SPAWN(op_task, &r);
@@ -1035,7 +899,7 @@ static void *m_cancel_reader(void *arg)
     ck_assert_int_eq(r.ret, 2);
     ck_assert_int_eq(weave_close(p[0]), 0);
     ck_assert_int_eq(weave_close(p[1]), 0);
-    assert_idle();
+    wt_assert_idle_offload();
     return NULL;
 }
 
@@ -1052,7 +916,7 @@ static void *m_cancelled_before(void *arg)
     struct iovec iov = {&c, 1};
 
     (void)arg;
-    make_pipe(p, O_NONBLOCK);
+    wt_make_pipe(p, O_NONBLOCK);
     ck_assert_int_eq((int)write(p[1], "abc", 3), 3);
     ck_assert_int_eq(weave_cancel(weave_self()), 0);
     /* Cancellation points even when the call would not block; nothing is
@@ -1061,10 +925,10 @@ static void *m_cancelled_before(void *arg)
     WT_FAILS(weave_readv(p[0], &iov, 1), ECANCELED);
     WT_FAILS(weave_write(p[1], &c, 1), ECANCELED);
     WT_FAILS(weave_writev(p[1], &iov, 1), ECANCELED);
-    ck_assert_uint_eq(drain(p[0]), 3);
+    ck_assert_uint_eq(wt_drain(p[0]), 3);
     ck_assert_int_eq(weave_close(p[0]), 0);
     ck_assert_int_eq(weave_close(p[1]), 0);
-    assert_idle();
+    wt_assert_idle_offload();
     return NULL;
 }
 
@@ -1085,9 +949,9 @@ static void *m_eof(void *arg)
     weave_task *t;
 
     if (kind == 0)
-        make_pipe(p, O_NONBLOCK);
+        wt_make_pipe(p, O_NONBLOCK);
     else
-        make_socketpair(p, SOCK_STREAM);
+        wt_make_socketpair(p, SOCK_STREAM);
     ck_assert_int_eq((int)write(p[1], "last", 4), 4);
     ck_assert_int_eq(weave_read(p[0], buf, sizeof(buf)), 4);
     r = op_for(p[0], 0, sizeof(buf), buf);
@@ -1102,7 +966,7 @@ static void *m_eof(void *arg)
     ck_assert_int_eq(r.ret2, 0);
     ck_assert_int_eq(weave_read(p[0], buf, sizeof(buf)), 0);
     ck_assert_int_eq(weave_close(p[0]), 0);
-    assert_idle();
+    wt_assert_idle_offload();
     return NULL;
 }
 
@@ -1124,15 +988,15 @@ static void *m_epipe(void *arg)
     (void)arg;
     /* A pipe whose reader is gone: write(2) raises SIGPIPE, which weave
      * keeps blocked, so the call fails with EPIPE and the process lives. */
-    make_pipe(p, O_NONBLOCK);
+    wt_make_pipe(p, O_NONBLOCK);
     close(p[0]);
     WT_FAILS(weave_write(p[1], buf, 7), EPIPE);
     WT_FAILS(weave_writev(p[1], iov, 2), EPIPE);
     ck_assert_int_eq(weave_close(p[1]), 0);
 
     /* A parked writer whose reader goes away. */
-    make_pipe(p, O_NONBLOCK);
-    fill(p[1]);
+    wt_make_pipe(p, O_NONBLOCK);
+    wt_fill(p[1]);
     w = op_for(p[1], 1, 7, buf);
     t = WT_SPAWN(op_task, &w);
     ck_assert_int_eq(weave_sleep(5), 0);
@@ -1144,14 +1008,14 @@ static void *m_epipe(void *arg)
     ck_assert_int_eq(weave_close(p[1]), 0);
 
     /* A socket whose peer is closed, through every write call. */
-    make_socketpair(sv, SOCK_STREAM);
+    wt_make_socketpair(sv, SOCK_STREAM);
     close(sv[1]);
     WT_FAILS(weave_write(sv[0], buf, 7), EPIPE);
     WT_FAILS(weave_writev(sv[0], iov, 2), EPIPE);
     WT_FAILS(weave_send(sv[0], buf, 7, 0), EPIPE);
     WT_FAILS(weave_sendto(sv[0], buf, 7, 0, NULL, 0), EPIPE);
     ck_assert_int_eq(weave_close(sv[0]), 0);
-    assert_idle();
+    wt_assert_idle_offload();
     return NULL;
 }
 
@@ -1236,14 +1100,14 @@ static void *m_ebusy(void *arg)
     weave_task *tr, *tw;
 
     (void)arg;
-    make_socketpair(sv, SOCK_STREAM);
-    fill(sv[0]);
+    wt_make_socketpair(sv, SOCK_STREAM);
+    wt_fill(sv[0]);
     r = op_for(sv[0], 0, sizeof(rbuf), rbuf);
     w = op_for(sv[0], 1, 7, wbuf);
     tr = WT_SPAWN(op_task, &r);
     tw = WT_SPAWN(op_task, &w);
     ck_assert_int_eq(weave_sleep(5), 0);
-    ck_assert_uint_eq(stats().fd_waiters, 2);
+    ck_assert_uint_eq(wt_stats().fd_waiters, 2);
     /* A second reader and a second writer are refused ... */
     WT_FAILS(weave_read(sv[0], &c, 1), EBUSY);
     WT_FAILS(weave_readv(sv[0], &iov, 1), EBUSY);
@@ -1256,20 +1120,20 @@ static void *m_ebusy(void *arg)
     WT_FAILS(weave_wait_fd(sv[0], WEAVE_OUT, -1), EBUSY);
     /* ... without disturbing the first ones, which both complete. */
     ck_assert_int_eq(r.done + w.done, 0);
-    ck_assert_uint_eq(stats().fd_waiters, 2);
+    ck_assert_uint_eq(wt_stats().fd_waiters, 2);
     ck_assert_int_eq((int)write(sv[1], "to the reader", 13), 13);
     WT_JOIN(tr);
     ck_assert_int_eq(r.ret, 13);
     ck_assert_int_eq(memcmp(rbuf, "to the reader", 13), 0);
     ck_assert_int_eq(w.done, 0);
-    drain(sv[1]);
+    wt_drain(sv[1]);
     WT_JOIN(tw);
     ck_assert_int_eq(w.ret, 7);
     ck_assert_int_eq((int)read(sv[1], rbuf, sizeof(rbuf)), 7);
     ck_assert_int_eq(memcmp(rbuf, "written", 7), 0);
     ck_assert_int_eq(weave_close(sv[0]), 0);
     ck_assert_int_eq(weave_close(sv[1]), 0);
-    assert_idle();
+    wt_assert_idle_offload();
     return NULL;
 }
 
@@ -1292,7 +1156,7 @@ static void *m_file(void *arg)
 
     (void)arg;
     ck_assert_ptr_nonnull(back);
-    tmp_make();
+    wt_tmp_make();
     fd = open_tmp_file("data", O_RDWR | O_TRUNC);
     /* One call writes everything, more than one pool call moves; the file
      * offset moves as with write(2). */
@@ -1359,20 +1223,20 @@ static void *m_file(void *arg)
     ro = open_tmp_file("data", O_RDONLY);
     WT_FAILS(weave_read(wo, small, 1), EBADF);
     WT_FAILS(weave_write(ro, "x", 1), EBADF);
-    dir = open(tmpdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    dir = open(wt_tmp_dir(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     ck_assert_int_ge(dir, 0);
     WT_FAILS(weave_read(dir, small, 1), EISDIR);
     /* Regular files keep their mode: no O_NONBLOCK. */
-    ck_assert(!is_nonblocking(fd));
+    ck_assert(!wt_is_nonblocking(fd));
     ck_assert_int_eq(weave_close(ap), 0);
     ck_assert_int_eq(weave_close(wo), 0);
     ck_assert_int_eq(weave_close(ro), 0);
     ck_assert_int_eq(weave_close(dir), 0);
     ck_assert_int_eq(weave_close(fd), 0);
-    tmp_cleanup();
+    wt_tmp_cleanup();
     free(data);
     free(back);
-    assert_idle();
+    wt_assert_idle_offload();
     return NULL;
 }
 
@@ -1391,16 +1255,16 @@ static void *m_uncached(void *arg)
 
     (void)arg;
     ck_assert_ptr_nonnull(back);
-    tmp_make();
+    wt_tmp_make();
     fd = open_tmp_file("cold", O_RDWR | O_TRUNC);
     write_uncached(fd, data, n);
     cached = first_page_cached(fd);
-    ck_assert_uint_eq(stats().offload_threads, 0);
+    ck_assert_uint_eq(wt_stats().offload_threads, 0);
     k = weave_read(fd, back, n);
     ck_assert_int_gt(k, 0);
     if (!cached) {
         /* Not in the page cache: read on the pool, at most one chunk. */
-        ck_assert_uint_ge(stats().offload_threads, 1);
+        ck_assert_uint_ge(wt_stats().offload_threads, 1);
         ck_assert_uint_le((size_t)k, FILE_CHUNK);
     }
     got = (size_t)k;
@@ -1414,10 +1278,10 @@ static void *m_uncached(void *arg)
     check_pattern(back, 0, n);
     ck_assert_int_eq(weave_read(fd, back, 1), 0);
     ck_assert_int_eq(weave_close(fd), 0);
-    tmp_cleanup();
+    wt_tmp_cleanup();
     free(data);
     free(back);
-    assert_idle();
+    wt_assert_idle_offload();
     return NULL;
 }
 
@@ -1429,42 +1293,25 @@ END_TEST
 
 /* A file call cancelled while it waits for the (busy) pool: the task returns
  * at once and the call never runs. */
-static int gate_p[2];
-
-static void *gate_fn(void *arg)
-{
-    char c;
-
-    (void)arg;
-    ck_assert_int_eq((int)read(gate_p[0], &c, 1), 1);
-    return NULL;
-}
-
-static void *gate_task(void *arg)
-{
-    (void)arg;
-    ck_assert_int_eq(weave_offload(gate_fn, NULL, NULL), 0);
-    return NULL;
-}
-
 static void *m_file_cancel(void *arg)
 {
     unsigned char *data = pattern(8192), buf[64];
     int wf, rf, w_cancelled = 0, r_cancelled = 0;
     struct op w, r;
     struct stat sb;
+    struct wt_gate gate;
     weave_task *g, *tw, *tr;
     int64_t t0;
 
     (void)arg;
-    tmp_make();
-    ck_assert_int_eq(pipe2(gate_p, O_CLOEXEC), 0);
+    wt_tmp_make();
+    wt_gate_init(&gate);
     wf = open_tmp_file("w", O_RDWR | O_TRUNC);
     rf = open_tmp_file("r", O_RDWR | O_TRUNC);
     write_uncached(rf, data, 8192);
-    g = WT_SPAWN(gate_task, NULL);
+    g = WT_SPAWN(wt_gate_task, &gate);
     ck_assert_int_eq(weave_yield(), 0);
-    ck_assert_uint_eq(stats().offload_waiters, 1); /* the only worker is busy */
+    ck_assert_uint_eq(wt_stats().offload_waiters, 1); /* the only worker is busy */
     w = op_for(wf, 1, 4096, data);
     r = op_for(rf, 0, sizeof(buf), buf);
     tw = WT_SPAWN(op_task, &w);
@@ -1476,7 +1323,7 @@ static void *m_file_cancel(void *arg)
      * waits). One that waits for the pool ends at once when cancelled. */
     w_cancelled = !w.done;
     r_cancelled = !r.done;
-    ck_assert_uint_eq(stats().offload_waiters, 1 + (uint64_t)(w_cancelled + r_cancelled));
+    ck_assert_uint_eq(wt_stats().offload_waiters, 1 + (uint64_t)(w_cancelled + r_cancelled));
     t0 = wt_now_ns();
     if (w_cancelled)
         ck_assert_int_eq(weave_cancel(tw), 0);
@@ -1485,7 +1332,7 @@ static void *m_file_cancel(void *arg)
     WT_JOIN(tw);
     WT_JOIN(tr);
     ck_assert_int_lt(wt_ms_since(t0), WT_PROMPT_MS);
-    ck_assert_uint_eq(stats().offload_waiters, 1);
+    ck_assert_uint_eq(wt_stats().offload_waiters, 1);
     ck_assert_int_eq(w.ret, w_cancelled ? -1 : 4096);
     ck_assert_int_eq(r.ret, r_cancelled ? -1 : (ssize_t)sizeof(buf));
     if (w_cancelled)
@@ -1495,27 +1342,26 @@ static void *m_file_cancel(void *arg)
     /* Free the worker; one more call behind whatever is queued (FIFO)
      * shows that the dropped calls never ran: nothing was written, the
      * read offset did not move. */
-    ck_assert_int_eq((int)write(gate_p[1], "xx", 2), 2);
+    wt_gate_open(&gate, 2);
     WT_JOIN(g);
-    ck_assert_int_eq(weave_offload(gate_fn, NULL, NULL), 0);
+    ck_assert_int_eq(weave_offload(wt_gate_fn, &gate, NULL), 0);
     ck_assert_int_eq(fstat(wf, &sb), 0);
     ck_assert_int_eq(sb.st_size, w_cancelled ? 0 : 4096);
     ck_assert_int_eq(offset_of(wf), w_cancelled ? 0 : 4096);
     ck_assert_int_eq(offset_of(rf), r_cancelled ? 0 : (off_t)sizeof(buf));
     ck_assert_int_eq(weave_close(wf), 0);
     ck_assert_int_eq(weave_close(rf), 0);
-    close(gate_p[0]);
-    close(gate_p[1]);
-    tmp_cleanup();
+    wt_gate_destroy(&gate);
+    wt_tmp_cleanup();
     free(data);
-    assert_idle();
+    wt_assert_idle_offload();
     return wt_ptr(w_cancelled + r_cancelled);
 }
 
 START_TEST(regular_file_cancel_while_pool_busy)
 {
     weave_run_opts o;
-    int fds = fd_count();
+    int fds = wt_fd_count();
     void *res = NULL;
 
     memset(&o, 0, sizeof(o));
@@ -1524,7 +1370,7 @@ START_TEST(regular_file_cancel_while_pool_busy)
     /* The write at least took the cancelled path here (see above). */
     ck_assert_int_ge(wt_int(res), 1);
     /* The dup'd fds of the dropped calls were closed. */
-    ck_assert_int_eq(fd_count(), fds);
+    ck_assert_int_eq(wt_fd_count(), fds);
 }
 END_TEST
 
@@ -1538,22 +1384,22 @@ static void *m_blocking_pipe(void *arg)
     weave_task *t;
 
     (void)arg;
-    make_pipe(p, 0); /* blocking */
-    ck_assert(!is_nonblocking(p[0]));
+    wt_make_pipe(p, 0); /* blocking */
+    ck_assert(!wt_is_nonblocking(p[0]));
     r = op_for(p[0], 0, sizeof(buf), buf);
     t = WT_SPAWN(op_task, &r);
     /* The reader waits for data without blocking the thread: this task
      * runs meanwhile. */
     ck_assert_int_eq(weave_sleep(20), 0);
     ck_assert_int_eq(r.done, 0);
-    ck_assert_uint_eq(stats().fd_waiters, 1);
+    ck_assert_uint_eq(wt_stats().fd_waiters, 1);
     ck_assert_int_eq(weave_write(p[1], "hi", 2), 2);
     WT_JOIN(t);
     ck_assert_int_eq(r.ret, 2);
     ck_assert_int_eq(memcmp(buf, "hi", 2), 0);
     /* Both ends were switched to O_NONBLOCK, as documented. */
-    ck_assert(is_nonblocking(p[0]));
-    ck_assert(is_nonblocking(p[1]));
+    ck_assert(wt_is_nonblocking(p[0]));
+    ck_assert(wt_is_nonblocking(p[1]));
     /* A writer of more than the pipe holds parks too, and gets it all
      * through. */
     {
@@ -1583,12 +1429,12 @@ static void *m_blocking_pipe(void *arg)
     ck_assert_int_eq(weave_send(sv[1], "yo", 2, 0), 2);
     WT_JOIN(t);
     ck_assert_int_eq(r.ret, 2);
-    ck_assert(is_nonblocking(sv[0]));
+    ck_assert(wt_is_nonblocking(sv[0]));
     for (int i = 0; i < 2; i++) {
         ck_assert_int_eq(weave_close(p[i]), 0);
         ck_assert_int_eq(weave_close(sv[i]), 0);
     }
-    assert_idle();
+    wt_assert_idle_offload();
     return NULL;
 }
 
@@ -1608,8 +1454,8 @@ START_TEST(io_outside_a_task_eperm)
     socklen_t len = sizeof(a);
     int p[2], sv[2];
 
-    make_pipe(p, O_NONBLOCK);
-    make_socketpair(sv, SOCK_STREAM);
+    wt_make_pipe(p, O_NONBLOCK);
+    wt_make_socketpair(sv, SOCK_STREAM);
     ck_assert_int_eq((int)write(p[1], "x", 1), 1);
     memset(&a, 0, sizeof(a));
     a.sin_family = AF_INET;
@@ -1625,8 +1471,8 @@ START_TEST(io_outside_a_task_eperm)
     WT_FAILS(weave_accept(sv[0], NULL, NULL), EPERM);
     WT_FAILS(weave_connect(sv[0], (struct sockaddr *)&a, len), EPERM);
     /* Nothing was read or written, and the fds were left alone. */
-    ck_assert_uint_eq(drain(p[0]), 1);
-    ck_assert_uint_eq(drain(sv[1]), 0);
+    ck_assert_uint_eq(wt_drain(p[0]), 1);
+    ck_assert_uint_eq(wt_drain(sv[1]), 0);
     for (int i = 0; i < 2; i++) {
         close(p[i]);
         close(sv[i]);
@@ -1642,7 +1488,7 @@ static void *m_bad_fds(void *arg)
     int bad[4], p[2];
 
     (void)arg;
-    make_pipe(p, O_NONBLOCK);
+    wt_make_pipe(p, O_NONBLOCK);
     bad[0] = -1;
     bad[1] = INT_MIN;
     bad[2] = p[0]; /* closed below, never used by weave */
@@ -1665,7 +1511,7 @@ static void *m_bad_fds(void *arg)
         WT_FAILS(weave_connect(fd, (struct sockaddr *)&a, sizeof(a)), EBADF);
     }
     /* An fd closed with weave_close after weave used it. */
-    make_pipe(p, O_NONBLOCK);
+    wt_make_pipe(p, O_NONBLOCK);
     ck_assert_int_eq(weave_write(p[1], "x", 1), 1);
     ck_assert_int_eq(weave_read(p[0], buf, 1), 1);
     ck_assert_int_eq(weave_close(p[0]), 0);
@@ -1673,14 +1519,14 @@ static void *m_bad_fds(void *arg)
     ck_assert_int_eq(weave_close(p[1]), 0);
     WT_FAILS(weave_write(p[1], buf, 1), EBADF);
     /* Bad iovec counts, as readv(2) and writev(2): EINVAL. */
-    make_pipe(p, O_NONBLOCK);
+    wt_make_pipe(p, O_NONBLOCK);
     WT_FAILS(weave_readv(p[0], &iov, -1), EINVAL);
     WT_FAILS(weave_writev(p[1], &iov, -1), EINVAL);
     WT_FAILS(weave_readv(p[0], &iov, IOV_MAX + 1), EINVAL);
     WT_FAILS(weave_writev(p[1], &iov, IOV_MAX + 1), EINVAL);
     ck_assert_int_eq(weave_close(p[0]), 0);
     ck_assert_int_eq(weave_close(p[1]), 0);
-    assert_idle();
+    wt_assert_idle_offload();
     return NULL;
 }
 
@@ -1697,7 +1543,7 @@ static void *m_enotsock(void *arg)
     int p[2];
 
     (void)arg;
-    make_pipe(p, O_NONBLOCK);
+    wt_make_pipe(p, O_NONBLOCK);
     ck_assert_int_eq((int)write(p[1], "x", 1), 1);
     memset(&a, 0, sizeof(a));
     a.sin_family = AF_INET;
@@ -1712,7 +1558,7 @@ static void *m_enotsock(void *arg)
     ck_assert_int_eq(weave_write(p[1], buf, 1), 1);
     ck_assert_int_eq(weave_close(p[0]), 0);
     ck_assert_int_eq(weave_close(p[1]), 0);
-    assert_idle();
+    wt_assert_idle_offload();
     return NULL;
 }
 
@@ -1774,7 +1620,7 @@ static void *m_udp(void *arg)
     t = WT_SPAWN(recvfrom_task, &d);
     ck_assert_int_eq(weave_sleep(5), 0);
     ck_assert_int_eq(d.done, 0);
-    ck_assert_uint_eq(stats().fd_waiters, 1);
+    ck_assert_uint_eq(wt_stats().fd_waiters, 1);
     ck_assert_int_eq(weave_sendto(b, "ping", 4, 0, (struct sockaddr *)&aa, sizeof(aa)), 4);
     WT_JOIN(t);
     ck_assert_int_eq(d.ret, 4);
@@ -1791,10 +1637,10 @@ static void *m_udp(void *arg)
     ck_assert_int_eq(memcmp(buf, "one", 3), 0);
     ck_assert_int_eq(weave_recv(b, buf, sizeof(buf), 0), 5);
     ck_assert_int_eq(memcmp(buf, "three", 5), 0);
-    ck_assert(is_nonblocking(a));
+    ck_assert(wt_is_nonblocking(a));
     ck_assert_int_eq(weave_close(a), 0);
     ck_assert_int_eq(weave_close(b), 0);
-    assert_idle();
+    wt_assert_idle_offload();
     return NULL;
 }
 
@@ -1828,7 +1674,7 @@ static void *m_dgram_room(void *arg)
     ssize_t n;
 
     (void)arg;
-    make_socketpair(sv, SOCK_DGRAM);
+    wt_make_socketpair(sv, SOCK_DGRAM);
     /* Fill the pair, datagram by datagram, until a send would block. */
     while (send(sv[0], "filler", 6, 0) == 6)
         queued++;
@@ -1838,7 +1684,7 @@ static void *m_dgram_room(void *arg)
     t = WT_SPAWN(sendto_task, &s);
     ck_assert_int_eq(weave_sleep(5), 0);
     ck_assert_int_eq(s.done, 0);
-    ck_assert_uint_eq(stats().fd_waiters, 1);
+    ck_assert_uint_eq(wt_stats().fd_waiters, 1);
     /* Take datagrams one by one: the sender goes on once there is room
      * (for a socketpair, poll reports room, as a blocking sendto(2) wakes,
      * only when most of the send buffer is free again). */
@@ -1860,7 +1706,7 @@ static void *m_dgram_room(void *arg)
     ck_assert_int_eq(errno, EAGAIN);
     ck_assert_int_eq(weave_close(sv[0]), 0);
     ck_assert_int_eq(weave_close(sv[1]), 0);
-    assert_idle();
+    wt_assert_idle_offload();
     return NULL;
 }
 
@@ -1876,7 +1722,7 @@ static void *m_flags(void *arg)
     int sv[2];
 
     (void)arg;
-    make_socketpair(sv, SOCK_STREAM);
+    wt_make_socketpair(sv, SOCK_STREAM);
     ck_assert_int_eq(weave_send(sv[1], "peekaboo", 8, 0), 8);
     /* recv's flags are passed through: MSG_PEEK leaves the data. */
     ck_assert_int_eq(weave_recv(sv[0], buf, 4, MSG_PEEK), 4);
@@ -1889,7 +1735,7 @@ static void *m_flags(void *arg)
     ck_assert_int_eq(weave_writev(sv[1], NULL, 0), 0);
     ck_assert_int_eq(weave_close(sv[0]), 0);
     ck_assert_int_eq(weave_close(sv[1]), 0);
-    assert_idle();
+    wt_assert_idle_offload();
     return NULL;
 }
 
@@ -1932,8 +1778,8 @@ static void *m_dontwait(void *arg)
     weave_task *t[2];
 
     (void)arg;
-    make_socketpair(sv, SOCK_STREAM);
-    fill(sv[0]); /* sv[0]: nothing to read, no room to write */
+    wt_make_socketpair(sv, SOCK_STREAM);
+    wt_fill(sv[0]); /* sv[0]: nothing to read, no room to write */
     for (int i = 0; i < 2; i++) {
         d[i] = (struct dontwait){sv[0], i, 0, 0, 0};
         t[i] = WT_SPAWN(dontwait_task, &d[i]);
@@ -1950,7 +1796,7 @@ static void *m_dontwait(void *arg)
     }
     ck_assert_int_eq(weave_close(sv[0]), 0);
     ck_assert_int_eq(weave_close(sv[1]), 0);
-    assert_idle();
+    wt_assert_idle_offload();
     return NULL;
 }
 
@@ -1969,15 +1815,10 @@ END_TEST
 /* A connected TCP pair over loopback: sv[0] accepted, sv[1] connecting. */
 static void tcp_pair(int sv[2])
 {
-    struct sockaddr_in sa;
-    socklen_t len = sizeof(sa);
-    char port[16];
     int l = weave_tcp_listen("127.0.0.1", "0", 4);
 
     ck_assert_int_ge(l, 0);
-    ck_assert_int_eq(getsockname(l, (struct sockaddr *)&sa, &len), 0);
-    snprintf(port, sizeof(port), "%d", ntohs(sa.sin_port));
-    sv[1] = weave_tcp_connect("127.0.0.1", port, 2000);
+    sv[1] = weave_tcp_connect("127.0.0.1", wt_port_str(l).s, 2000);
     ck_assert_int_ge(sv[1], 0);
     sv[0] = weave_accept(l, NULL, NULL);
     ck_assert_int_ge(sv[0], 0);
@@ -1990,7 +1831,7 @@ static void drained_pair(int kind, int sv[2])
     if (kind == 0)
         tcp_pair(sv);
     else
-        make_pipe(sv, O_NONBLOCK);
+        wt_make_pipe(sv, O_NONBLOCK);
 }
 
 /* Wait until o is done, at most 2 s (a hang catcher), then reap it. */
@@ -2032,7 +1873,7 @@ static void *m_short_read_then_eof(void *arg)
     ck_assert_int_eq(weave_close(sv[0]), 0);
     if (kind == 0)
         ck_assert_int_eq(weave_close(sv[1]), 0);
-    assert_idle();
+    wt_assert_idle_offload();
     return NULL;
 }
 
@@ -2082,7 +1923,7 @@ static void *m_short_read_then_more(void *arg)
     ck_assert_int_eq(memcmp(buf, "ef", 2), 0);
     ck_assert_int_eq(weave_close(sv[0]), 0);
     ck_assert_int_eq(weave_close(sv[1]), 0);
-    assert_idle();
+    wt_assert_idle_offload();
     return NULL;
 }
 
@@ -2126,7 +1967,7 @@ static void *m_peek(void *arg)
     ck_assert_int_eq(memcmp(buf, "xyz", 3), 0);
     ck_assert_int_eq(weave_close(sv[0]), 0);
     ck_assert_int_eq(weave_close(sv[1]), 0);
-    assert_idle();
+    wt_assert_idle_offload();
     return NULL;
 }
 
@@ -2143,7 +1984,7 @@ static Suite *io_suite(void)
     TCase *bugs = tcase_create("regressions");
 
     tcase_set_timeout(tc, 10);
-    tcase_add_unchecked_fixture(tc, tmpbase_make, tmpbase_remove);
+    tcase_add_unchecked_fixture(tc, tmpbase_make, wt_tmpbase_remove);
     tcase_add_loop_test(tc, echo_large_transfer, 0, T_COUNT);
     tcase_add_loop_test(tc, write_everything_to_slow_reader, 0, 4);
     tcase_add_test(tc, writev_iov_max_with_empty_iovecs);
@@ -2173,7 +2014,7 @@ static Suite *io_suite(void)
 
     /* Library bugs this suite found, kept as regression tests. */
     tcase_set_timeout(bugs, 10);
-    tcase_add_unchecked_fixture(bugs, tmpbase_make, tmpbase_remove);
+    tcase_add_unchecked_fixture(bugs, tmpbase_make, wt_tmpbase_remove);
     tcase_add_test(bugs, sigpipe_discarded_when_caller_blocked_it);
     tcase_add_test(bugs, msg_dontwait_does_not_wait);
     suite_add_tcase(s, bugs);

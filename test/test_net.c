@@ -16,10 +16,8 @@
  * a ticker task kept ticking while a connect waited for its timeout.
  */
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdint.h>
@@ -36,44 +34,6 @@
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static weave_stats stats(void)
-{
-    weave_stats st;
-
-    ck_assert_int_eq(weave_get_stats(&st), 0);
-    return st;
-}
-
-/* The scheduler holds nothing but the calling task (WT_ASSERT_IDLE), and no
- * task waits for the offload pool either. Meant for the end of a test's
- * main task. */
-static void assert_idle(void)
-{
-    WT_ASSERT_IDLE();
-    ck_assert_uint_eq(stats().offload_waiters, 0);
-}
-
-/* Open fds of this process (the directory's own fd included, every time). */
-static int fd_count(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    int n = 0;
-
-    ck_assert_ptr_nonnull(d);
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n;
-}
-
-static int is_nonblocking(int fd)
-{
-    int fl = fcntl(fd, F_GETFL);
-
-    ck_assert_int_ge(fl, 0);
-    return (fl & O_NONBLOCK) != 0;
-}
-
 static int is_cloexec(int fd)
 {
     int fl = fcntl(fd, F_GETFD);
@@ -89,45 +49,6 @@ static int sockopt(int fd, int level, int name)
 
     ck_assert_int_eq(getsockopt(fd, level, name, &v, &len), 0);
     return v;
-}
-
-/* The local address of fd. */
-static struct sockaddr_storage local_addr(int fd)
-{
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof(ss);
-
-    memset(&ss, 0, sizeof(ss));
-    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&ss, &len), 0);
-    return ss;
-}
-
-static unsigned port_of_addr(const struct sockaddr_storage *ss)
-{
-    if (ss->ss_family == AF_INET)
-        return ntohs(((const struct sockaddr_in *)ss)->sin_port);
-    ck_assert_int_eq(ss->ss_family, AF_INET6);
-    return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
-}
-
-static unsigned port_of(int fd)
-{
-    struct sockaddr_storage ss = local_addr(fd);
-
-    return port_of_addr(&ss);
-}
-
-/* The port of fd as a string, for the helpers. */
-struct port_str {
-    char s[16];
-};
-
-static struct port_str port_str(int fd)
-{
-    struct port_str p;
-
-    snprintf(p.s, sizeof(p.s), "%u", port_of(fd));
-    return p;
 }
 
 /* 0 if this machine can bind a TCP socket to ::1, else the errno it got. */
@@ -175,91 +96,21 @@ static int refusing_port(void)
     return fd;
 }
 
-static long ticks;
-static int ticker_stop;
-
-static void *ticker(void *arg)
-{
-    (void)arg;
-    while (!ticker_stop) {
-        ck_assert_int_eq(weave_sleep(5), 0);
-        ticks++;
-    }
-    return NULL;
-}
-
-static void *nothing(void *arg)
-{
-    return arg;
-}
+/* A 5 ms ticker: the scheduler was not held up while a connect waited. */
+static struct wt_ticker ticker;
 
 /* Start the offload pool (and its eventfd), so that fds counted afterwards
  * are the test's own. */
 static void start_pool(void)
 {
-    ck_assert_int_eq(weave_offload(nothing, NULL, NULL), 0);
+    ck_assert_int_eq(weave_offload(wt_nothing, NULL, NULL), 0);
 }
 
-/* A scratch directory for Unix sockets, removed by tmp_cleanup. */
-static char tmpdir[256];
-
-/* Every test's scratch directory is made under one per TCase, which the
- * parent process removes after the TCase has run (an unchecked fixture):
- * a test that fails ends its process at once, leaving its own behind. */
-static char tmpbase[200];
-
+/* The scratch directories' base for this suite's TCases (an unchecked
+ * fixture). */
 static void tmpbase_make(void)
 {
-    const char *base = getenv("TMPDIR");
-
-    snprintf(tmpbase, sizeof(tmpbase), "%s/weave-net-XXXXXX", base && *base ? base : "/tmp");
-    if (!mkdtemp(tmpbase))
-        tmpbase[0] = '\0'; /* tmp_make fails then */
-}
-
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void tmpbase_remove(void)
-{
-    if (tmpbase[0])
-        nftw(tmpbase, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static void tmp_make(void)
-{
-    ck_assert_msg(tmpbase[0] != '\0', "no scratch directory");
-    snprintf(tmpdir, sizeof(tmpdir), "%s/t-XXXXXX", tmpbase);
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-}
-
-static void tmp_path(char *out, size_t cap, const char *name)
-{
-    int n = snprintf(out, cap, "%s/%s", tmpdir, name);
-
-    ck_assert(n > 0 && (size_t)n < cap);
-}
-
-static void tmp_cleanup(void)
-{
-    DIR *d = opendir(tmpdir);
-    struct dirent *e;
-    char path[768];
-
-    ck_assert_ptr_nonnull(d);
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        tmp_path(path, sizeof(path), e->d_name);
-        ck_assert_int_eq(unlink(path), 0);
-    }
-    closedir(d);
-    ck_assert_int_eq(rmdir(tmpdir), 0);
+    wt_tmpbase_make("weave-net");
 }
 
 /* A task connecting with one of the helpers; what it got and when. */
@@ -298,33 +149,33 @@ static void *m_listen_v4(void *arg)
     (void)arg;
     l = weave_tcp_listen("127.0.0.1", "0", 16);
     ck_assert_int_ge(l, 0);
-    ss = local_addr(l);
+    ss = wt_local_addr(l);
     ck_assert_int_eq(ss.ss_family, AF_INET);
     ck_assert_uint_eq(((struct sockaddr_in *)&ss)->sin_addr.s_addr, htonl(INADDR_LOOPBACK));
     /* Port "0": a free port was picked, and getsockname reports it. */
-    ck_assert_uint_gt(port_of(l), 0);
+    ck_assert_uint_gt(wt_port_of(l), 0);
     ck_assert_int_eq(sockopt(l, SOL_SOCKET, SO_REUSEADDR), 1);
     ck_assert_int_eq(sockopt(l, SOL_SOCKET, SO_ACCEPTCONN), 1);
-    ck_assert(is_nonblocking(l));
+    ck_assert(wt_is_nonblocking(l));
     ck_assert(is_cloexec(l));
 
-    c = weave_tcp_connect("127.0.0.1", port_str(l).s, 5000);
+    c = weave_tcp_connect("127.0.0.1", wt_port_str(l).s, 5000);
     ck_assert_int_ge(c, 0);
-    ck_assert(is_nonblocking(c));
+    ck_assert(wt_is_nonblocking(c));
     ck_assert(is_cloexec(c));
     s = weave_accept(l, (struct sockaddr *)&peer, &plen);
     ck_assert_int_ge(s, 0);
-    ck_assert(is_nonblocking(s));
+    ck_assert(wt_is_nonblocking(s));
     /* The peer address is the client's. */
-    cl = local_addr(c);
+    cl = wt_local_addr(c);
     ck_assert_uint_eq(plen, sizeof(struct sockaddr_in));
     ck_assert_int_eq(peer.sin_family, AF_INET);
-    ck_assert_uint_eq(ntohs(peer.sin_port), port_of_addr(&cl));
+    ck_assert_uint_eq(ntohs(peer.sin_port), wt_port_of_addr(&cl));
     exchange(c, s);
     ck_assert_int_eq(weave_close(c), 0);
     ck_assert_int_eq(weave_close(s), 0);
     ck_assert_int_eq(weave_close(l), 0);
-    assert_idle();
+    wt_assert_idle_offload();
     return NULL;
 }
 
@@ -344,17 +195,17 @@ static void *m_listen_v6(void *arg)
         /* No IPv6 loopback here: the helper fails as socket(2) or bind(2)
          * does, and says so. */
         WT_FAILS(weave_tcp_listen("::1", "0", 16), v6err);
-        assert_idle();
+        wt_assert_idle_offload();
         return NULL;
     }
     l = weave_tcp_listen("::1", "0", 16);
     ck_assert_int_ge(l, 0);
-    ss = local_addr(l);
+    ss = wt_local_addr(l);
     ck_assert_int_eq(ss.ss_family, AF_INET6);
     ck_assert(IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)&ss)->sin6_addr));
-    ck_assert_uint_gt(port_of(l), 0);
+    ck_assert_uint_gt(wt_port_of(l), 0);
     ck_assert_int_eq(sockopt(l, SOL_SOCKET, SO_REUSEADDR), 1);
-    c = weave_tcp_connect("::1", port_str(l).s, 5000);
+    c = weave_tcp_connect("::1", wt_port_str(l).s, 5000);
     ck_assert_int_ge(c, 0);
     s = weave_accept(l, NULL, NULL);
     ck_assert_int_ge(s, 0);
@@ -362,7 +213,7 @@ static void *m_listen_v6(void *arg)
     ck_assert_int_eq(weave_close(c), 0);
     ck_assert_int_eq(weave_close(s), 0);
     ck_assert_int_eq(weave_close(l), 0);
-    assert_idle();
+    wt_assert_idle_offload();
     return NULL;
 }
 
@@ -397,7 +248,7 @@ static void *m_listen_any(void *arg)
 
         ck_assert_int_ge(l, 0);
         ck_assert_int_eq(sockopt(l, SOL_SOCKET, SO_REUSEADDR), 1);
-        ss = local_addr(l);
+        ss = wt_local_addr(l);
         if (v6) {
             /* One dual-stack socket on every address. */
             ck_assert_int_eq(ss.ss_family, AF_INET6);
@@ -409,7 +260,7 @@ static void *m_listen_any(void *arg)
             ck_assert_uint_eq(((struct sockaddr_in *)&ss)->sin_addr.s_addr, htonl(INADDR_ANY));
         }
         /* Reachable over IPv4 ... */
-        c = weave_tcp_connect("127.0.0.1", port_str(l).s, 5000);
+        c = weave_tcp_connect("127.0.0.1", wt_port_str(l).s, 5000);
         ck_assert_int_ge(c, 0);
         s = weave_accept(l, (struct sockaddr *)&peer, &plen);
         ck_assert_int_ge(s, 0);
@@ -422,7 +273,7 @@ static void *m_listen_any(void *arg)
         ck_assert_int_eq(weave_close(s), 0);
         /* ... and over IPv6, where the loopback has it. */
         if (v6lo) {
-            c = weave_tcp_connect("::1", port_str(l).s, 5000);
+            c = weave_tcp_connect("::1", wt_port_str(l).s, 5000);
             ck_assert_int_ge(c, 0);
             s = weave_accept(l, NULL, NULL);
             ck_assert_int_ge(s, 0);
@@ -432,7 +283,7 @@ static void *m_listen_any(void *arg)
         }
         ck_assert_int_eq(weave_close(l), 0);
     }
-    assert_idle();
+    wt_assert_idle_offload();
     return NULL;
 }
 
@@ -444,7 +295,7 @@ END_TEST
 
 static void *m_reuse(void *arg)
 {
-    struct port_str p;
+    struct wt_port_str p;
     struct sockaddr_in a;
     char buf[4];
     int l, c, s, plain;
@@ -452,7 +303,7 @@ static void *m_reuse(void *arg)
     (void)arg;
     l = weave_tcp_listen("127.0.0.1", "0", 4);
     ck_assert_int_ge(l, 0);
-    p = port_str(l);
+    p = wt_port_str(l);
     /* Two listeners on one port: refused, SO_REUSEADDR or not. */
     WT_FAILS(weave_tcp_listen("127.0.0.1", p.s, 4), EADDRINUSE);
     /* Leave the server side of a connection in TIME_WAIT on the port: the
@@ -480,9 +331,9 @@ static void *m_reuse(void *arg)
      * its port at once. */
     l = weave_tcp_listen("127.0.0.1", p.s, 4);
     ck_assert_int_ge(l, 0);
-    ck_assert_str_eq(port_str(l).s, p.s);
+    ck_assert_str_eq(wt_port_str(l).s, p.s);
     ck_assert_int_eq(weave_close(l), 0);
-    assert_idle();
+    wt_assert_idle_offload();
     return NULL;
 }
 
@@ -500,13 +351,13 @@ static void *m_localhost(void *arg)
     weave_task *t;
     weave_stats st;
     struct sockaddr_storage ss;
-    struct port_str p;
+    struct wt_port_str p;
     int l, s, l2;
 
     (void)arg;
     l = weave_tcp_listen("127.0.0.1", "0", 16);
     ck_assert_int_ge(l, 0);
-    p = port_str(l);
+    p = wt_port_str(l);
     memset(&c, 0, sizeof(c));
     c.host = "localhost";
     c.port = p.s;
@@ -515,7 +366,7 @@ static void *m_localhost(void *arg)
     ck_assert_int_eq(weave_yield(), 0);
     /* The name is being resolved on the pool while this task runs: the
      * connecting task waits for a worker, not the thread for getaddrinfo. */
-    st = stats();
+    st = wt_stats();
     ck_assert_int_eq(c.done, 0);
     ck_assert_uint_eq(st.offload_waiters, 1);
     ck_assert_uint_eq(st.offload_threads, 1);
@@ -529,14 +380,14 @@ static void *m_localhost(void *arg)
     /* Listening on a name resolves it the same way. */
     l2 = weave_tcp_listen("localhost", "0", 4);
     ck_assert_int_ge(l2, 0);
-    ss = local_addr(l2);
+    ss = wt_local_addr(l2);
     if (ss.ss_family == AF_INET)
         ck_assert_uint_eq(((struct sockaddr_in *)&ss)->sin_addr.s_addr, htonl(INADDR_LOOPBACK));
     else
         ck_assert(IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)&ss)->sin6_addr));
     ck_assert_int_eq(weave_close(l2), 0);
     ck_assert_int_eq(weave_close(l), 0);
-    assert_idle();
+    wt_assert_idle_offload();
     return NULL;
 }
 
@@ -549,19 +400,19 @@ END_TEST
 static void *m_refused(void *arg)
 {
     int r = refusing_port(), fds;
-    struct port_str p = port_str(r);
+    struct wt_port_str p = wt_port_str(r);
 
     (void)arg;
     start_pool();
-    fds = fd_count();
+    fds = wt_fd_count();
     WT_FAILS(weave_tcp_connect("127.0.0.1", p.s, 5000), ECONNREFUSED);
     WT_FAILS(weave_tcp_connect("127.0.0.1", p.s, -1), ECONNREFUSED);
     /* With a name, the last address's error. */
     WT_FAILS(weave_tcp_connect("localhost", p.s, 5000), ECONNREFUSED);
     /* The failed sockets were closed. */
-    ck_assert_int_eq(fd_count(), fds);
+    ck_assert_int_eq(wt_fd_count(), fds);
     close(r);
-    assert_idle();
+    wt_assert_idle_offload();
     return NULL;
 }
 
@@ -577,12 +428,12 @@ END_TEST
  * timeout_ms, while the ticker went on. */
 static int fill_backlog(int l, int *kept, int max, int64_t timeout_ms)
 {
-    struct port_str p = port_str(l);
+    struct wt_port_str p = wt_port_str(l);
     int n = 0;
 
     for (;;) {
         int64_t t0 = wt_now_ns();
-        long ticks0 = ticks;
+        long ticks0 = ticker.ticks;
         int fd;
 
         errno = 0;
@@ -597,7 +448,7 @@ static int fill_backlog(int l, int *kept, int max, int64_t timeout_ms)
         ck_assert_int_lt(wt_ms_since(t0), timeout_ms + WT_PROMPT_MS);
         /* The scheduler was not held up meanwhile: the 5 ms ticker ticked
          * (at least a quarter of the nominal count). */
-        ck_assert_int_ge(ticks - ticks0, timeout_ms / 20);
+        ck_assert_int_ge(ticker.ticks - ticks0, timeout_ms / 20);
         return n;
     }
 }
@@ -608,15 +459,14 @@ static void *m_timeout(void *arg)
     weave_task *tk;
 
     (void)arg;
-    ticks = 0;
-    ticker_stop = 0;
-    tk = WT_SPAWN(ticker, NULL);
+    ticker = (struct wt_ticker){5, 0, 0};
+    tk = WT_SPAWN(wt_ticker_task, &ticker);
     l = weave_tcp_listen("127.0.0.1", "0", 0);
     ck_assert_int_ge(l, 0);
-    fds = fd_count();
+    fds = wt_fd_count();
     n = fill_backlog(l, kept, 8, 200);
     /* Only the kept connections hold fds. */
-    ck_assert_int_eq(fd_count(), fds + n);
+    ck_assert_int_eq(wt_fd_count(), fds + n);
     /* Once the server accepts, there is room again. */
     for (int i = 0; i < n; i++) {
         int s = weave_accept(l, NULL, NULL);
@@ -624,10 +474,10 @@ static void *m_timeout(void *arg)
         ck_assert_int_eq(weave_close(s), 0);
         ck_assert_int_eq(weave_close(kept[i]), 0);
     }
-    ticker_stop = 1;
+    ticker.stop = 1;
     WT_JOIN(tk);
     ck_assert_int_eq(weave_close(l), 0);
-    assert_idle();
+    wt_assert_idle_offload();
     return NULL;
 }
 
@@ -638,40 +488,23 @@ START_TEST(tcp_connect_times_out_never_early)
 END_TEST
 
 /* A pool of one thread held by a gate: name resolution has to wait. */
-static int gate_p[2];
-
-static void *gate_fn(void *arg)
-{
-    char c;
-
-    (void)arg;
-    ck_assert_int_eq((int)read(gate_p[0], &c, 1), 1);
-    return NULL;
-}
-
-static void *gate_task(void *arg)
-{
-    (void)arg;
-    ck_assert_int_eq(weave_offload(gate_fn, NULL, NULL), 0);
-    return NULL;
-}
-
 static void *m_resolve_timeout(void *arg)
 {
     int l, fds;
-    struct port_str p;
+    struct wt_port_str p;
     struct connector c;
+    struct wt_gate gate;
     weave_task *g, *t;
     int64_t t0;
 
     (void)arg;
-    ck_assert_int_eq(pipe2(gate_p, O_CLOEXEC), 0);
+    wt_gate_init(&gate);
     l = weave_tcp_listen("127.0.0.1", "0", 4);
     ck_assert_int_ge(l, 0);
-    p = port_str(l);
-    g = WT_SPAWN(gate_task, NULL);
+    p = wt_port_str(l);
+    g = WT_SPAWN(wt_gate_task, &gate);
     ck_assert_int_eq(weave_yield(), 0);
-    fds = fd_count();
+    fds = wt_fd_count();
     /* The timeout bounds the resolution too. */
     t0 = wt_now_ns();
     WT_FAILS(weave_tcp_connect("localhost", p.s, 100), ETIMEDOUT);
@@ -690,18 +523,17 @@ static void *m_resolve_timeout(void *arg)
     ck_assert_int_lt(wt_ms_since(t0), WT_PROMPT_MS);
     ck_assert_int_eq(c.fd, -1);
     ck_assert_int_eq(c.err, ECANCELED);
-    ck_assert_int_eq(fd_count(), fds);
+    ck_assert_int_eq(wt_fd_count(), fds);
     /* Free the pool: the abandoned lookups are dropped, and resolution
      * works again. */
-    ck_assert_int_eq((int)write(gate_p[1], "x", 1), 1);
+    wt_gate_open(&gate, 1);
     WT_JOIN(g);
     c.fd = weave_tcp_connect("localhost", p.s, 5000);
     ck_assert_int_ge(c.fd, 0);
     ck_assert_int_eq(weave_close(c.fd), 0);
     ck_assert_int_eq(weave_close(l), 0);
-    close(gate_p[0]);
-    close(gate_p[1]);
-    assert_idle();
+    wt_gate_destroy(&gate);
+    wt_assert_idle_offload();
     return NULL;
 }
 
@@ -726,14 +558,14 @@ static int nx_errno;
 static void *m_bad_args(void *arg)
 {
     int fds, l;
-    struct port_str p;
+    struct wt_port_str p;
 
     (void)arg;
     start_pool();
-    fds = fd_count();
+    fds = wt_fd_count();
     l = weave_tcp_listen("127.0.0.1", "0", 4);
     ck_assert_int_ge(l, 0);
-    p = port_str(l);
+    p = wt_port_str(l);
     WT_FAILS(weave_tcp_listen("127.0.0.1", NULL, 4), EINVAL);
     WT_FAILS(weave_tcp_listen(NULL, NULL, 4), EINVAL);
     WT_FAILS(weave_tcp_listen("127.0.0.1", "0", -1), EINVAL);
@@ -763,8 +595,8 @@ static void *m_bad_args(void *arg)
     WT_FAILS(weave_unix_connect(""), EINVAL);
     ck_assert_int_eq(weave_close(l), 0);
     /* Nothing was left open. */
-    ck_assert_int_eq(fd_count(), fds);
-    assert_idle();
+    ck_assert_int_eq(wt_fd_count(), fds);
+    wt_assert_idle_offload();
     return NULL;
 }
 
@@ -796,7 +628,7 @@ static void *m_port_range(void *arg)
         errno = 0;
         fd = weave_tcp_listen("127.0.0.1", bad[i], 4);
         if (fd >= 0) {
-            unsigned got = port_of(fd);
+            unsigned got = wt_port_of(fd);
             weave_close(fd);
             ck_abort_msg("weave_tcp_listen(\"127.0.0.1\", \"%s\") listened on port %u", bad[i],
                          got);
@@ -804,7 +636,7 @@ static void *m_port_range(void *arg)
         ck_assert_int_eq(errno, EINVAL);
         WT_FAILS(weave_tcp_connect("127.0.0.1", bad[i], 1000), EINVAL);
     }
-    assert_idle();
+    wt_assert_idle_offload();
     return NULL;
 }
 
@@ -834,16 +666,16 @@ START_TEST(helpers_outside_a_task)
     /* Listening on a numeric address or a path does not wait: it works. */
     l = weave_tcp_listen("127.0.0.1", "0", 4);
     ck_assert_int_ge(l, 0);
-    ck_assert(is_nonblocking(l));
+    ck_assert(wt_is_nonblocking(l));
     ck_assert(is_cloexec(l));
-    ck_assert_uint_gt(port_of(l), 0);
+    ck_assert_uint_gt(wt_port_of(l), 0);
     ck_assert_int_eq(weave_close(l), 0);
-    tmp_make();
-    tmp_path(path, sizeof(path), "outside.sock");
+    wt_tmp_make();
+    wt_tmp_path(path, sizeof(path), "outside.sock");
     l = weave_unix_listen(path, 4);
     ck_assert_int_ge(l, 0);
     ck_assert_int_eq(weave_close(l), 0);
-    tmp_cleanup();
+    wt_tmp_cleanup();
 }
 END_TEST
 
@@ -890,7 +722,7 @@ static void *acceptor(void *arg)
     return NULL;
 }
 
-static struct port_str server_port;
+static struct wt_port_str server_port;
 
 static void *client(void *arg)
 {
@@ -930,7 +762,7 @@ static void *m_many(void *arg)
      * some clients retry their SYN and take a second longer). */
     l = weave_tcp_listen("127.0.0.1", "0", 256);
     ck_assert_int_ge(l, 0);
-    server_port = port_str(l);
+    server_port = wt_port_str(l);
     a = WT_SPAWN(acceptor, wt_ptr(l));
     for (int i = 0; i < NCLIENTS; i++)
         c[i] = WT_SPAWN(client, wt_ptr(i));
@@ -940,7 +772,7 @@ static void *m_many(void *arg)
     ck_assert_int_eq(served, NCLIENTS);
     ck_assert_int_eq(weave_close(l), 0);
     free(c);
-    assert_idle();
+    wt_assert_idle_offload();
     return NULL;
 }
 
@@ -972,7 +804,7 @@ static void *accept_task(void *arg)
 static int reconnect(int c, int l)
 {
     ck_assert_int_eq(weave_close(c), 0);
-    c = weave_tcp_connect("127.0.0.1", port_str(l).s, 5000);
+    c = weave_tcp_connect("127.0.0.1", wt_port_str(l).s, 5000);
     ck_assert_int_ge(c, 0);
     return c;
 }
@@ -986,12 +818,11 @@ static void *m_emfile(void *arg)
     long ticks0;
 
     (void)arg;
-    ticks = 0;
-    ticker_stop = 0;
-    tk = WT_SPAWN(ticker, NULL);
+    ticker = (struct wt_ticker){5, 0, 0};
+    tk = WT_SPAWN(wt_ticker_task, &ticker);
     l = weave_tcp_listen("127.0.0.1", "0", 16);
     ck_assert_int_ge(l, 0);
-    c1 = weave_tcp_connect("127.0.0.1", port_str(l).s, 5000);
+    c1 = weave_tcp_connect("127.0.0.1", wt_port_str(l).s, 5000);
     ck_assert_int_ge(c1, 0);
     /* Few fds allowed, all of them taken. */
     ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &saved), 0);
@@ -1018,9 +849,9 @@ static void *m_emfile(void *arg)
     if (!WT_ON_VALGRIND)
         WT_FAILS(weave_accept(l, NULL, NULL), EMFILE);
     /* The server keeps running ... */
-    ticks0 = ticks;
+    ticks0 = ticker.ticks;
     ck_assert_int_eq(weave_sleep(30), 0);
-    ck_assert_int_gt(ticks, ticks0);
+    ck_assert_int_gt(ticker.ticks, ticks0);
     if (WT_ON_VALGRIND)
         c1 = reconnect(c1, l);
     /* ... and with one fd free, the next accept takes the connection. */
@@ -1035,7 +866,7 @@ static void *m_emfile(void *arg)
     t = WT_SPAWN(accept_task, &a);
     ck_assert_int_eq(weave_sleep(5), 0);
     ck_assert_int_eq(a.done, 0);
-    c2 = weave_tcp_connect("127.0.0.1", port_str(l).s, 5000);
+    c2 = weave_tcp_connect("127.0.0.1", wt_port_str(l).s, 5000);
     ck_assert_int_ge(c2, 0);
     WT_JOIN(t);
     ck_assert_int_eq(a.fd, -1);
@@ -1057,9 +888,9 @@ static void *m_emfile(void *arg)
     ck_assert_int_eq(weave_close(s), 0);
     ck_assert_int_eq(weave_close(c1), 0);
     ck_assert_int_eq(weave_close(l), 0);
-    ticker_stop = 1;
+    ticker.stop = 1;
     WT_JOIN(tk);
-    assert_idle();
+    wt_assert_idle_offload();
     return NULL;
 }
 
@@ -1081,7 +912,7 @@ static void *m_accept_busy(void *arg)
     a.l = l;
     t = WT_SPAWN(accept_task, &a);
     ck_assert_int_eq(weave_sleep(5), 0);
-    ck_assert_uint_eq(stats().fd_waiters, 1);
+    ck_assert_uint_eq(wt_stats().fd_waiters, 1);
     /* One acceptor at a time. */
     WT_FAILS(weave_accept(l, NULL, NULL), EBUSY);
     /* A cancelled acceptor returns at once and frees the place. */
@@ -1089,12 +920,12 @@ static void *m_accept_busy(void *arg)
     WT_JOIN(t);
     ck_assert_int_eq(a.fd, -1);
     ck_assert_int_eq(a.err, ECANCELED);
-    ck_assert_uint_eq(stats().fd_waiters, 0);
+    ck_assert_uint_eq(wt_stats().fd_waiters, 0);
     a = (struct accepting){l, 0, 0, 0};
     t = WT_SPAWN(accept_task, &a);
     ck_assert_int_eq(weave_sleep(5), 0);
     ck_assert_int_eq(a.done, 0);
-    c = weave_tcp_connect("127.0.0.1", port_str(l).s, 5000);
+    c = weave_tcp_connect("127.0.0.1", wt_port_str(l).s, 5000);
     ck_assert_int_ge(c, 0);
     WT_JOIN(t);
     ck_assert_int_ge(a.fd, 0);
@@ -1102,7 +933,7 @@ static void *m_accept_busy(void *arg)
     ck_assert_int_eq(weave_close(a.fd), 0);
     ck_assert_int_eq(weave_close(c), 0);
     ck_assert_int_eq(weave_close(l), 0);
-    assert_idle();
+    wt_assert_idle_offload();
     return NULL;
 }
 
@@ -1123,18 +954,18 @@ static void *m_unix(void *arg)
     int l, c, s;
 
     (void)arg;
-    tmp_make();
-    tmp_path(path, sizeof(path), "u.sock");
+    wt_tmp_make();
+    wt_tmp_path(path, sizeof(path), "u.sock");
     l = weave_unix_listen(path, 8);
     ck_assert_int_ge(l, 0);
     ck_assert_int_eq(stat(path, &sb), 0);
     ck_assert(S_ISSOCK(sb.st_mode));
-    ck_assert(is_nonblocking(l));
+    ck_assert(wt_is_nonblocking(l));
     ck_assert(is_cloexec(l));
     ck_assert_int_eq(sockopt(l, SOL_SOCKET, SO_ACCEPTCONN), 1);
     c = weave_unix_connect(path);
     ck_assert_int_ge(c, 0);
-    ck_assert(is_nonblocking(c));
+    ck_assert(wt_is_nonblocking(c));
     ck_assert(is_cloexec(c));
     s = weave_accept(l, (struct sockaddr *)&peer, &plen);
     ck_assert_int_ge(s, 0);
@@ -1143,8 +974,8 @@ static void *m_unix(void *arg)
     ck_assert_int_eq(weave_close(c), 0);
     ck_assert_int_eq(weave_close(s), 0);
     ck_assert_int_eq(weave_close(l), 0);
-    tmp_cleanup();
-    assert_idle();
+    wt_tmp_cleanup();
+    wt_assert_idle_offload();
     return NULL;
 }
 
@@ -1160,10 +991,10 @@ static void *m_unix_names(void *arg)
     int l, c, s;
 
     (void)arg;
-    tmp_make();
+    wt_tmp_make();
     /* Relative names, so that the length is the name's alone. */
     ck_assert_ptr_nonnull(getcwd(cwd, sizeof(cwd)));
-    ck_assert_int_eq(chdir(tmpdir), 0);
+    ck_assert_int_eq(chdir(wt_tmp_dir()), 0);
     /* The longest that fits sun_path (108 bytes with the NUL) works ... */
     memset(name, 'a', sizeof(name));
     name[sizeof(((struct sockaddr_un *)0)->sun_path) - 1] = '\0';
@@ -1187,8 +1018,8 @@ static void *m_unix_names(void *arg)
     ck_assert_int_eq(weave_close(s), 0);
     ck_assert_int_eq(weave_close(l), 0);
     ck_assert_int_eq(chdir(cwd), 0);
-    tmp_cleanup();
-    assert_idle();
+    wt_tmp_cleanup();
+    wt_assert_idle_offload();
     return NULL;
 }
 
@@ -1205,9 +1036,9 @@ static void *m_unix_inuse(void *arg)
     int fd, l, l2;
 
     (void)arg;
-    tmp_make();
+    wt_tmp_make();
     /* A regular file: left alone. */
-    tmp_path(file, sizeof(file), "file");
+    wt_tmp_path(file, sizeof(file), "file");
     fd = open(file, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
     ck_assert_int_ge(fd, 0);
     ck_assert_int_eq((int)write(fd, "keep", 4), 4);
@@ -1219,12 +1050,12 @@ static void *m_unix_inuse(void *arg)
     ck_assert_int_eq(memcmp(buf, "keep", 4), 0);
     close(fd);
     /* A socket someone listens on. */
-    tmp_path(live, sizeof(live), "live.sock");
+    wt_tmp_path(live, sizeof(live), "live.sock");
     l = weave_unix_listen(live, 4);
     ck_assert_int_ge(l, 0);
     WT_FAILS(weave_unix_listen(live, 4), EADDRINUSE);
     /* A socket file nobody listens on any more: not removed either. */
-    tmp_path(stale, sizeof(stale), "stale.sock");
+    wt_tmp_path(stale, sizeof(stale), "stale.sock");
     l2 = weave_unix_listen(stale, 4);
     ck_assert_int_ge(l2, 0);
     ck_assert_int_eq(weave_close(l2), 0);
@@ -1234,17 +1065,17 @@ static void *m_unix_inuse(void *arg)
     /* Connecting: to nothing, to a file, to a stale socket. */
     {
         char none[512];
-        int fds = fd_count();
+        int fds = wt_fd_count();
 
-        tmp_path(none, sizeof(none), "none");
+        wt_tmp_path(none, sizeof(none), "none");
         WT_FAILS(weave_unix_connect(none), ENOENT);
         WT_FAILS(weave_unix_connect(file), ECONNREFUSED);
         WT_FAILS(weave_unix_connect(stale), ECONNREFUSED);
-        ck_assert_int_eq(fd_count(), fds);
+        ck_assert_int_eq(wt_fd_count(), fds);
     }
     ck_assert_int_eq(weave_close(l), 0);
-    tmp_cleanup();
-    assert_idle();
+    wt_tmp_cleanup();
+    wt_assert_idle_offload();
     return NULL;
 }
 
@@ -1286,8 +1117,8 @@ static void *m_unix_backlog(void *arg)
     int64_t accepted;
 
     (void)arg;
-    tmp_make();
-    tmp_path(path, sizeof(path), "full.sock");
+    wt_tmp_make();
+    wt_tmp_path(path, sizeof(path), "full.sock");
     l = weave_unix_listen(path, 0);
     ck_assert_int_ge(l, 0);
     n = fill_unix_backlog(path, kept, 16);
@@ -1319,7 +1150,7 @@ static void *m_unix_backlog(void *arg)
 
     /* A connect waiting for room ends when cancelled, leaving no fd. */
     n = fill_unix_backlog(path, kept, 16);
-    fds = fd_count();
+    fds = wt_fd_count();
     memset(&c, 0, sizeof(c));
     c.path = path;
     t = WT_SPAWN(connect_task, &c);
@@ -1329,12 +1160,12 @@ static void *m_unix_backlog(void *arg)
     WT_JOIN(t);
     ck_assert_int_eq(c.fd, -1);
     ck_assert_int_eq(c.err, ECANCELED);
-    ck_assert_int_eq(fd_count(), fds);
+    ck_assert_int_eq(wt_fd_count(), fds);
     for (int i = 0; i < n; i++)
         ck_assert_int_eq(weave_close(kept[i]), 0);
     ck_assert_int_eq(weave_close(l), 0);
-    tmp_cleanup();
-    assert_idle();
+    wt_tmp_cleanup();
+    wt_assert_idle_offload();
     return NULL;
 }
 
@@ -1378,14 +1209,14 @@ static void *m_user_socket(void *arg)
     (void)arg;
     l = weave_tcp_listen("127.0.0.1", "0", 4);
     ck_assert_int_ge(l, 0);
-    la = local_addr(l);
+    la = wt_local_addr(l);
     /* A blocking socket: weave_connect makes it non-blocking and waits for
      * the connection. */
     fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     ck_assert_int_ge(fd, 0);
-    ck_assert(!is_nonblocking(fd));
+    ck_assert(!wt_is_nonblocking(fd));
     ck_assert_int_eq(weave_connect(fd, (struct sockaddr *)&la, sizeof(struct sockaddr_in)), 0);
-    ck_assert(is_nonblocking(fd));
+    ck_assert(wt_is_nonblocking(fd));
     s = weave_accept(l, NULL, NULL);
     ck_assert_int_ge(s, 0);
     exchange(fd, s);
@@ -1394,7 +1225,7 @@ static void *m_user_socket(void *arg)
 
     /* Refused: the error comes from SO_ERROR (or connect itself). */
     r = refusing_port();
-    la = local_addr(r);
+    la = wt_local_addr(r);
     fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     ck_assert_int_ge(fd, 0);
     WT_FAILS(weave_connect(fd, (struct sockaddr *)&la, sizeof(struct sockaddr_in)), ECONNREFUSED);
@@ -1402,8 +1233,8 @@ static void *m_user_socket(void *arg)
     close(r);
 
     /* A Unix socket of the user's. */
-    tmp_make();
-    tmp_path(path, sizeof(path), "user.sock");
+    wt_tmp_make();
+    wt_tmp_path(path, sizeof(path), "user.sock");
     ul = weave_unix_listen(path, 4);
     ck_assert_int_ge(ul, 0);
     memset(&ua, 0, sizeof(ua));
@@ -1419,27 +1250,26 @@ static void *m_user_socket(void *arg)
     ck_assert_int_eq(weave_close(fd), 0);
     ck_assert_int_eq(weave_close(s), 0);
     ck_assert_int_eq(weave_close(ul), 0);
-    tmp_cleanup();
+    wt_tmp_cleanup();
 
     /* A connection that stays in progress (full backlog), cancelled. */
     ck_assert_int_eq(weave_close(l), 0);
     l = weave_tcp_listen("127.0.0.1", "0", 0);
     ck_assert_int_ge(l, 0);
-    ticks = 0;
-    ticker_stop = 0;
-    tk = WT_SPAWN(ticker, NULL);
+    ticker = (struct wt_ticker){5, 0, 0};
+    tk = WT_SPAWN(wt_ticker_task, &ticker);
     n = fill_backlog(l, kept, 8, 50);
-    ticker_stop = 1;
+    ticker.stop = 1;
     WT_JOIN(tk);
     memset(&rc, 0, sizeof(rc));
     rc.fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     ck_assert_int_ge(rc.fd, 0);
-    rc.to = local_addr(l);
+    rc.to = wt_local_addr(l);
     rc.tolen = sizeof(struct sockaddr_in);
     t = WT_SPAWN(raw_connect_task, &rc);
     ck_assert_int_eq(weave_sleep(20), 0);
     ck_assert_int_eq(rc.done, 0);
-    ck_assert_uint_eq(stats().fd_waiters, 1);
+    ck_assert_uint_eq(wt_stats().fd_waiters, 1);
     ck_assert_int_eq(weave_cancel(t), 0);
     WT_JOIN(t);
     ck_assert_int_eq(rc.ret, -1);
@@ -1448,7 +1278,7 @@ static void *m_user_socket(void *arg)
     for (int i = 0; i < n; i++)
         ck_assert_int_eq(weave_close(kept[i]), 0);
     ck_assert_int_eq(weave_close(l), 0);
-    assert_idle();
+    wt_assert_idle_offload();
     return NULL;
 }
 
@@ -1465,7 +1295,7 @@ static Suite *net_suite(void)
     TCase *bugs = tcase_create("bugs");
 
     tcase_set_timeout(tc, 15);
-    tcase_add_unchecked_fixture(tc, tmpbase_make, tmpbase_remove);
+    tcase_add_unchecked_fixture(tc, tmpbase_make, wt_tmpbase_remove);
     tcase_add_test(tc, tcp_listen_ipv4_loopback);
     tcase_add_test(tc, tcp_listen_ipv6_loopback);
     tcase_add_test(tc, tcp_listen_any_is_dual_stack);
@@ -1489,7 +1319,7 @@ static Suite *net_suite(void)
     /* Library bugs found by this suite: these fail until net.c is fixed
      * (see each test's comment). */
     tcase_set_timeout(bugs, 15);
-    tcase_add_unchecked_fixture(bugs, tmpbase_make, tmpbase_remove);
+    tcase_add_unchecked_fixture(bugs, tmpbase_make, wt_tmpbase_remove);
     tcase_add_test(bugs, tcp_port_out_of_range_einval);
     suite_add_tcase(s, bugs);
     return s;

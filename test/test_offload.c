@@ -29,24 +29,6 @@
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static weave_stats stats(void)
-{
-    weave_stats st;
-
-    ck_assert_int_eq(weave_get_stats(&st), 0);
-    return st;
-}
-
-/* The scheduler holds nothing but the calling task (WT_ASSERT_IDLE), and no
- * task waits for the offload pool either. Meant for the end of a test's
- * main task. */
-static void assert_idle(void)
-{
-    WT_ASSERT_IDLE();
-    ck_assert_uint_eq(stats().offload_waiters, 0);
-}
-
-/* Threads of this process, from /proc/self/status. */
 /* Threads of this process named "weave-offload": the pool's workers. (Not
  * all threads: sanitizers run helper threads of their own.) */
 static int worker_count(void)
@@ -73,42 +55,6 @@ static int worker_count(void)
     return n;
 }
 
-/* Open fds of this process (the directory's own fd included, every time). */
-static int fd_count(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    int n = 0;
-
-    ck_assert_ptr_nonnull(d);
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n;
-}
-
-/* A gate a worker waits at until the test opens it (one byte per call let
- * through). The pipe stays blocking: weave never sees it. */
-struct gate {
-    int p[2];
-};
-
-static void gate_init(struct gate *g)
-{
-    ck_assert_int_eq(pipe2(g->p, O_CLOEXEC), 0);
-}
-
-static void gate_open(struct gate *g, int calls)
-{
-    for (int i = 0; i < calls; i++)
-        ck_assert_int_eq((int)write(g->p[1], "x", 1), 1);
-}
-
-static void gate_destroy(struct gate *g)
-{
-    close(g->p[0]);
-    close(g->p[1]);
-}
-
 /* What offloaded functions did, written on workers, read on the scheduler
  * after weave_offload returned or after weave_run ended. */
 static atomic_int fn_started, fn_finished;
@@ -116,7 +62,7 @@ static atomic_int start_order[16]; /* start_order[k] = call id started k-th */
 
 /* A call: wait at the gate (if any), then return ret. */
 struct call {
-    struct gate *gate;
+    struct wt_gate *gate;
     int id;
     int64_t sleep_us; /* slept before returning, if no gate */
     void *ret;
@@ -126,14 +72,13 @@ struct call {
 static void *gated_fn(void *arg)
 {
     struct call *c = arg;
-    char ch;
     int k = atomic_fetch_add(&fn_started, 1);
 
     if (k < 16)
         atomic_store(&start_order[k], c->id);
     c->thread = pthread_self();
     if (c->gate)
-        ck_assert_int_eq((int)read(c->gate->p[0], &ch, 1), 1);
+        wt_gate_pass(c->gate);
     else if (c->sleep_us > 0)
         usleep((useconds_t)c->sleep_us);
     atomic_fetch_add(&fn_finished, 1);
@@ -199,18 +144,8 @@ static void wait_flag(const int *flag)
 
 /* ---- calls run at once, off the scheduler's thread ------------------------ */
 
-static long ticks;
-static int ticker_stop;
-
-static void *ticker(void *arg)
-{
-    (void)arg;
-    while (!ticker_stop) {
-        ck_assert_int_eq(weave_sleep(10), 0);
-        ticks++;
-    }
-    return NULL;
-}
+/* A 10 ms ticker: the scheduler went on while the workers slept. */
+static struct wt_ticker ticker;
 
 static void *sleep_task(void *arg)
 {
@@ -224,7 +159,7 @@ static void *sleep_task(void *arg)
 
 /* Run four calls at once from four tasks, each sleeping sleep_us or, with
  * a gate, held until all four run; returns the wall time in ns. */
-static int64_t four_calls(struct call calls[4], int64_t sleep_us, struct gate *g)
+static int64_t four_calls(struct call calls[4], int64_t sleep_us, struct wt_gate *g)
 {
     weave_task *t[4];
     int64_t t0 = wt_now_ns();
@@ -235,8 +170,8 @@ static int64_t four_calls(struct call calls[4], int64_t sleep_us, struct gate *g
     }
     if (g) {
         ck_assert_int_eq(weave_yield(), 0);
-        ck_assert_uint_eq(stats().offload_waiters, 4);
-        gate_open(g, 4);
+        ck_assert_uint_eq(wt_stats().offload_waiters, 4);
+        wt_gate_open(g, 4);
     }
     for (int i = 0; i < 4; i++)
         WT_JOIN(t[i]);
@@ -246,23 +181,22 @@ static int64_t four_calls(struct call calls[4], int64_t sleep_us, struct gate *g
 static void *m_parallel(void *arg)
 {
     struct call calls[4];
-    struct gate g;
+    struct wt_gate g;
     weave_task *tk;
     long ticks_before;
     int64_t ns;
 
     (void)arg;
     reset_counts();
-    ticks = 0;
-    ticker_stop = 0;
-    tk = WT_SPAWN(ticker, NULL);
+    ticker = (struct wt_ticker){10, 0, 0};
+    tk = WT_SPAWN(wt_ticker_task, &ticker);
     /* Start the four workers first (slow under valgrind), so that what is
      * timed below is the calls alone. */
-    gate_init(&g);
+    wt_gate_init(&g);
     four_calls(calls, 0, &g);
-    gate_destroy(&g);
-    ck_assert_uint_eq(stats().offload_threads, 4);
-    ticks_before = ticks;
+    wt_gate_destroy(&g);
+    ck_assert_uint_eq(wt_stats().offload_threads, 4);
+    ticks_before = ticker.ticks;
     ns = four_calls(calls, 200000, NULL);
     ck_assert_int_ge(ns, (int64_t)200 * 1000000);
     /* Not a timing window: four 200 ms calls one after another would take
@@ -271,7 +205,7 @@ static void *m_parallel(void *arg)
                   (long long)(ns / 1000000));
     /* The scheduler went on while the workers slept: the ticker ticked
      * (about 20 times in 200 ms). */
-    ck_assert_int_ge(ticks - ticks_before, 10);
+    ck_assert_int_ge(ticker.ticks - ticks_before, 10);
     ck_assert_int_eq(atomic_load(&fn_finished), 8);
     /* On four different threads, none of them this one. */
     for (int i = 0; i < 4; i++) {
@@ -279,10 +213,10 @@ static void *m_parallel(void *arg)
         for (int j = 0; j < i; j++)
             ck_assert(!pthread_equal(calls[i].thread, calls[j].thread));
     }
-    ck_assert_uint_eq(stats().offload_threads, 4);
-    ticker_stop = 1;
+    ck_assert_uint_eq(wt_stats().offload_threads, 4);
+    ticker.stop = 1;
     WT_JOIN(tk);
-    assert_idle();
+    wt_assert_idle_offload();
     return NULL;
 }
 
@@ -301,11 +235,6 @@ static void *square(void *arg)
     return wt_ptr(v * v);
 }
 
-static void *return_arg(void *arg)
-{
-    return arg;
-}
-
 static void *m_results(void *arg)
 {
     static char buf[] = "offloaded";
@@ -316,9 +245,9 @@ static void *m_results(void *arg)
         ck_assert_int_eq(weave_offload(square, wt_ptr(i), &res), 0);
         ck_assert_int_eq(wt_int(res), i * i);
     }
-    ck_assert_int_eq(weave_offload(return_arg, buf, &res), 0);
+    ck_assert_int_eq(weave_offload(wt_nothing, buf, &res), 0);
     ck_assert_ptr_eq(res, buf);
-    ck_assert_int_eq(weave_offload(return_arg, NULL, &res), 0);
+    ck_assert_int_eq(weave_offload(wt_nothing, NULL, &res), 0);
     ck_assert_ptr_null(res);
     /* result may be NULL: the value is dropped. */
     ck_assert_int_eq(weave_offload(square, wt_ptr(3), NULL), 0);
@@ -331,10 +260,10 @@ static void *m_results(void *arg)
     /* One call at a time: threads were started as needed, never more than
      * the pool's 4 (a call may come before the worker that ran the last one
      * is idle again, and start another). */
-    ck_assert_uint_ge(stats().offload_threads, 1);
-    ck_assert_uint_le(stats().offload_threads, 4);
-    ck_assert_uint_eq(stats().offload_waiters, 0);
-    assert_idle();
+    ck_assert_uint_ge(wt_stats().offload_threads, 1);
+    ck_assert_uint_le(wt_stats().offload_threads, 4);
+    ck_assert_uint_eq(wt_stats().offload_waiters, 0);
+    wt_assert_idle_offload();
     return NULL;
 }
 
@@ -363,8 +292,8 @@ static void *m_serial(void *arg)
     }
     ck_assert_int_eq(weave_yield(), 0);
     /* All four wait; one thread runs them. */
-    ck_assert_uint_eq(stats().offload_waiters, 4);
-    ck_assert_uint_eq(stats().offload_threads, 1);
+    ck_assert_uint_eq(wt_stats().offload_waiters, 4);
+    ck_assert_uint_eq(wt_stats().offload_threads, 1);
     for (int i = 0; i < 4; i++)
         WT_JOIN(t[i]);
     /* One after another: at least 4 x 200 ms. */
@@ -374,8 +303,8 @@ static void *m_serial(void *arg)
         ck_assert_int_eq(atomic_load(&start_order[k]), k);
     for (int i = 1; i < 4; i++)
         ck_assert(pthread_equal(calls[i].thread, calls[0].thread));
-    ck_assert_uint_eq(stats().offload_threads, 1);
-    assert_idle();
+    ck_assert_uint_eq(wt_stats().offload_threads, 1);
+    wt_assert_idle_offload();
     return NULL;
 }
 
@@ -391,7 +320,7 @@ END_TEST
 
 static void *m_grow(void *arg)
 {
-    struct gate g;
+    struct wt_gate g;
     struct offloader o[6];
     weave_task *t[6];
     weave_stats st;
@@ -399,9 +328,9 @@ static void *m_grow(void *arg)
     (void)arg;
     reset_counts();
     discards = 0;
-    gate_init(&g);
+    wt_gate_init(&g);
     /* No thread until the first call. */
-    st = stats();
+    st = wt_stats();
     ck_assert_uint_eq(st.offload_threads, 0);
     ck_assert_uint_eq(st.offload_waiters, 0);
     for (int i = 0; i < 6; i++) {
@@ -411,17 +340,17 @@ static void *m_grow(void *arg)
         ck_assert_int_eq(weave_yield(), 0);
         /* One more waiter each time; threads start as calls need them, up
          * to the pool's size (3 here). */
-        st = stats();
+        st = wt_stats();
         ck_assert_uint_eq(st.offload_waiters, (uint64_t)i + 1);
         ck_assert_uint_eq(st.offload_threads, (uint64_t)(i < 3 ? i + 1 : 3));
     }
-    gate_open(&g, 6);
+    wt_gate_open(&g, 6);
     for (int i = 0; i < 6; i++) {
         WT_JOIN(t[i]);
         ck_assert_int_eq(o[i].ret, 0);
         ck_assert_ptr_eq(o[i].result, wt_ptr(i + 1));
     }
-    st = stats();
+    st = wt_stats();
     ck_assert_uint_eq(st.offload_waiters, 0);
     ck_assert_uint_eq(st.offload_threads, 3); /* kept until weave_run ends */
     /* They are named, so a user sees them in top and gdb (and so that the
@@ -429,8 +358,8 @@ static void *m_grow(void *arg)
      * starts; by now all three have run a call. */
     ck_assert_int_eq(worker_count(), 3);
     ck_assert_int_eq(discards, 0);
-    gate_destroy(&g);
-    assert_idle();
+    wt_gate_destroy(&g);
+    wt_assert_idle_offload();
     return NULL;
 }
 
@@ -451,7 +380,7 @@ static void *m_one(void *arg)
 
     ck_assert_int_eq(weave_offload(square, wt_ptr(6), &res), 0);
     ck_assert_int_eq(wt_int(res), 36);
-    assert_idle();
+    wt_assert_idle_offload();
     return arg;
 }
 
@@ -477,7 +406,7 @@ END_TEST
 
 static void *m_cancel_running(void *arg)
 {
-    struct gate g;
+    struct wt_gate g;
     struct offloader *o = calloc(1, sizeof(*o));
     weave_task *t;
     int64_t cancelled;
@@ -486,13 +415,13 @@ static void *m_cancel_running(void *arg)
     ck_assert_ptr_nonnull(o);
     reset_counts();
     discards = 0;
-    gate_init(&g);
+    wt_gate_init(&g);
     o->call = (struct call){&g, 1, 0, wt_ptr(0x5eed), 0};
     t = WT_SPAWN(offload_task, o);
     /* Wait until the call runs on its worker. */
     while (atomic_load(&fn_started) == 0)
         ck_assert_int_eq(weave_sleep(1), 0);
-    ck_assert_uint_eq(stats().offload_waiters, 1);
+    ck_assert_uint_eq(wt_stats().offload_waiters, 1);
     cancelled = wt_now_ns();
     ck_assert_int_eq(weave_cancel(t), 0);
     WT_JOIN(t);
@@ -503,10 +432,10 @@ static void *m_cancel_running(void *arg)
     ck_assert_int_ge(o->returned_ns, cancelled);
     ck_assert_int_eq(atomic_load(&fn_finished), 0);
     ck_assert_int_eq(discards, 0);
-    ck_assert_uint_eq(stats().offload_waiters, 0);
+    ck_assert_uint_eq(wt_stats().offload_waiters, 0);
     /* Let fn finish: its result goes to discard, once, with its arg, on
      * this thread. */
-    gate_open(&g, 1);
+    wt_gate_open(&g, 1);
     wait_flag(&discards);
     ck_assert_int_eq(atomic_load(&fn_finished), 1);
     ck_assert_ptr_eq(discard_result, wt_ptr(0x5eed));
@@ -519,8 +448,8 @@ static void *m_cancel_running(void *arg)
     ck_assert_int_eq(weave_offload(square, wt_ptr(9), &o->result), 0);
     ck_assert_int_eq(wt_int(o->result), 81);
     free(o);
-    gate_destroy(&g);
-    assert_idle();
+    wt_gate_destroy(&g);
+    wt_assert_idle_offload();
     return NULL;
 }
 
@@ -534,19 +463,18 @@ END_TEST
 /* The discard of a call that owns heap memory frees it: the ASan and
  * valgrind twins check that nothing leaks. */
 struct owned {
-    struct gate *gate;
+    struct wt_gate *gate;
     char *data;
 };
 
 static void *owned_fn(void *arg)
 {
     struct owned *w = arg;
-    char ch;
     char *out = malloc(64);
 
     ck_assert_ptr_nonnull(out);
     atomic_fetch_add(&fn_started, 1);
-    ck_assert_int_eq((int)read(w->gate->p[0], &ch, 1), 1);
+    wt_gate_pass(w->gate);
     snprintf(out, 64, "done:%s", w->data);
     atomic_fetch_add(&fn_finished, 1);
     return out;
@@ -583,7 +511,7 @@ static void *owned_task(void *arg)
 
 static void *m_cancel_owned(void *arg)
 {
-    struct gate *g = arg;
+    struct wt_gate *g = arg;
     weave_task *t;
 
     t = WT_SPAWN(owned_task, g);
@@ -591,21 +519,21 @@ static void *m_cancel_owned(void *arg)
         ck_assert_int_eq(weave_sleep(1), 0);
     ck_assert_int_eq(weave_cancel(t), 0);
     WT_JOIN(t);
-    gate_open(g, 1);
+    wt_gate_open(g, 1);
     wait_flag(&owned_discards);
-    assert_idle();
+    wt_assert_idle_offload();
     return NULL;
 }
 
 START_TEST(cancelled_call_frees_through_discard)
 {
-    struct gate g;
+    struct wt_gate g;
 
     reset_counts();
     owned_discards = 0;
-    gate_init(&g);
+    wt_gate_init(&g);
     WT_RUN(m_cancel_owned, &g);
-    gate_destroy(&g);
+    wt_gate_destroy(&g);
     ck_assert_int_eq(owned_discards, 1);
     ck_assert_int_eq(atomic_load(&fn_finished), 1);
 }
@@ -613,7 +541,7 @@ END_TEST
 
 static void *m_cancel_queued(void *arg)
 {
-    struct gate g;
+    struct wt_gate g;
     struct offloader busy, queued;
     weave_task *tb, *tq;
     int64_t cancelled;
@@ -621,7 +549,7 @@ static void *m_cancel_queued(void *arg)
     (void)arg;
     reset_counts();
     discards = 0;
-    gate_init(&g);
+    wt_gate_init(&g);
     memset(&busy, 0, sizeof(busy));
     memset(&queued, 0, sizeof(queued));
     busy.call = (struct call){&g, 1, 0, wt_ptr(1), 0};
@@ -632,7 +560,7 @@ static void *m_cancel_queued(void *arg)
     /* The only worker is busy: the second call queues. */
     tq = WT_SPAWN(offload_task, &queued);
     ck_assert_int_eq(weave_yield(), 0);
-    ck_assert_uint_eq(stats().offload_waiters, 2);
+    ck_assert_uint_eq(wt_stats().offload_waiters, 2);
     cancelled = wt_now_ns();
     ck_assert_int_eq(weave_cancel(tq), 0);
     WT_JOIN(tq);
@@ -646,7 +574,7 @@ static void *m_cancel_queued(void *arg)
     ck_assert(pthread_equal(discard_thread, pthread_self()));
     /* The running call is not disturbed; the dropped one never runs, not
      * even once the worker is free. */
-    gate_open(&g, 2);
+    wt_gate_open(&g, 2);
     WT_JOIN(tb);
     ck_assert_int_eq(busy.ret, 0);
     ck_assert_ptr_eq(busy.result, wt_ptr(1));
@@ -654,8 +582,8 @@ static void *m_cancel_queued(void *arg)
     ck_assert_int_eq(atomic_load(&fn_started), 1);
     ck_assert_int_eq(atomic_load(&start_order[0]), 1);
     ck_assert_int_eq(discards, 1);
-    gate_destroy(&g);
-    assert_idle();
+    wt_gate_destroy(&g);
+    wt_assert_idle_offload();
     return NULL;
 }
 
@@ -692,7 +620,7 @@ static void *m_cancelled_caller(void *arg)
     ck_assert_int_eq(discards, 1);
     ck_assert_ptr_null(discard_result);
     ck_assert_ptr_eq(discard_arg, &c);
-    assert_idle();
+    wt_assert_idle_offload();
     return NULL;
 }
 
@@ -731,14 +659,14 @@ static void *m_abandon(void *arg)
     WT_JOIN(t);
     /* Return while the call still sleeps on its worker. */
     ck_assert_int_eq(atomic_load(&fn_finished), 0);
-    assert_idle();
+    wt_assert_idle_offload();
     return wt_ptr(77);
 }
 
 START_TEST(run_waits_for_abandoned_call)
 {
     int64_t t0 = wt_now_ns();
-    int fds = fd_count();
+    int fds = wt_fd_count();
 
     reset_counts();
     discards = 0;
@@ -753,7 +681,7 @@ START_TEST(run_waits_for_abandoned_call)
     ck_assert_ptr_eq(discard_arg, &abandoned_call);
     ck_assert(pthread_equal(discard_thread, pthread_self()));
     ck_assert_int_eq(worker_count(), 0);
-    ck_assert_int_eq(fd_count(), fds);
+    ck_assert_int_eq(wt_fd_count(), fds);
 }
 END_TEST
 
@@ -771,7 +699,7 @@ static void *m_shutdown(void *arg)
     }
     while (atomic_load(&fn_started) < 2)
         ck_assert_int_eq(weave_sleep(1), 0);
-    ck_assert_uint_eq(stats().offload_waiters, NSHUT);
+    ck_assert_uint_eq(wt_stats().offload_waiters, NSHUT);
     /* Return with two calls running and eight queued: not idle, on
      * purpose; weave_run cancels the waiters. */
     return NULL;
@@ -780,7 +708,7 @@ static void *m_shutdown(void *arg)
 START_TEST(run_end_cancels_waiting_calls)
 {
     weave_run_opts o;
-    int fds = fd_count();
+    int fds = wt_fd_count();
 
     memset(&o, 0, sizeof(o));
     o.offload_threads = 2;
@@ -798,7 +726,7 @@ START_TEST(run_end_cancels_waiting_calls)
     ck_assert_int_eq(atomic_load(&fn_finished), atomic_load(&fn_started));
     ck_assert_int_eq(discards, NSHUT);
     ck_assert_int_eq(worker_count(), 0);
-    ck_assert_int_eq(fd_count(), fds);
+    ck_assert_int_eq(wt_fd_count(), fds);
 }
 END_TEST
 
@@ -814,8 +742,8 @@ static void *m_errors(void *arg)
     ck_assert_ptr_eq(res, wt_ptr(-7));
     ck_assert_int_eq(discards, 0);
     /* A refused call starts no pool. */
-    ck_assert_uint_eq(stats().offload_threads, 0);
-    assert_idle();
+    ck_assert_uint_eq(wt_stats().offload_threads, 0);
+    wt_assert_idle_offload();
     return NULL;
 }
 
@@ -847,7 +775,7 @@ static void *m_only_offload(void *arg)
      * worker will. */
     ck_assert_int_eq(weave_offload(gated_fn, &c, &res), 0);
     ck_assert_ptr_eq(res, wt_ptr(5));
-    assert_idle();
+    wt_assert_idle_offload();
     return wt_ptr(1);
 }
 
@@ -868,7 +796,7 @@ static void *m_join_offloader(void *arg)
     (void)arg;
     /* main waits on a task that waits on a worker. */
     res = WT_JOIN(WT_SPAWN(join_offloader, NULL));
-    assert_idle();
+    wt_assert_idle_offload();
     return res;
 }
 
@@ -927,9 +855,9 @@ static void *m_many(void *arg)
     for (int i = 0; i < NTASKS; i++)
         total += wt_int(WT_JOIN(t[i]));
     ck_assert_int_eq(total, NTASKS * NCALLS);
-    ck_assert_uint_le(stats().offload_threads, 4);
-    ck_assert_uint_eq(stats().offload_waiters, 0);
-    assert_idle();
+    ck_assert_uint_le(wt_stats().offload_threads, 4);
+    ck_assert_uint_eq(wt_stats().offload_waiters, 0);
+    wt_assert_idle_offload();
     return NULL;
 }
 
@@ -967,7 +895,7 @@ static void *m_mixed(void *arg)
     WT_JOIN(io);
     ck_assert_int_eq(weave_close(p[0]), 0);
     ck_assert_int_eq(weave_close(p[1]), 0);
-    assert_idle();
+    wt_assert_idle_offload();
     return NULL;
 }
 

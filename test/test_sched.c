@@ -1097,11 +1097,6 @@ END_TEST
 
 /* ---- no leak over many tasks ------------------------------------------- */
 
-static void *empty_task(void *arg)
-{
-    return arg;
-}
-
 static void *m_cycles(void *arg)
 {
     /* 10^5 in the plain and ASan builds; valgrind runs 20-50x slower, so
@@ -1111,17 +1106,17 @@ static void *m_cycles(void *arg)
 
     (void)arg;
     for (long i = 0; i < 100; i++)
-        WT_JOIN(WT_SPAWN(empty_task, NULL));
+        WT_JOIN(WT_SPAWN(wt_nothing, NULL));
     ck_assert_int_eq(weave_get_stats(&st0), 0);
     for (long i = 0; i < n; i++) {
-        weave_task *t = weave_spawn(empty_task, wt_ptr(i));
+        weave_task *t = weave_spawn(wt_nothing, wt_ptr(i));
         ck_assert_ptr_nonnull(t);
         if (i % 2)
             ck_assert_int_eq(weave_yield(), 0); /* sometimes it ends first */
         ck_assert_int_eq((int)wt_int(WT_JOIN(t)), (int)i);
     }
     for (long i = 0; i < n / 10; i++) {
-        weave_task *t = weave_spawn(empty_task, wt_ptr(i));
+        weave_task *t = weave_spawn(wt_nothing, wt_ptr(i));
         ck_assert_ptr_nonnull(t);
         ck_assert_int_eq(weave_detach(t), 0);
         ck_assert_int_eq(weave_yield(), 0);

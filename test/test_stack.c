@@ -28,14 +28,6 @@
 #define KiB ((size_t)1024)
 #define MiB ((size_t)1024 * 1024)
 
-static weave_stats stats(void)
-{
-    weave_stats st;
-
-    ck_assert_int_eq(weave_get_stats(&st), 0);
-    return st;
-}
-
 static weave_task *spawn_sized(size_t size, const char *name, weave_fn fn, void *arg)
 {
     weave_task_opts o;
@@ -130,11 +122,6 @@ START_TEST(run_default_stack_size_is_used)
 }
 END_TEST
 
-static void *nothing(void *arg)
-{
-    return arg;
-}
-
 static void *m_sizes(void *arg)
 {
     static const size_t bad[] = {1,
@@ -154,22 +141,22 @@ static void *m_sizes(void *arg)
                                   WEAVE_STACK_DEFAULT - 1,
                                   3 * MiB + 7,
                                   WEAVE_STACK_MAX};
-    weave_stats before = stats(), after;
+    weave_stats before = wt_stats(), after;
 
     (void)arg;
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        WT_FAILS_NULL(spawn_sized(bad[i], "bad", nothing, NULL), EINVAL);
-    after = stats();
+        WT_FAILS_NULL(spawn_sized(bad[i], "bad", wt_nothing, NULL), EINVAL);
+    after = wt_stats();
     ck_assert_uint_eq(after.tasks_spawned, before.tasks_spawned); /* nothing made */
     ck_assert_uint_eq(after.stack_bytes_mapped, before.stack_bytes_mapped);
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
-        weave_task *t = spawn_sized(good[i], "good", nothing, wt_ptr((intptr_t)i));
+        weave_task *t = spawn_sized(good[i], "good", wt_nothing, wt_ptr((intptr_t)i));
         ck_assert_msg(t != NULL, "size %zu: errno %d", good[i], errno);
         ck_assert_int_eq((int)wt_int(WT_JOIN(t)), (int)i);
     }
     /* opts may be NULL */
     {
-        weave_task *t = weave_spawn_with(NULL, nothing, wt_ptr(5));
+        weave_task *t = weave_spawn_with(NULL, wt_nothing, wt_ptr(5));
         ck_assert_ptr_nonnull(t);
         ck_assert_int_eq((int)wt_int(WT_JOIN(t)), 5);
     }
@@ -216,11 +203,11 @@ static void *m_reuse(void *arg)
 
     (void)arg;
     /* One task at a time: the same stack over and over, nothing mapped. */
-    WT_JOIN(WT_SPAWN(nothing, NULL));
-    one = stats();
+    WT_JOIN(WT_SPAWN(wt_nothing, NULL));
+    one = wt_stats();
     for (int i = 0; i < 5000; i++)
-        WT_JOIN(WT_SPAWN(nothing, NULL));
-    st = stats();
+        WT_JOIN(WT_SPAWN(wt_nothing, NULL));
+    st = wt_stats();
     ck_assert_uint_eq(st.stack_bytes_mapped, one.stack_bytes_mapped);
     ck_assert_uint_eq(st.stacks_cached, one.stacks_cached);
 
@@ -230,8 +217,8 @@ static void *m_reuse(void *arg)
      * from one burst to the next. */
     for (int round = 0; round < 50; round++) {
         for (int i = 0; i < 100; i++)
-            t[i] = WT_SPAWN(nothing, NULL);
-        st = stats();
+            t[i] = WT_SPAWN(wt_nothing, NULL);
+        st = wt_stats();
         ck_assert_uint_eq(st.stacks_in_use, 101);
         /* Slabs grow (8, 16, ... 256 stacks) for the first few bursts. */
         if (round < 5)
@@ -240,7 +227,7 @@ static void *m_reuse(void *arg)
             ck_assert_uint_le(st.stack_bytes_mapped, peak_bytes);
         for (int i = 0; i < 100; i++)
             WT_JOIN(t[i]);
-        st = stats();
+        st = wt_stats();
         if (round == 0)
             rest = st;
         else
@@ -268,7 +255,7 @@ static int kernel_at_least(int major, int minor)
 
 static void *m_guard_mode(void *arg)
 {
-    weave_stats st = stats();
+    weave_stats st = wt_stats();
 
     (void)arg;
     ck_assert_msg(st.guard_mode == 1 || st.guard_mode == 2, "guard_mode %d", st.guard_mode);
@@ -357,14 +344,14 @@ static void *m_many(void *arg)
     /* Behind every one of them: when we run again, all are asleep (the
      * timers fire only after this round, however long it took). */
     ck_assert_int_eq(weave_yield(), 0);
-    peak = stats();
+    peak = wt_stats();
     ck_assert_uint_eq(peak.tasks_live, (uint64_t)n + 1);
     ck_assert_uint_eq(peak.stacks_in_use, (uint64_t)n + 1);
     ck_assert_uint_eq(peak.timers_pending, (uint64_t)n);
     for (long i = 0; i < n; i++)
         WT_JOIN(t[i]);
     free(t);
-    st = stats();
+    st = wt_stats();
     /* The slabs emptied are given back, but for one kept for reuse. */
     ck_assert_uint_lt(st.stack_bytes_mapped, peak.stack_bytes_mapped / 4);
     WT_ASSERT_IDLE();
@@ -417,7 +404,7 @@ static void *m_rlimit(void *arg)
     ck_assert_int_ge(n, 6);
     ck_assert_int_le(n, 8);
     ck_assert_int_eq(weave_yield(), 0); /* the others are unaffected */
-    ck_assert_uint_eq(stats().tasks_live, (uint64_t)n + 1);
+    ck_assert_uint_eq(wt_stats().tasks_live, (uint64_t)n + 1);
     for (long i = 0; i < n; i++) {
         ck_assert_int_eq(weave_cancel(t[i]), 0);
         WT_JOIN(t[i]);
@@ -452,33 +439,13 @@ END_TEST
 
 /* ---- stack overflow ------------------------------------------------------- */
 
-static volatile size_t no_limit = SIZE_MAX;
-
-/* Recurse until the stack runs out (no_limit keeps the compiler from
- * proving the recursion infinite). */
-static size_t overflow(size_t depth)
-{
-    volatile char frame[512];
-
-    frame[0] = (char)depth;
-    if (depth >= no_limit)
-        return 0;
-    return overflow(depth + 1) + (size_t)frame[0];
-}
-
-static void *overflow_task(void *arg)
-{
-    (void)arg;
-    return wt_ptr((intptr_t)overflow(0));
-}
-
 static void *m_overflow(void *arg)
 {
     weave_task *t;
 
     (void)arg;
-    WT_JOIN(WT_SPAWN(nothing, NULL)); /* an id to skip: the culprit is 3 */
-    t = spawn_sized(64 * KiB, "deep-recursion", overflow_task, NULL);
+    WT_JOIN(WT_SPAWN(wt_nothing, NULL)); /* an id to skip: the culprit is 3 */
+    t = spawn_sized(64 * KiB, "deep-recursion", wt_overflow_task, NULL);
     ck_assert_ptr_nonnull(t);
     WT_JOIN(t);
     ck_abort_msg("the overflowing task returned");

@@ -240,28 +240,10 @@ END_TEST
 
 /* Stack overflow on a second thread, while the first runs its own
  * scheduler: the report names the task of the thread that overflowed. */
-static volatile size_t no_limit = SIZE_MAX;
-
-static size_t overflow(size_t depth)
-{
-    volatile char frame[512];
-
-    frame[0] = (char)depth;
-    if (depth >= no_limit)
-        return 0;
-    return overflow(depth + 1) + (size_t)frame[0];
-}
-
-static void *overflow_task(void *arg)
-{
-    (void)arg;
-    return wt_ptr((intptr_t)overflow(0));
-}
-
 static void *m_overflowing(void *arg)
 {
     weave_task_opts o = {64 * 1024, "thread-two-deep"};
-    weave_task *t = weave_spawn_with(&o, overflow_task, NULL);
+    weave_task *t = weave_spawn_with(&o, wt_overflow_task, NULL);
 
     (void)arg;
     WT_JOIN(t);

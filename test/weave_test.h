@@ -1,5 +1,7 @@
 /*
- * weave_test.h - helpers shared by weave's Check suites.
+ * weave_test.h - helpers shared by weave's Check suites: the macros and
+ * inline helpers below, and the functions of weave_test.c, which is built
+ * into every suite.
  *
  * Every test runs weave_run inside its own body (Check forks a child per
  * test, and a scheduler made before the fork would share its epoll fd with
@@ -15,6 +17,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -41,15 +44,6 @@
 
 #if WT_ASAN
 #include <sanitizer/asan_interface.h>
-
-/* A task that overflows its stack under ASan is reported by ASan, which
- * then exits with status 1 unless abort_on_error is set. The tests expect
- * SIGABRT, as without ASan, so make that the default here; ASAN_OPTIONS
- * still overrides it. */
-const char *__asan_default_options(void)
-{
-    return "abort_on_error=1";
-}
 #endif
 
 /* A generous bound that only catches hangs: wall time of a blocking call
@@ -162,6 +156,115 @@ static inline int wt_run_child_capture(void (*fn)(void), char *out, size_t cap)
     ck_assert_int_eq(waitpid(pid, &status, 0), pid);
     return status;
 }
+
+/* ---- weave_test.c ------------------------------------------------------- */
+
+/* A task body (or offloaded function) that returns its argument. */
+void *wt_nothing(void *arg);
+
+/* weave_get_stats of the calling scheduler, asserting success. */
+weave_stats wt_stats(void);
+
+/* WT_ASSERT_IDLE, and no task waits for the offload pool either. Meant for
+ * the end of a test's main task. */
+void wt_assert_idle_offload(void);
+
+/* Open fds of this process (the directory's own fd included, every time). */
+int wt_fd_count(void);
+
+/* Whether fd has O_NONBLOCK set. */
+int wt_is_nonblocking(int fd);
+
+/* pipe2 with flags | O_CLOEXEC, asserting success. */
+void wt_make_pipe(int p[2], int flags);
+
+/* A non-blocking, close-on-exec AF_UNIX socketpair of the given type. */
+void wt_make_socketpair(int sv[2], int type);
+
+/* Write until the fd (non-blocking) is full; returns the bytes written. */
+size_t wt_fill(int fd);
+
+/* Read everything there is from a non-blocking fd; returns the bytes read. */
+size_t wt_drain(int fd);
+
+/* The local address of a socket (getsockname, asserting success). */
+struct sockaddr_storage wt_local_addr(int fd);
+
+/* The port of an AF_INET or AF_INET6 address, in host order. */
+unsigned wt_port_of_addr(const struct sockaddr_storage *ss);
+
+/* The local port of a TCP or UDP socket. */
+unsigned wt_port_of(int fd);
+
+/* The local port of a socket as a string, for weave_tcp_connect. */
+struct wt_port_str {
+    char s[16];
+};
+struct wt_port_str wt_port_str(int fd);
+
+/*
+ * A scratch directory per test, for files and Unix sockets. Each test's
+ * directory (wt_tmp_make) is made under a base directory per TCase, which
+ * the parent process makes and removes around the TCase (an unchecked
+ * fixture: wt_tmpbase_make from a suite's own fixture, wt_tmpbase_remove):
+ * a test that fails ends its process at once, leaving its own behind.
+ */
+
+/* Make the base directory $TMPDIR/<name>-XXXXXX (/tmp without TMPDIR); on
+ * failure there is none, and wt_tmp_make fails. */
+void wt_tmpbase_make(const char *name);
+
+/* Remove the base directory and everything left in it. */
+void wt_tmpbase_remove(void);
+
+/* Make this test's scratch directory. */
+void wt_tmp_make(void);
+
+/* The scratch directory made by wt_tmp_make. */
+const char *wt_tmp_dir(void);
+
+/* The path of name in the scratch directory, into out[cap]. */
+void wt_tmp_path(char *out, size_t cap, const char *name);
+
+/* Remove the scratch directory, asserting that it holds only files. */
+void wt_tmp_cleanup(void);
+
+/*
+ * A gate that offloaded calls wait at until the test opens it, one byte per
+ * call let through. The pipe stays blocking: weave never sees it.
+ */
+struct wt_gate {
+    int p[2];
+};
+
+void wt_gate_init(struct wt_gate *g);
+
+/* Let the next `calls` calls through. */
+void wt_gate_open(struct wt_gate *g, int calls);
+
+void wt_gate_destroy(struct wt_gate *g);
+
+/* Wait at the gate until it lets this call through (blocks the thread). */
+void wt_gate_pass(struct wt_gate *g);
+
+/* An offloaded function that waits at the gate arg (a struct wt_gate *). */
+void *wt_gate_fn(void *gate);
+
+/* A task that holds a pool worker: it offloads wt_gate_fn(gate) and asserts
+ * that the call succeeded once the gate let it through. */
+void *wt_gate_task(void *gate);
+
+/* A task that sleeps period_ms and counts a tick until stop is set. For
+ * showing that the scheduler went on while something else waited. */
+struct wt_ticker {
+    int64_t period_ms;
+    long ticks;
+    int stop;
+};
+void *wt_ticker_task(void *ticker);
+
+/* A task body that recurses until its stack overflows; never returns. */
+void *wt_overflow_task(void *arg);
 
 /* Build a suite runner and run it in fork mode; returns main's status. */
 static inline int wt_main(Suite *s)
