@@ -589,7 +589,8 @@ int weave_get_stats(weave_stats *st)
     st->fd_waiters = s->fd_waiters;
     st->offload_waiters = s->external;
     st->offload_threads = weave__offload_threads(s);
-    st->fds_registered = (uint64_t)s->poller.registered;
+    /* The offload pool's eventfd is weave's own, not one of the user's. */
+    st->fds_registered = (uint64_t)s->poller.registered - (s->pool ? 1 : 0);
     st->stacks_in_use = s->stacks.in_use;
     st->stacks_cached = s->stacks.cached;
     st->stack_bytes_mapped = s->stacks.mapped_bytes;
