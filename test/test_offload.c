@@ -353,6 +353,7 @@ static void *m_grow(void *arg)
     st = wt_stats();
     ck_assert_uint_eq(st.offload_waiters, 0);
     ck_assert_uint_eq(st.offload_threads, 3); /* kept until weave_run ends */
+    ck_assert_uint_eq(st.fds_registered, 0);  /* the pool's eventfd is not the user's */
     /* They are named, so a user sees them in top and gdb (and so that the
      * other tests can count them). The name is set by each worker as it
      * starts; by now all three have run a call. */
