@@ -133,7 +133,7 @@ static int wait_fd(int fd, int events, int64_t timeout_ms)
         return -EBADF;
     if (events == 0 || (events & ~(WEAVE_IN | WEAVE_OUT)))
         return -EINVAL;
-    if (weave__deadline_ms(timeout_ms, &deadline) < 0)
+    if ((deadline = weave__deadline_in(timeout_ms, 1000000)) < 0)
         return -EINVAL;
     if (!s)
         return -EPERM;

@@ -158,9 +158,10 @@ static inline int64_t weave__deadline_after(int64_t delta_ns)
     return delta_ns >= WEAVE__NO_DEADLINE - now ? WEAVE__NO_DEADLINE : now + delta_ns;
 }
 
-/* Convert a public timeout in ms (-1 forever, >= 0) to an absolute deadline.
- * Returns 0 or -EINVAL. */
-int weave__deadline_ms(int64_t timeout_ms, int64_t *deadline);
+/* The deadline of a public timeout of amount units of unit_ns: an absolute
+ * CLOCK_MONOTONIC time, WEAVE__NO_DEADLINE for -1 (or too large to
+ * represent), or -EINVAL if amount < -1 (deadlines are never negative). */
+int64_t weave__deadline_in(int64_t amount, int64_t unit_ns);
 
 /* Set errno from a negative errno code and return -1 (or pass r >= 0). */
 static inline int weave__ret(int r)

@@ -220,7 +220,7 @@ static int tcp_connect(const char *host, const char *port, int64_t timeout_ms)
     int64_t deadline;
     int r, last = -EADDRNOTAVAIL;
 
-    if (check_port(port) < 0 || weave__deadline_ms(timeout_ms, &deadline) < 0)
+    if (check_port(port) < 0 || (deadline = weave__deadline_in(timeout_ms, 1000000)) < 0)
         return -EINVAL;
     if (!s)
         return -EPERM;
