@@ -74,7 +74,6 @@ static void *worker(void *p)
 {
     struct weave__pool *pool = p;
 
-    (void)pthread_setname_np(pthread_self(), "weave-offload"); /* for top, gdb */
     pthread_mutex_lock(&pool->lock);
     for (;;) {
         struct job *j;
@@ -176,6 +175,9 @@ static int start_worker(struct weave__pool *pool)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (r != 0)
         return -r;
+    /* Named here, not by the thread itself, so that it carries its name
+     * (for top and gdb) from the moment it exists. */
+    (void)pthread_setname_np(pool->threads[pool->nthreads], "weave-offload");
     pool->nthreads++;
     return 0;
 }
