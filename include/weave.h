@@ -14,13 +14,12 @@
  *       EINVAL     a bad argument
  *       EPERM      a blocking call made outside a task (no weave_run here)
  *       ECANCELED  the calling task was cancelled while or before blocking
- *       ETIMEDOUT  a timeout passed
+ *       ETIMEDOUT  a timeout passed, or the deadline of a deadline scope
  *       EDEADLK    a task would wait on itself; or weave_run found that no
  *                  task could ever wake again
  *       EBADF      a bad fd, or an fd closed with weave_close under a waiter
  *       ENOMEM     no memory or no stack
- *       EBUSY      a scheduler already runs on this thread; or another task
- *                  already waits on the same fd in the same direction
+ *       EBUSY      a scheduler already runs on this thread
  *       ESRCH      a task handle that is stale (joined, or released) or was
  *                  never valid on this thread
  *   - Time is int64_t milliseconds (or microseconds for the _us variants),
@@ -31,7 +30,13 @@
  *     d after the call. Timers fire in deadline order; equal deadlines fire
  *     in the order they were set. Signals never end a sleep early.
  *   - Blocking calls are cancellation points: once a task is cancelled, each
- *     of them returns -1 with ECANCELED at once, and keeps doing so.
+ *     of them returns -1 with ECANCELED at once, and keeps doing so (but
+ *     see shields, below). They also obey deadline scopes: once the
+ *     deadline of a scope the task is in has passed, each of them returns
+ *     -1 with ETIMEDOUT.
+ *   - Several tasks waiting on one thing (an fd in one direction, a task's
+ *     end, a lock) are served in the order they began to wait. A waiter
+ *     that is cancelled or times out leaves without disturbing the others.
  *
  * Threads: one scheduler per thread, started by weave_run. Several threads
  * may each run their own; tasks and handles belong to the scheduler that made
@@ -234,6 +239,68 @@ WEAVE_API int64_t weave_now(void);
 WEAVE_API int64_t weave_now_us(void);
 
 /* ======================================================================== */
+/*  Timeouts and deadlines */
+/* ======================================================================== */
+
+/*
+ * Deadline scopes (asyncio.timeout, Trio's fail_after). Between
+ * weave_deadline_begin(&d, ms) and weave_deadline_end(&d), every blocking
+ * call of the calling task fails with -1/ETIMEDOUT once ms have passed: a
+ * call waiting then returns at the deadline, a call made after it fails at
+ * once, and a weave_sleep longer than the time left returns -1/ETIMEDOUT
+ * at the deadline (one that ends first returns 0). Blocking calls are
+ * sleep, yield, join, wait_fd, every I/O call and helper, offload, and the
+ * coordination calls.
+ *
+ *   - Scopes nest, and the nearest deadline wins; ending a scope restores
+ *     the one around it. They apply to the task that began them only, not
+ *     to tasks it spawns.
+ *   - A timeout of 0 begins already expired; -1 never expires. A timeout
+ *     below -1 is a mistake: the scope begins expired (a bad value never
+ *     means "no deadline") and its end returns -1/EINVAL.
+ *   - Scopes end in the reverse order of their begin, in the task that
+ *     began them, before the function that began them returns (the struct
+ *     is usually a local).
+ *
+ * weave_deadline_end returns 1 if this scope's own deadline has passed (a
+ * call may have failed for it), 0 if not; -1 with EINVAL if d is not the
+ * caller's innermost open scope (nothing is ended then) or was begun with
+ * a bad timeout, EPERM outside a task.
+ *
+ * Shields (Trio's shielded cancel scopes). Between weave_shield_begin and
+ * weave_shield_end, neither cancellation nor a deadline scope begun before
+ * the shield interrupts a blocking call: cleanup code can still talk to a
+ * peer, even in a task that was cancelled before the shield began. A
+ * deadline scope begun inside the shield still applies, which is how such
+ * cleanup is bounded. Once the shield ends, a cancelled task's blocking
+ * calls fail with ECANCELED again, and an outer deadline that passed
+ * meanwhile applies at once. Ending a shield ends the scopes begun inside
+ * it that are still open. Outside a task both calls do nothing.
+ *
+ * The structs are the caller's (a local, usually) and must stay in place
+ * until the scope ends; their fields are weave's.
+ */
+struct weave_scope_private {           /* private: weave's bookkeeping, do not touch */
+    struct weave_scope_private *outer; /* the scope begun before this one */
+    int64_t at;                        /* the scope's own deadline, monotonic ns */
+    int64_t saved;                     /* the task's deadline before the scope */
+    int kind;                          /* deadline, shield, or not begun */
+};
+
+typedef struct weave_deadline {
+    struct weave_scope_private priv;
+} weave_deadline;
+
+typedef struct weave_shield {
+    struct weave_scope_private priv;
+} weave_shield;
+
+WEAVE_API void weave_deadline_begin(weave_deadline *d, int64_t timeout_ms);
+WEAVE_API int weave_deadline_end(weave_deadline *d);
+WEAVE_API void weave_shield_begin(weave_shield *s);
+WEAVE_API void weave_shield_end(weave_shield *s);
+
+/* ======================================================================== */
 /*  Waiting on file descriptors */
 /* ======================================================================== */
 
@@ -247,8 +314,9 @@ enum { WEAVE_IN = 1, WEAVE_OUT = 4, WEAVE_ERR = 8, WEAVE_HUP = 16 };
  * an error or the peer hung up (then every requested event is reported
  * ready, so the I/O call that follows returns the error or end of file).
  *
- * At most one task may wait on an fd per direction; a reader and a writer
- * may wait on the same fd at once. The fd itself is left as it is (its
+ * Tasks waiting on one fd in one direction take turns in the order they
+ * came: the first waits for readiness, the others queue behind it, and each
+ * looks at the fd again when its turn comes. The fd itself is left as it is (its
  * blocking mode is not changed). Regular files and directories are always
  * ready, as with poll(2). As with poll(2), readiness can be stale if
  * another task or process consumed the data first; use non-blocking fds.
@@ -260,9 +328,9 @@ enum { WEAVE_IN = 1, WEAVE_OUT = 4, WEAVE_ERR = 8, WEAVE_HUP = 16 };
  * wakes by its timeout or cancellation.
  *
  * Errors: EBADF fd is negative or not open; EINVAL events is 0 or has bits
- * other than WEAVE_IN and WEAVE_OUT, or timeout_ms < -1; EBUSY another task already waits on fd in a
- * requested direction; ETIMEDOUT the timeout passed (timeout 0: not ready
- * now); ECANCELED; EPERM outside a task; ENOMEM the kernel refused the
+ * other than WEAVE_IN and WEAVE_OUT, or timeout_ms < -1; ETIMEDOUT the
+ * timeout (or a deadline scope) passed, timeout 0: not ready now;
+ * ECANCELED; EPERM outside a task; ENOMEM the kernel refused the
  * registration for lack of memory or watches.
  */
 WEAVE_API int weave_wait_fd(int fd, int events, int64_t timeout_ms);
@@ -310,19 +378,24 @@ WEAVE_API int weave_close(int fd);
  * or cancellation stops them; they then return the count written so far if
  * it is not zero (the next call reports the error), else -1 and errno.
  *
- * At most one task may wait to read and one to write on an fd at a time; a
- * second one gets EBUSY. With MSG_DONTWAIT in flags, the socket calls do not
- * wait: they return -1 with EAGAIN as POSIX's do.
+ * Tasks sharing an fd take turns in each direction, in the order they came
+ * (Go's net.Conn does the same): a call holds the fd's input or output side
+ * while it waits, and a write that writes everything holds the output side
+ * until it is done, so two tasks' messages never interleave. With
+ * MSG_DONTWAIT in flags, the socket calls do not wait, not even for their
+ * turn: they return -1 with EAGAIN as POSIX's do.
  *
  * A writer parked on a Unix stream socket whose peer did shutdown(SHUT_RD)
  * is not woken: the kernel never reports such a socket writable, though a
- * write fails with EPIPE. Close or cancel it. Close fds used here with weave_close (which wakes
- * the tasks waiting on them with EBADF), or call weave_fd_forget before
+ * write fails with EPIPE. Close or cancel it. Close fds used here with
+ * weave_close (which wakes the tasks waiting on them with EBADF), or call
+ * weave_fd_forget before
  * close(2): weave caches per-fd state. fds made by weave_accept and the
  * helpers below come with their state fresh, already non-blocking.
  *
  * Errors, besides the POSIX call's own: EPERM outside a task; ECANCELED;
- * EBADF the fd was closed by weave_close while the task waited; EBUSY.
+ * ETIMEDOUT a deadline scope passed; EBADF the fd was closed by weave_close
+ * while the task waited.
  */
 WEAVE_API ssize_t weave_read(int fd, void *buf, size_t count);
 WEAVE_API ssize_t weave_write(int fd, const void *buf, size_t count);
@@ -387,13 +460,16 @@ WEAVE_API int weave_unix_connect(const char *path);
  * discarded. fn keeps using arg until it returns, so arg must not live on
  * the caller's stack if the caller can be cancelled; weave_offload_ex names
  * a function that receives a discarded call's result (NULL if fn never ran)
- * and its arg, on the scheduler's thread, to free them. ECANCELED always
- * means that discard has been or will be called; any other error means fn
- * never ran and arg is still the caller's.
+ * and its arg, on the scheduler's thread, to free them (it must not call
+ * blocking weave functions). ECANCELED and ETIMEDOUT (a deadline scope
+ * passed) always mean that discard has been or will be called; any other
+ * error means fn never ran and arg is still the caller's.
  *
  * Returns 0 and stores fn's return value in *result (if result is not
- * NULL). Errors: EINVAL fn is NULL; EPERM outside a task; ECANCELED; ENOMEM;
- * EAGAIN no worker thread could be started; EMFILE/ENFILE no eventfd.
+ * NULL); a call that finished is returned even if the task was cancelled
+ * meanwhile. Errors: EINVAL fn is NULL; EPERM outside a task; ECANCELED;
+ * ETIMEDOUT; ENOMEM; EAGAIN no worker thread could be started;
+ * EMFILE/ENFILE no eventfd.
  */
 WEAVE_API int weave_offload(weave_fn fn, void *arg, void **result);
 WEAVE_API int weave_offload_ex(weave_fn fn, void *arg, void **result,

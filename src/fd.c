@@ -1,54 +1,112 @@
 /*
- * fd.c - waiting on file descriptors, and forgetting them.
+ * fd.c - the fd table: waiting on file descriptors, and forgetting them.
  *
- * weave keeps, per fd number, the tasks parked on it (one per direction)
- * and whether the fd is registered with the poller. Registration happens on
- * the first wait that has to park, and lasts until weave_fd_forget or
- * weave_close; an fd is never re-armed between waits (the poller is
- * edge-triggered). Every registration carries the fd's generation, bumped
- * by forget, so an event still queued for an fd that was forgotten (and
- * whose number may already name another file) is recognised and dropped.
+ * weave keeps a record per fd number it has waited on or done I/O on
+ * (struct weave__fd, internal.h). Records live in chunks that never move,
+ * so waiters and the poller may point into them. A record is registered
+ * with the poller on the first wait that has to park, with the record's
+ * watcher as the event's data, and stays registered until weave_fd_forget
+ * or weave_close; it is never re-armed between waits (the poller is
+ * edge-triggered).
+ *
+ * Each direction of an fd is a FIFO lock (a "side"). A call that may wait
+ * for input or output takes the side first, so tasks waiting on one fd in
+ * one direction queue behind each other and only the side's holder waits
+ * for readiness: an event wakes exactly the task that will use it, and a
+ * write that writes everything holds its side until it is done, so two
+ * writers never interleave. Forgetting an fd wakes every task in any of its
+ * queues with EBADF.
  */
 #include "internal.h"
 
 #include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
-static uint64_t cookie_of(int fd, uint32_t gen)
+#define CHUNK_BITS 8
+#define CHUNK      (1u << CHUNK_BITS) /* records per chunk */
+
+struct weave__fdtab {
+    struct weave__fd **chunks; /* [nchunks], NULL where none is made yet */
+    size_t nchunks;
+    uint64_t waiters;    /* tasks waiting on an fd: for a side or readiness */
+    uint64_t registered; /* records registered with the poller */
+};
+
+int weave__fdtab_init(struct weave__sched *s)
 {
-    return ((uint64_t)gen << 32) | (uint32_t)fd;
+    s->fds = calloc(1, sizeof(*s->fds));
+    return s->fds ? 0 : -ENOMEM;
 }
 
-/* The state of fd, growing the table as needed; NULL if out of memory. */
+void weave__fdtab_term(struct weave__sched *s)
+{
+    struct weave__fdtab *tab = s->fds;
+
+    if (!tab)
+        return;
+    for (size_t i = 0; i < tab->nchunks; i++)
+        free(tab->chunks[i]);
+    free(tab->chunks);
+    free(tab);
+    s->fds = NULL;
+}
+
+void weave__fdtab_stats(const struct weave__sched *s, weave_stats *st)
+{
+    st->fd_waiters = s->fds->waiters;
+    st->fds_registered = s->fds->registered;
+}
+
+static void fd_event(struct weave__sched *s, struct weave__watcher *w, int mask);
+
+/* The record of fd if one was made, else NULL. */
+static struct weave__fd *fd_find(const struct weave__sched *s, int fd)
+{
+    size_t c = (size_t)fd >> CHUNK_BITS;
+
+    if (c >= s->fds->nchunks || !s->fds->chunks[c])
+        return NULL;
+    return &s->fds->chunks[c][(unsigned)fd & (CHUNK - 1)];
+}
+
+/* The record of fd (>= 0), made if needed; NULL if out of memory. */
 static struct weave__fd *fd_state(struct weave__sched *s, int fd)
 {
-    size_t need = (size_t)fd + 1;
+    struct weave__fdtab *tab = s->fds;
+    size_t c = (size_t)fd >> CHUNK_BITS;
+    struct weave__fd *chunk;
 
-    if (need > s->nfds) {
-        size_t n = s->nfds ? s->nfds : 64;
-        struct weave__fd *v;
+    if (c >= tab->nchunks) {
+        size_t n = tab->nchunks ? tab->nchunks : 4;
+        struct weave__fd **v;
 
-        while (n < need)
+        while (n <= c)
             n *= 2;
-        v = realloc(s->fds, n * sizeof(*v));
+        v = realloc(tab->chunks, n * sizeof(*v));
         if (!v)
             return NULL;
-        memset(v + s->nfds, 0, (n - s->nfds) * sizeof(*v));
-        s->fds = v;
-        s->nfds = n;
+        memset(v + tab->nchunks, 0, (n - tab->nchunks) * sizeof(*v));
+        tab->chunks = v;
+        tab->nchunks = n;
     }
-    return &s->fds[fd];
-}
-
-/* Whether another task already waits on st in a direction of events. */
-static bool busy(const struct weave__fd *st, int events)
-{
-    return ((events & WEAVE_IN) && st->waiter[0]) || ((events & WEAVE_OUT) && st->waiter[1]);
+    if (!tab->chunks[c]) {
+        if (!(chunk = calloc(CHUNK, sizeof(*chunk))))
+            return NULL;
+        for (unsigned i = 0; i < CHUNK; i++) {
+            chunk[i].watcher.fn = fd_event;
+            chunk[i].fd = (int)((c << CHUNK_BITS) | i);
+            for (int d = 0; d < 2; d++) {
+                weave__lock_init(&chunk[i].side[d]);
+                weave__queue_init(&chunk[i].ready[d]);
+            }
+        }
+        tab->chunks[c] = chunk;
+    }
+    return &tab->chunks[c][(unsigned)fd & (CHUNK - 1)];
 }
 
 /* What a wait for events on fd returns, given what the fd reported. */
@@ -88,18 +146,48 @@ static int poll_now(int fd, int events)
     return ready_mask(events, got);
 }
 
-int weave__fd_park(struct weave__sched *s, int fd, int events, int64_t deadline)
+/* Whether another call holds a side of st that events need. */
+static bool sides_held(const struct weave__fd *st, int events)
 {
-    struct weave_task *self = s->current;
-    struct weave__fd *st = fd_state(s, fd);
+    return st && (((events & WEAVE_IN) && st->side[0].owner) ||
+                  ((events & WEAVE_OUT) && st->side[1].owner));
+}
+
+int weave__fd_lock(struct weave__sched *s, struct weave__fd *st, int events, int64_t timeout)
+{
+    int r = 0;
+
+    for (int d = 0; d < 2 && r == 0; d++) {
+        struct weave__lock *l = &st->side[d];
+
+        if (!(events & (d ? WEAVE_OUT : WEAVE_IN)) || weave__lock_try(s, l))
+            continue;
+        s->fds->waiters++;
+        r = weave__lock_acquire(s, l, timeout);
+        s->fds->waiters--;
+        if (r < 0 && d == 1 && (events & WEAVE_IN))
+            weave__lock_release(s, &st->side[0]);
+    }
+    return r;
+}
+
+void weave__fd_unlock(struct weave__sched *s, struct weave__fd *st, int events)
+{
+    if (events & WEAVE_IN)
+        weave__lock_release(s, &st->side[0]);
+    if (events & WEAVE_OUT)
+        weave__lock_release(s, &st->side[1]);
+}
+
+int weave__fd_park(struct weave__sched *s, struct weave__fd *st, int events, int64_t timeout)
+{
+    struct weave__waiter w[2];
+    struct weave__wait wait;
+    unsigned n = 0;
     int r;
 
-    if (!st)
-        return -ENOMEM;
-    if (busy(st, events))
-        return -EBUSY;
     if (!st->registered) {
-        r = weave__poller_add(&s->poller, fd, cookie_of(fd, st->gen), 0);
+        r = weave__poller_add(&s->poller, st->fd, &st->watcher, 0);
         if (r == -EPERM)
             return events; /* not pollable: always ready, as with poll(2) */
         if (r == -ENOSPC)
@@ -107,48 +195,73 @@ int weave__fd_park(struct weave__sched *s, int fd, int events, int64_t deadline)
         if (r < 0)
             return r;
         st->registered = 1;
+        s->fds->registered++;
     }
     if (events & WEAVE_IN)
-        st->waiter[0] = self;
+        weave__queue_push(s, &st->ready[0], &w[n++], NULL);
     if (events & WEAVE_OUT)
-        st->waiter[1] = self;
-    s->fd_waiters++;
-    r = weave__park(s, deadline);
-    s->fd_waiters--;
-    st = &s->fds[fd]; /* the table may have moved while we were parked */
-    if (st->waiter[0] == self)
-        st->waiter[0] = NULL;
-    if (st->waiter[1] == self)
-        st->waiter[1] = NULL;
-    return r < 0 ? r : ready_mask(events, r);
+        weave__queue_push(s, &st->ready[1], &w[n++], NULL);
+    weave__wait_init(&wait, w, n, timeout);
+    s->fds->waiters++;
+    s->io_waiters++;
+    r = weave__park(s, &wait);
+    s->io_waiters--;
+    s->fds->waiters--;
+    if (r != WEAVE__WHY_EVENT)
+        return weave__why_errno(r);
+    return ready_mask(events, (int)w[wait.fired].value);
+}
+
+static void fd_event(struct weave__sched *s, struct weave__watcher *w, int mask)
+{
+    struct weave__fd *st = weave__container_of(w, struct weave__fd, watcher);
+
+    if (!st->registered)
+        return; /* forgotten by a watcher earlier in this batch */
+    if (mask & WEAVE_IN)
+        st->drained = 0;
+    if (mask & (WEAVE__RDHUP | WEAVE_HUP | WEAVE_ERR))
+        st->read_closed = 1;
+    if (mask & WEAVE_IN)
+        weave__queue_wake_all(s, &st->ready[0], mask);
+    if (mask & WEAVE_OUT)
+        weave__queue_wake_all(s, &st->ready[1], mask);
 }
 
 static int wait_fd(int fd, int events, int64_t timeout_ms)
 {
     struct weave__sched *s = weave__tls;
-    int64_t deadline;
+    struct weave__fd *st;
+    int64_t timeout;
     int r;
 
     if (fd < 0)
         return -EBADF;
     if (events == 0 || (events & ~(WEAVE_IN | WEAVE_OUT)))
         return -EINVAL;
-    if ((deadline = weave__deadline_in(timeout_ms, 1000000)) < 0)
+    if ((timeout = weave__deadline_in(timeout_ms, 1000000)) < 0)
         return -EINVAL;
     if (!s)
         return -EPERM;
-    if (weave__cancelled(s))
-        return -ECANCELED;
-    if ((size_t)fd < s->nfds && busy(&s->fds[fd], events))
-        return -EBUSY;
-    /* Edge-triggered registration reports changes only: look at the fd's
-     * state first, and park only if it is not ready now. */
-    r = poll_now(fd, events);
-    if (r != 0)
+    if ((r = weave__checkpoint(s)) < 0)
         return r;
-    if (timeout_ms == 0)
-        return -ETIMEDOUT;
-    return weave__fd_park(s, fd, events, deadline);
+    /* Edge-triggered registration reports changes only: look at the fd's
+     * state first, and park only if it is not ready now. This also tells
+     * an fd that is not open (EBADF) before any record is made for it. */
+    r = poll_now(fd, events);
+    if (r < 0 || timeout_ms == 0)
+        return r ? r : -ETIMEDOUT;
+    if (r > 0 && !sides_held(fd_find(s, fd), events))
+        return r; /* ready, and nobody waits before us */
+    if (!(st = fd_state(s, fd)))
+        return -ENOMEM;
+    if ((r = weave__fd_lock(s, st, events, timeout)) < 0)
+        return r;
+    r = poll_now(fd, events); /* the others before us may have changed it */
+    if (r == 0)
+        r = weave__fd_park(s, st, events, timeout);
+    weave__fd_unlock(s, st, events);
+    return r;
 }
 
 int weave_wait_fd(int fd, int events, int64_t timeout_ms)
@@ -156,53 +269,34 @@ int weave_wait_fd(int fd, int events, int64_t timeout_ms)
     return weave__ret(wait_fd(fd, events, timeout_ms));
 }
 
-void weave__fd_event(struct weave__sched *s, uint64_t cookie, int mask)
-{
-    int fd = (int)(uint32_t)cookie;
-    struct weave__fd *st;
-
-    if ((size_t)fd >= s->nfds)
-        return;
-    st = &s->fds[fd];
-    if (!st->registered || st->gen != (uint32_t)(cookie >> 32))
-        return;
-    if (mask & WEAVE_IN)
-        st->drained = 0;
-    if (mask & (WEAVE__RDHUP | WEAVE_HUP | WEAVE_ERR))
-        st->read_closed = 1;
-    if ((mask & WEAVE_IN) && st->waiter[0])
-        weave__wake(s, st->waiter[0], mask);
-    if ((mask & WEAVE_OUT) && st->waiter[1])
-        weave__wake(s, st->waiter[1], mask);
-}
-
-/* Wake fd's waiters with EBADF, drop its registration and cached state. */
-static void forget(struct weave__sched *s, struct weave__fd *st, int fd)
+/* Wake every task waiting on fd with EBADF, drop its registration and
+ * cached state. A side stays held by the call that holds it, which returns
+ * EBADF and releases it. */
+static void forget(struct weave__sched *s, struct weave__fd *st)
 {
     for (int d = 0; d < 2; d++) {
-        if (st->waiter[d]) {
-            weave__wake(s, st->waiter[d], -EBADF);
-            st->waiter[d] = NULL;
-        }
+        weave__queue_close(s, &st->ready[d]);
+        weave__queue_close(s, &st->side[d].q);
     }
     if (st->registered) {
-        weave__poller_del(&s->poller, fd);
+        weave__poller_del(&s->poller, st->fd);
         st->registered = 0;
+        s->fds->registered--;
     }
     st->kind = WEAVE__FD_UNKNOWN;
     st->no_nowait_read = st->no_nowait_write = 0;
     st->short_drains = st->drained = st->read_closed = 0;
-    st->gen++;
 }
 
 int weave_fd_forget(int fd)
 {
     struct weave__sched *s = weave__tls;
+    struct weave__fd *st;
 
     if (fd < 0)
         return weave__ret(-EBADF);
-    if (s && (size_t)fd < s->nfds)
-        forget(s, &s->fds[fd], fd);
+    if (s && (st = fd_find(s, fd)) != NULL)
+        forget(s, st);
     return 0;
 }
 
@@ -213,13 +307,12 @@ void weave__fd_fresh(int fd, bool short_drains)
 
     if (!s)
         return;
-    if ((size_t)fd < s->nfds)
-        forget(s, &s->fds[fd], fd);
-    st = fd_state(s, fd);
-    if (st) {
-        st->kind = WEAVE__FD_POLL;
-        st->short_drains = short_drains;
-    }
+    if ((st = fd_find(s, fd)) != NULL)
+        forget(s, st);
+    else if (!(st = fd_state(s, fd)))
+        return; /* out of memory: the first I/O call learns the fd instead */
+    st->kind = WEAVE__FD_POLL;
+    st->short_drains = short_drains;
 }
 
 /* Whether a short read from fd means it was emptied: true of TCP sockets
@@ -249,8 +342,8 @@ struct weave__fd *weave__fd_prepare(struct weave__sched *s, int fd, int *err)
         *err = -EBADF;
         return NULL;
     }
-    if ((size_t)fd < s->nfds && s->fds[fd].kind != WEAVE__FD_UNKNOWN)
-        return &s->fds[fd];
+    if ((st = fd_find(s, fd)) != NULL && st->kind != WEAVE__FD_UNKNOWN)
+        return st;
     if (fstat(fd, &sb) != 0) {
         *err = -errno;
         return NULL;
@@ -278,11 +371,4 @@ int weave_close(int fd)
     if (weave_fd_forget(fd) < 0)
         return -1;
     return close(fd);
-}
-
-void weave__fd_term(struct weave__sched *s)
-{
-    free(s->fds);
-    s->fds = NULL;
-    s->nfds = 0;
 }

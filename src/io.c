@@ -145,14 +145,11 @@ static ssize_t file_offload(struct weave__sched *s, int fd, struct weave__fd *st
                             const struct io_op *op)
 {
     size_t len = iov_total(op->iov, op->iovcnt);
-    struct weave_task *self = s->current;
     int d = op->kind == OP_WRITE;
     struct file_call *c;
     ssize_t n;
     int r;
 
-    if (st->waiter[d])
-        return -EBUSY; /* one reader and one writer at a time, as on sockets */
     if (len > FILE_CHUNK)
         len = FILE_CHUNK; /* a short count, as read and write may return */
     if (!(c = calloc(1, sizeof(*c))) || !(c->buf = malloc(len ? len : 1))) {
@@ -169,13 +166,10 @@ static ssize_t file_offload(struct weave__sched *s, int fd, struct weave__fd *st
         free(c);
         return r;
     }
-    /* Wait in fd's waiter slot as well, so that weave_close(fd) wakes us
-     * with EBADF as it wakes any task waiting on an fd. */
-    st->waiter[d] = self;
-    r = weave__offload(s, file_run, c, NULL, file_discard, WEAVE__NO_DEADLINE);
-    st = &s->fds[fd]; /* the table may have moved while we waited */
-    if (st->waiter[d] == self)
-        st->waiter[d] = NULL;
+    /* Wait in the fd's ready queue of this side as well, so that
+     * weave_close(fd) wakes us with EBADF as it wakes any task waiting on
+     * an fd. A regular file is never registered: nothing else wakes it. */
+    r = weave__offload(s, file_run, c, NULL, file_discard, WEAVE__NO_DEADLINE, &st->ready[d]);
     if (r == -ECANCELED || r == -ETIMEDOUT || r == -EBADF)
         return r; /* c belongs to file_discard now */
     if (r < 0) {
@@ -229,21 +223,14 @@ static void note_short_read(struct weave__fd *st, const struct io_op *op, size_t
         st->drained = 1;
 }
 
-/* Run op on fd once, parking on EAGAIN until it completes. Returns the
- * call's result or -errno. */
-static ssize_t io_once(int fd, const struct io_op *op, int events)
+/* Run op on fd once, holding its side, parking on EAGAIN until it
+ * completes. Returns the call's result or -errno. */
+static ssize_t io_held(struct weave__sched *s, int fd, struct weave__fd *st, const struct io_op *op,
+                       int events)
 {
-    struct weave__sched *s = weave__tls;
     bool reads = op->kind == OP_READ || op->kind == OP_RECV || op->kind == OP_RECVFROM;
-    struct weave__fd *st;
-    int err, r;
+    int r;
 
-    if (!s)
-        return -EPERM;
-    if (weave__cancelled(s))
-        return -ECANCELED;
-    if (!(st = weave__fd_prepare(s, fd, &err)))
-        return err;
     if (st->kind == WEAVE__FD_FILE && (op->kind == OP_READ || op->kind == OP_WRITE))
         return file_io(s, fd, st, op);
     if (reads && st->drained && !(op->flags & MSG_DONTWAIT)) {
@@ -253,7 +240,7 @@ static ssize_t io_once(int fd, const struct io_op *op, int events)
          * edge-triggered and permanent, so data that arrived meanwhile has
          * queued one. */
         st->drained = 0;
-        if ((r = weave__fd_park(s, fd, events, WEAVE__NO_DEADLINE)) < 0)
+        if ((r = weave__fd_park(s, st, events, WEAVE__NO_DEADLINE)) < 0)
             return r;
     }
     for (;;) {
@@ -261,7 +248,7 @@ static ssize_t io_once(int fd, const struct io_op *op, int events)
 
         if (n >= 0) {
             if (reads && n > 0)
-                note_short_read(&s->fds[fd], op, (size_t)n);
+                note_short_read(st, op, (size_t)n);
             return n;
         }
         if (errno == EINTR)
@@ -270,9 +257,48 @@ static ssize_t io_once(int fd, const struct io_op *op, int events)
             return -errno;
         if (op->flags & MSG_DONTWAIT)
             return -EAGAIN; /* the caller asked not to wait */
-        if ((r = weave__fd_park(s, fd, events, WEAVE__NO_DEADLINE)) < 0)
+        if ((r = weave__fd_park(s, st, events, WEAVE__NO_DEADLINE)) < 0)
             return r;
     }
+}
+
+/* Check the call may block, learn the fd and take its side (events).
+ * Returns the fd's record, or NULL with *err set. With MSG_DONTWAIT the
+ * side is not waited for: held by another call, it is -EAGAIN. */
+static struct weave__fd *io_begin(struct weave__sched *s, int fd, int events, int flags, int *err)
+{
+    struct weave__fd *st;
+
+    if (!s) {
+        *err = -EPERM;
+        return NULL;
+    }
+    if ((*err = weave__checkpoint(s)) < 0 || !(st = weave__fd_prepare(s, fd, err)))
+        return NULL;
+    if (flags & MSG_DONTWAIT) {
+        if (!weave__lock_try(s, &st->side[events == WEAVE_OUT])) {
+            *err = -EAGAIN;
+            return NULL;
+        }
+    } else if ((*err = weave__fd_lock(s, st, events, WEAVE__NO_DEADLINE)) < 0) {
+        return NULL;
+    }
+    return st;
+}
+
+/* One call of op on fd, in turn with the other tasks using its side. */
+static ssize_t io_once(int fd, const struct io_op *op, int events)
+{
+    struct weave__sched *s = weave__tls;
+    struct weave__fd *st;
+    ssize_t n;
+    int err;
+
+    if (!(st = io_begin(s, fd, events, op->flags, &err)))
+        return err;
+    n = io_held(s, fd, st, op, events);
+    weave__fd_unlock(s, st, events);
+    return n;
 }
 
 static ssize_t ret_ssize(ssize_t r)
@@ -285,21 +311,25 @@ static ssize_t ret_ssize(ssize_t r)
 }
 
 /* Write everything op describes (one buffer, or iovecs), continuing after
- * short writes. Returns the total, a short total if an error stopped it
- * after some bytes, or -errno. */
+ * short writes, holding the fd's output side throughout so that no other
+ * task's write lands in the middle. Returns the total, a short total if an
+ * error stopped it after some bytes, or -errno. */
 static ssize_t write_all(int fd, struct io_op *op)
 {
+    struct weave__sched *s = weave__tls;
     struct iovec *owned = NULL; /* a copy of the caller's const iovecs */
+    struct weave__fd *st;
     size_t done = 0;
+    ssize_t n = 0;
+    int err;
 
+    if (!(st = io_begin(s, fd, WEAVE_OUT, op->flags, &err)))
+        return err;
     for (;;) {
-        ssize_t n = io_once(fd, op, WEAVE_OUT);
         size_t left;
 
-        if (n < 0) {
-            free(owned);
-            return done > 0 ? (ssize_t)done : n;
-        }
+        if ((n = io_held(s, fd, st, op, WEAVE_OUT)) < 0)
+            break;
         done += (size_t)n;
         if (op->kind == OP_SEND) {
             op->buf = (char *)op->buf + n;
@@ -320,7 +350,7 @@ static ssize_t write_all(int fd, struct io_op *op)
         if (!owned) {
             owned = malloc((size_t)op->iovcnt * sizeof(*owned));
             if (!owned)
-                return (ssize_t)done;
+                break;
             memcpy(owned, op->iov, (size_t)op->iovcnt * sizeof(*owned));
             op->iov = owned;
         }
@@ -328,8 +358,9 @@ static ssize_t write_all(int fd, struct io_op *op)
         ((struct iovec *)(uintptr_t)op->iov)->iov_base = (char *)op->iov[0].iov_base + left;
         ((struct iovec *)(uintptr_t)op->iov)->iov_len -= left;
     }
+    weave__fd_unlock(s, st, WEAVE_OUT);
     free(owned);
-    return (ssize_t)done;
+    return done > 0 || n >= 0 ? (ssize_t)done : n;
 }
 
 /* ---- the calls ---------------------------------------------------------- */
@@ -435,22 +466,45 @@ ssize_t weave_sendto(int fd, const void *buf, size_t len, int flags, const struc
 int weave_accept(int fd, struct sockaddr *addr, socklen_t *addrlen)
 {
     struct io_op op = {.kind = OP_ACCEPT, .addr = addr, .addrlen = addrlen};
-    ssize_t r = io_once(fd, &op, WEAVE_IN);
+    struct weave__sched *s = weave__tls;
+    struct weave__fd *st;
+    ssize_t r;
+    int err;
 
+    if (!(st = io_begin(s, fd, WEAVE_IN, 0, &err)))
+        return weave__ret(err);
+    r = io_held(s, fd, st, &op, WEAVE_IN);
+    weave__fd_unlock(s, st, WEAVE_IN);
     if (r >= 0) /* a TCP listener's connections are TCP sockets */
-        weave__fd_fresh((int)r, weave__tls->fds[fd].short_drains);
+        weave__fd_fresh((int)r, st->short_drains);
     return (int)ret_ssize(r);
 }
 
+/* Pause until timeout (the back-off's), or fail at overall. Returns 0 when
+ * the pause is over, or -errno. */
+static int backoff(struct weave__sched *s, int64_t pause, int64_t overall)
+{
+    struct weave__wait w;
+    int why;
+
+    weave__wait_init(&w, NULL, 0, pause < overall ? pause : overall);
+    why = weave__park(s, &w);
+    if (why == WEAVE__WHY_TIMEOUT)
+        return pause < overall ? 0 : -ETIMEDOUT;
+    return weave__why_errno(why);
+}
+
 int weave__connect(struct weave__sched *s, int fd, const struct sockaddr *addr, socklen_t addrlen,
-                   int64_t deadline)
+                   int64_t timeout)
 {
     int64_t backoff_us = 1000;
-    int err, r;
+    struct weave__fd *st;
+    int soerr = 0, err, r;
+    socklen_t len = sizeof(soerr);
 
-    if (weave__cancelled(s))
-        return -ECANCELED;
-    if (!weave__fd_prepare(s, fd, &err))
+    if ((r = weave__checkpoint(s)) < 0)
+        return r;
+    if (!(st = weave__fd_prepare(s, fd, &err)))
         return err;
     for (;;) {
         if (connect(fd, addr, addrlen) == 0)
@@ -462,27 +516,21 @@ int weave__connect(struct weave__sched *s, int fd, const struct sockaddr *addr, 
         /* A Unix socket whose listener's backlog is full: a blocking
          * connect would wait for room, and nothing reports room, so retry
          * after a growing pause. */
-        r = weave__park(s, backoff_us * 1000 >= deadline - weave__clock_ns()
-                               ? deadline
-                               : weave__deadline_after(backoff_us * 1000));
-        if (r == -ETIMEDOUT && weave__clock_ns() < deadline) {
-            if (backoff_us < 64000)
-                backoff_us *= 2;
-            continue;
-        }
-        return r < 0 ? r : -EAGAIN;
+        if ((r = backoff(s, weave__deadline_after(backoff_us * 1000), timeout)) < 0)
+            return r;
+        if (backoff_us < 64000)
+            backoff_us *= 2;
     }
     /* In progress: it is done when the socket becomes writable. */
-    r = weave__fd_park(s, fd, WEAVE_OUT, deadline);
+    if ((r = weave__fd_lock(s, st, WEAVE_OUT, timeout)) < 0)
+        return r;
+    r = weave__fd_park(s, st, WEAVE_OUT, timeout);
+    weave__fd_unlock(s, st, WEAVE_OUT);
     if (r < 0)
         return r;
-    {
-        int soerr = 0;
-        socklen_t len = sizeof(soerr);
-        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0)
-            return -errno;
-        return soerr ? -soerr : 0;
-    }
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0)
+        return -errno;
+    return soerr ? -soerr : 0;
 }
 
 int weave_connect(int fd, const struct sockaddr *addr, socklen_t addrlen)

@@ -109,8 +109,8 @@ static int resolve(const char *host, const char *port, bool passive, int64_t dea
     /* A name (of the host or the service): look it up on the pool. */
     if (!s)
         return -EPERM;
-    if (weave__cancelled(s))
-        return -ECANCELED;
+    if ((r = weave__checkpoint(s)) < 0)
+        return r;
     if (!(l = calloc(1, sizeof(*l))))
         return -ENOMEM;
     l->host = host ? strdup(host) : NULL;
@@ -121,7 +121,7 @@ static int resolve(const char *host, const char *port, bool passive, int64_t dea
     }
     l->hints = hints;
     l->hints.ai_flags &= ~(AI_NUMERICHOST | AI_NUMERICSERV);
-    r = weave__offload(s, lookup_run, l, NULL, lookup_free, deadline);
+    r = weave__offload(s, lookup_run, l, NULL, lookup_free, deadline, NULL);
     if (r == -ECANCELED || r == -ETIMEDOUT)
         return r; /* l belongs to lookup_free now */
     if (r == 0 && (r = l->rc == 0 ? 0 : gai_errno(l->rc, l->err)) == 0) {
@@ -224,8 +224,8 @@ static int tcp_connect(const char *host, const char *port, int64_t timeout_ms)
         return -EINVAL;
     if (!s)
         return -EPERM;
-    if (weave__cancelled(s))
-        return -ECANCELED;
+    if ((r = weave__checkpoint(s)) < 0)
+        return r;
     if ((r = resolve(host, port, false, deadline, &res)) < 0)
         return r;
     for (ai = res; ai; ai = ai->ai_next) {

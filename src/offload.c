@@ -10,12 +10,15 @@
  * guarded by one mutex.
  *
  * A job's life: QUEUED, then RUNNING and DONE (set by the worker, under the
- * lock), then collected (by the scheduler, on its own thread). The task
- * that submitted it owns it again once it is collected
- * (or, if cancelled, while it is still QUEUED: it takes it off the queue).
- * A task that stops waiting for a RUNNING or DONE job abandons it: the
- * scheduler then passes the result to the job's discard function and frees
- * the job when it collects it.
+ * lock), then collected (by the scheduler, on its own thread), which wakes
+ * the task waiting in the job's queue. The task that submitted it owns it
+ * again once it is collected (or, if it stopped waiting while the job was
+ * still QUEUED: it takes it off the queue). A task that stops waiting for
+ * a RUNNING or DONE job abandons it: the scheduler then passes the result
+ * to the job's discard function and frees the job when it collects it.
+ *
+ * The pool belongs to the scheduler (weave__offload_init/term); its
+ * eventfd carries a watcher, which the poll step calls like any other.
  *
  * The pool is made on the first call and stopped by weave_run's end, after
  * every task has ended: workers finish the job they run (weave_run waits
@@ -45,51 +48,51 @@
 enum job_state { QUEUED, RUNNING, DONE };
 
 struct job {
-    struct job *next; /* queue or done list */
-    weave_fn fn;      /* the call */
+    struct weave__list link; /* the queue or the done list, under the lock */
+    weave_fn fn;             /* the call */
     void *arg;
     void *result;                    /* fn's return value, once DONE */
     void (*discard)(void *, void *); /* for an abandoned job's result, or NULL */
-    struct weave_task *waiter;       /* scheduler thread only; NULL = abandoned */
-    int state;                       /* enum job_state, under the pool's lock */
+    struct weave__queue waiter;      /* scheduler thread only: the task waiting */
+    int state;                       /* enum job_state, under the lock */
     bool collected;                  /* scheduler thread only: handed back */
+    bool abandoned;                  /* scheduler thread only: nobody will take it */
 };
 
-struct weave__pool {
+struct weave__offload {
+    struct weave__watcher watcher; /* the eventfd's, for the poll step */
     pthread_mutex_t lock;
-    pthread_cond_t work;               /* signalled when a job is queued or at stop */
-    struct job *head, *tail;           /* queued jobs, FIFO */
-    struct job *done_head, *done_tail; /* finished jobs not yet collected */
-    pthread_t *threads;                /* [max] */
-    unsigned nthreads;                 /* started */
-    unsigned idle;                     /* waiting for work */
-    unsigned running;                  /* running a call */
-    unsigned queued;                   /* calls in the queue */
-    unsigned max;                      /* most threads */
-    bool stop;                         /* weave_run is ending */
-    int efd;                           /* eventfd: the done list became non-empty */
+    pthread_cond_t work;     /* signalled when a job is queued or at stop */
+    struct weave__list jobs; /* queued jobs, FIFO */
+    struct weave__list done; /* finished jobs not yet collected */
+    pthread_t *threads;      /* [max], once started */
+    unsigned nthreads;       /* started */
+    unsigned idle;           /* waiting for work */
+    unsigned running;        /* running a call */
+    unsigned queued;         /* calls in the queue */
+    unsigned max;            /* most threads */
+    bool stop;               /* weave_run is ending */
+    int efd;                 /* eventfd: the done list became non-empty; -1 before */
+    uint64_t waiters;        /* tasks waiting for a call */
 };
 
 static void *worker(void *p)
 {
-    struct weave__pool *pool = p;
+    struct weave__offload *pool = p;
 
     pthread_mutex_lock(&pool->lock);
     for (;;) {
         struct job *j;
         bool was_empty;
 
-        while (!pool->head && !pool->stop) {
+        while (weave__list_empty(&pool->jobs) && !pool->stop) {
             pool->idle++;
             pthread_cond_wait(&pool->work, &pool->lock);
             pool->idle--;
         }
-        if (!pool->head)
+        if (weave__list_empty(&pool->jobs))
             break; /* stopping, and the queue is drained */
-        j = pool->head;
-        pool->head = j->next;
-        if (!pool->head)
-            pool->tail = NULL;
+        j = weave__container_of(weave__list_pop(&pool->jobs), struct job, link);
         pool->queued--;
         pool->running++;
         j->state = RUNNING;
@@ -100,14 +103,9 @@ static void *worker(void *p)
         pthread_mutex_lock(&pool->lock);
         pool->running--;
         j->state = DONE;
-        j->next = NULL;
         tsan_release(j);
-        was_empty = pool->done_head == NULL;
-        if (pool->done_tail)
-            pool->done_tail->next = j;
-        else
-            pool->done_head = j;
-        pool->done_tail = j;
+        was_empty = weave__list_empty(&pool->done);
+        weave__list_push(&pool->done, &j->link);
         pthread_mutex_unlock(&pool->lock);
         if (was_empty) {
             uint64_t one = 1;
@@ -121,50 +119,52 @@ static void *worker(void *p)
     return NULL;
 }
 
-/* Start s's pool (no thread yet: they start as calls need them). Returns
- * it, or NULL with *err set to a negative errno. */
-static struct weave__pool *pool_new(struct weave__sched *s, int *err)
-{
-    struct weave__pool *pool = calloc(1, sizeof(*pool));
+static void pool_event(struct weave__sched *s, struct weave__watcher *w, int mask);
 
-    if (!pool) {
-        *err = -ENOMEM;
-        return NULL;
-    }
-    pool->max = s->offload_threads;
-    pool->threads = calloc(pool->max, sizeof(*pool->threads));
-    if (!pool->threads) {
-        *err = -ENOMEM;
-        free(pool);
-        return NULL;
-    }
+int weave__offload_init(struct weave__sched *s, unsigned max_threads)
+{
+    struct weave__offload *pool = calloc(1, sizeof(*pool));
+
+    if (!pool)
+        return -ENOMEM;
+    pool->max = max_threads;
+    pool->efd = -1;
+    pool->watcher.fn = pool_event;
+    weave__list_init(&pool->jobs);
+    weave__list_init(&pool->done);
+    s->offload = pool;
+    return 0;
+}
+
+/* Make the pool's eventfd and thread table on the first call. Returns 0
+ * or -errno. */
+static int pool_start(struct weave__sched *s, struct weave__offload *pool)
+{
+    int r;
+
+    if (pool->efd >= 0)
+        return 0;
+    if (!pool->threads && !(pool->threads = calloc(pool->max, sizeof(*pool->threads))))
+        return -ENOMEM;
     pool->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (pool->efd < 0) {
-        *err = errno > 0 ? -errno : -EMFILE;
-        free(pool->threads);
-        free(pool);
-        return NULL;
-    }
+    if (pool->efd < 0)
+        return errno > 0 ? -errno : -EMFILE;
     /* Input only: reading the eventfd makes it writable again, and an
      * output edge would wake the scheduler for nothing. */
-    *err = weave__poller_add(&s->poller, pool->efd, WEAVE__COOKIE_OFFLOAD, 1);
-    if (*err < 0) {
-        if (*err != -EMFILE && *err != -ENFILE)
-            *err = -ENOMEM; /* out of memory or of epoll watches */
+    r = weave__poller_add(&s->poller, pool->efd, &pool->watcher, 1);
+    if (r < 0) {
         close(pool->efd);
-        free(pool->threads);
-        free(pool);
-        return NULL;
+        pool->efd = -1;
+        return r == -EMFILE || r == -ENFILE ? r : -ENOMEM; /* memory, or epoll watches */
     }
     pthread_mutex_init(&pool->lock, NULL);
     pthread_cond_init(&pool->work, NULL);
-    s->pool = pool;
-    return pool;
+    return 0;
 }
 
 /* Start one more worker, with every signal blocked so that signals meant
  * for the process are never handled on a worker. Called with the lock. */
-static int start_worker(struct weave__pool *pool)
+static int start_worker(struct weave__offload *pool)
 {
     sigset_t all, old;
     int r;
@@ -184,29 +184,23 @@ static int start_worker(struct weave__pool *pool)
 
 /* Queue j, starting a worker if none is idle. Returns 0, or -EAGAIN if no
  * worker exists and none could be started. */
-static int submit(struct weave__pool *pool, struct job *j)
+static int submit(struct weave__offload *pool, struct job *j)
 {
     bool wake;
     int r = 0;
 
     pthread_mutex_lock(&pool->lock);
     j->state = QUEUED;
-    j->next = NULL;
-    if (pool->tail)
-        pool->tail->next = j;
-    else
-        pool->head = j;
-    pool->tail = j;
+    weave__list_push(&pool->jobs, &j->link);
     pool->queued++;
     wake = pool->idle > 0;
     /* A thread not running a call is idle or about to look at the queue
      * again: start one more only when the queue outgrows those. */
     if (pool->queued > pool->nthreads - pool->running && pool->nthreads < pool->max &&
         start_worker(pool) < 0 && pool->nthreads == 0) {
-        /* Nobody would ever run it: take it back. With no worker, every
-         * earlier submit failed the same way, so j is alone in the queue. */
-        pool->head = pool->tail = NULL;
-        pool->queued = 0;
+        /* Nobody would ever run it: take it back. */
+        weave__list_del(&j->link);
+        pool->queued--;
         r = -EAGAIN;
     }
     pthread_mutex_unlock(&pool->lock);
@@ -225,27 +219,35 @@ static void job_discard(struct job *j)
 }
 
 int weave__offload(struct weave__sched *s, weave_fn fn, void *arg, void **result,
-                   void (*discard)(void *, void *), int64_t deadline)
+                   void (*discard)(void *, void *), int64_t timeout, struct weave__queue *also)
 {
-    struct weave__pool *pool = s->pool;
+    struct weave__offload *pool = s->offload;
+    struct weave__waiter w[2];
+    struct weave__wait wait;
     struct job *j;
     int r, state;
 
-    if (!pool && !(pool = pool_new(s, &r)))
+    if ((r = pool_start(s, pool)) < 0)
         return r;
     if (!(j = calloc(1, sizeof(*j))))
         return -ENOMEM;
     j->fn = fn;
     j->arg = arg;
     j->discard = discard;
-    j->waiter = s->current;
+    weave__queue_init(&j->waiter);
     if ((r = submit(pool, j)) < 0) {
         free(j);
         return r;
     }
-    s->external++;
-    r = weave__park(s, deadline);
-    s->external--;
+    weave__queue_push(s, &j->waiter, &w[0], NULL);
+    if (also)
+        weave__queue_push(s, also, &w[1], NULL);
+    weave__wait_init(&wait, w, also ? 2 : 1, timeout);
+    pool->waiters++;
+    s->io_waiters++;
+    r = weave__park(s, &wait);
+    s->io_waiters--;
+    pool->waiters--;
     if (j->collected) {
         /* Finished, even if a cancellation or the deadline came too. */
         tsan_acquire(j);
@@ -254,99 +256,102 @@ int weave__offload(struct weave__sched *s, weave_fn fn, void *arg, void **result
         free(j);
         return 0;
     }
-    pthread_mutex_lock(&s->pool->lock);
+    pthread_mutex_lock(&pool->lock);
     state = j->state;
     if (state == QUEUED) {
-        struct job **pp = &s->pool->head, *prev = NULL;
-        while (*pp != j) {
-            prev = *pp;
-            pp = &(*pp)->next;
-        }
-        *pp = j->next;
-        if (s->pool->tail == j)
-            s->pool->tail = prev;
-        s->pool->queued--;
+        weave__list_del(&j->link);
+        pool->queued--;
     }
-    pthread_mutex_unlock(&s->pool->lock);
+    pthread_mutex_unlock(&pool->lock);
     if (state == QUEUED)
         job_discard(j); /* never ran */
     else
-        j->waiter = NULL; /* running or done: collected later */
-    return r < 0 ? r : -ECANCELED;
+        j->abandoned = true; /* running or done: discarded when collected */
+    r = weave__why_errno(r);
+    return r < 0 ? r : -EBADF; /* an event on `also` means its fd is gone */
 }
 
-void weave__offload_event(struct weave__sched *s)
+/* The eventfd fired: hand finished calls back to their tasks. */
+static void pool_event(struct weave__sched *s, struct weave__watcher *w, int mask)
 {
-    struct weave__pool *pool = s->pool;
-    struct job *j, *next;
+    struct weave__offload *pool = weave__container_of(w, struct weave__offload, watcher);
+    struct weave__list done, *n;
     uint64_t count;
 
+    (void)mask;
     (void)!read(pool->efd, &count, sizeof(count));
+    weave__list_init(&done);
     pthread_mutex_lock(&pool->lock);
-    j = pool->done_head;
-    pool->done_head = pool->done_tail = NULL;
+    while ((n = weave__list_pop(&pool->done)) != NULL)
+        weave__list_push(&done, n);
     pthread_mutex_unlock(&pool->lock);
-    for (; j; j = next) {
-        next = j->next;
+    while ((n = weave__list_pop(&done)) != NULL) {
+        struct job *j = weave__container_of(n, struct job, link);
+
         j->collected = true;
-        if (j->waiter) {
-            weave__wake(s, j->waiter, 0);
-        } else {
+        if (j->abandoned) {
             tsan_acquire(j);
             job_discard(j);
+        } else {
+            weave__queue_wake_all(s, &j->waiter, 0);
         }
     }
 }
 
 void weave__offload_term(struct weave__sched *s)
 {
-    struct weave__pool *pool = s->pool;
-    struct job *j, *next;
+    struct weave__offload *pool = s->offload;
+    struct weave__list *n;
 
     if (!pool)
         return;
-    pthread_mutex_lock(&pool->lock);
-    pool->stop = true;
-    pthread_cond_broadcast(&pool->work);
-    pthread_mutex_unlock(&pool->lock);
-    for (unsigned i = 0; i < pool->nthreads; i++)
-        pthread_join(pool->threads[i], NULL);
-    /* Every task has ended, so whatever finished was abandoned. */
-    for (j = pool->done_head; j; j = next) {
-        next = j->next;
-        tsan_acquire(j);
-        job_discard(j);
+    if (pool->efd >= 0) {
+        pthread_mutex_lock(&pool->lock);
+        pool->stop = true;
+        pthread_cond_broadcast(&pool->work);
+        pthread_mutex_unlock(&pool->lock);
+        for (unsigned i = 0; i < pool->nthreads; i++)
+            pthread_join(pool->threads[i], NULL);
+        /* Every task has ended, so whatever finished was abandoned. */
+        while ((n = weave__list_pop(&pool->done)) != NULL) {
+            struct job *j = weave__container_of(n, struct job, link);
+            tsan_acquire(j);
+            job_discard(j);
+        }
+        weave__poller_del(&s->poller, pool->efd);
+        close(pool->efd);
+        pthread_cond_destroy(&pool->work);
+        pthread_mutex_destroy(&pool->lock);
     }
-    weave__poller_del(&s->poller, pool->efd);
-    close(pool->efd);
-    pthread_cond_destroy(&pool->work);
-    pthread_mutex_destroy(&pool->lock);
     free(pool->threads);
     free(pool);
-    s->pool = NULL;
+    s->offload = NULL;
 }
 
-unsigned weave__offload_threads(const struct weave__sched *s)
+void weave__offload_stats(const struct weave__sched *s, weave_stats *st)
 {
-    return s->pool ? s->pool->nthreads : 0;
+    st->offload_waiters = s->offload->waiters;
+    st->offload_threads = s->offload->nthreads;
 }
 
 static int offload(weave_fn fn, void *arg, void **result, void (*discard)(void *, void *))
 {
     struct weave__sched *s = weave__tls;
+    int r;
 
     if (!fn)
         return -EINVAL;
     if (!s)
         return -EPERM;
-    if (weave__cancelled(s)) {
-        /* ECANCELED always means that discard has (or will have) the arg,
-         * so that the caller never has to guess who frees it. */
+    if ((r = weave__checkpoint(s)) < 0) {
+        /* ECANCELED (and ETIMEDOUT) always mean that discard has (or will
+         * have) the arg, so that the caller never has to guess who frees
+         * it. */
         if (discard)
             discard(NULL, arg);
-        return -ECANCELED;
+        return r;
     }
-    return weave__offload(s, fn, arg, result, discard, WEAVE__NO_DEADLINE);
+    return weave__offload(s, fn, arg, result, discard, WEAVE__NO_DEADLINE, NULL);
 }
 
 int weave_offload(weave_fn fn, void *arg, void **result)

@@ -70,7 +70,7 @@ static char *put_num(char *p, char *end, uint64_t v, unsigned base)
     return p;
 }
 
-static void report(const struct weave_task *t, const char *addr, const char *glo, const char *ghi)
+static void report(const struct weave__task *t, const char *addr, const char *glo, const char *ghi)
 {
     char buf[512], *p = buf, *end = buf + sizeof(buf) - 1;
 
@@ -93,7 +93,7 @@ static void report(const struct weave_task *t, const char *addr, const char *glo
 static void on_segv(int sig, siginfo_t *si, void *uctx)
 {
     struct weave__sched *s = weave__tls;
-    struct weave_task *t = s ? s->current : NULL;
+    struct weave__task *t = s ? s->current : NULL;
 
     if (t && t->ctx) {
         const char *lo = t->stack.lo, *glo = lo - s->stacks.guard;

@@ -3,8 +3,8 @@
  *
  * An fd is registered once, edge-triggered, for input, output and peer
  * hang-up together, and stays registered until it is removed: waiting on it
- * again costs no system call. Each event carries the 64-bit cookie given at
- * registration.
+ * again costs no system call. Each event carries the pointer given at
+ * registration (the scheduler gives a watcher; the poller never looks).
  *
  * Waits end at an absolute CLOCK_MONOTONIC deadline, kept in a timerfd: a
  * timerfd's hrtimer gets no slack, while an epoll timeout is given a slack
@@ -29,7 +29,6 @@ struct weave__poller {
     int epfd;                                     /* the epoll instance */
     int tfd;                                      /* timerfd for deadlines */
     int64_t armed;                                /* deadline tfd is set to, or 0 */
-    int registered;                               /* fds registered (tfd not counted) */
     struct epoll_event events[WEAVE__POLL_BATCH]; /* filled by wait */
 };
 
@@ -40,7 +39,7 @@ void weave__poller_term(struct weave__poller *p);
 /* Register fd, for input only (in_only) or for input, output and hang-up.
  * Returns 0 or -errno: EBADF not open, EPERM a regular file or directory
  * (not pollable), ENOMEM/ENOSPC out of memory or watches. */
-int weave__poller_add(struct weave__poller *p, int fd, uint64_t cookie, int in_only);
+int weave__poller_add(struct weave__poller *p, int fd, void *data, int in_only);
 
 /* Remove fd's registration; errors (fd already closed) are ignored. */
 void weave__poller_del(struct weave__poller *p, int fd);
@@ -50,9 +49,9 @@ void weave__poller_del(struct weave__poller *p, int fd);
  * passed), or -errno (EINTR when a signal arrived). */
 int weave__poller_wait(struct weave__poller *p, int64_t deadline);
 
-/* The cookie and the WEAVE_IN / WEAVE_OUT / WEAVE_ERR / WEAVE_HUP mask of
+/* The data and the WEAVE_IN / WEAVE_OUT / WEAVE_ERR / WEAVE_HUP mask of
  * event i of the last wait. */
-uint64_t weave__poller_cookie(const struct weave__poller *p, int i);
+void *weave__poller_data(const struct weave__poller *p, int i);
 int weave__poller_mask(const struct weave__poller *p, int i);
 
 #endif /* WEAVE_POLLER_H */

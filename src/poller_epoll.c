@@ -20,15 +20,12 @@
 
 #include "weave.h"
 
-#define TIMER_COOKIE (UINT64_MAX - 1)
-
 int weave__poller_init(struct weave__poller *p)
 {
     struct epoll_event ev;
     int r;
 
     p->armed = 0;
-    p->registered = 0;
     p->tfd = -1;
     p->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (p->epfd < 0)
@@ -38,7 +35,7 @@ int weave__poller_init(struct weave__poller *p)
         goto fail;
     memset(&ev, 0, sizeof(ev));
     ev.events = EPOLLIN | EPOLLET;
-    ev.data.u64 = TIMER_COOKIE;
+    ev.data.ptr = &p->tfd; /* no registration's data can be this */
     if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, p->tfd, &ev) != 0)
         goto fail;
     return 0;
@@ -57,25 +54,22 @@ void weave__poller_term(struct weave__poller *p)
     p->tfd = p->epfd = -1;
 }
 
-int weave__poller_add(struct weave__poller *p, int fd, uint64_t cookie, int in_only)
+int weave__poller_add(struct weave__poller *p, int fd, void *data, int in_only)
 {
     struct epoll_event ev;
 
     memset(&ev, 0, sizeof(ev));
     ev.events = in_only ? EPOLLIN | EPOLLET : EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-    ev.data.u64 = cookie;
+    ev.data.ptr = data;
     if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev) != 0)
         return -errno;
-    p->registered++;
     return 0;
 }
 
 void weave__poller_del(struct weave__poller *p, int fd)
 {
-    /* Always counted down: weave's registration is gone either way, even
-     * when the kernel dropped it already because the fd was closed. */
+    /* The kernel may have dropped it already, when the fd was closed. */
     (void)epoll_ctl(p->epfd, EPOLL_CTL_DEL, fd, NULL);
-    p->registered--;
 }
 
 int weave__poller_wait(struct weave__poller *p, int64_t deadline)
@@ -96,7 +90,7 @@ int weave__poller_wait(struct weave__poller *p, int64_t deadline)
     if (n < 0)
         return -errno;
     for (int i = 0; i < n; i++) {
-        if (p->events[i].data.u64 == TIMER_COOKIE)
+        if (p->events[i].data.ptr == &p->tfd)
             p->armed = 0; /* it fired: the next deadline must arm it again */
         else
             p->events[kept++] = p->events[i];
@@ -104,9 +98,9 @@ int weave__poller_wait(struct weave__poller *p, int64_t deadline)
     return kept;
 }
 
-uint64_t weave__poller_cookie(const struct weave__poller *p, int i)
+void *weave__poller_data(const struct weave__poller *p, int i)
 {
-    return p->events[i].data.u64;
+    return p->events[i].data.ptr;
 }
 
 int weave__poller_mask(const struct weave__poller *p, int i)

@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "context.h" /* WEAVE_ASAN */
+#include "list.h"
 
 #ifdef WEAVE_HAVE_VALGRIND_H
 #include <valgrind/valgrind.h>
@@ -63,8 +64,8 @@
 #define SLAB_MAX_BYTES  ((size_t)64 << 20) /* ... within this much mapping */
 
 struct weave__slab {
-    struct weave__slab *prev, *next;   /* class's list of all slabs */
-    struct weave__slab *pprev, *pnext; /* class's partial list */
+    struct weave__list all;     /* in the class's list of all slabs */
+    struct weave__list partial; /* in its partial list, while a stack is free */
     struct weave__stack_class *cls;
     char *base;          /* start of the mapping */
     size_t map_len;      /* its length in bytes */
@@ -78,14 +79,14 @@ struct weave__slab {
 };
 
 struct weave__stack_class {
-    struct weave__stack_class *next;
-    size_t size;                 /* usable bytes per stack */
-    size_t stride;               /* guard + size */
-    struct weave__slab *slabs;   /* all slabs */
-    struct weave__slab *partial; /* slabs with a free stack */
-    uint64_t nfree;              /* free stacks in all slabs */
-    uint64_t hot;                /* hot ones */
-    uint32_t next_nstacks;       /* size of the next slab */
+    struct weave__list link;    /* in the pool's classes, most recently used first */
+    size_t size;                /* usable bytes per stack */
+    size_t stride;              /* guard + size */
+    struct weave__list slabs;   /* all slabs */
+    struct weave__list partial; /* slabs with a free stack */
+    uint64_t nfree;             /* free stacks in all slabs */
+    uint64_t hot;               /* hot ones */
+    uint32_t next_nstacks;      /* size of the next slab */
 };
 
 void weave__stack_pool_init(struct weave__stack_pool *pool)
@@ -93,6 +94,7 @@ void weave__stack_pool_init(struct weave__stack_pool *pool)
     long page = sysconf(_SC_PAGESIZE);
 
     memset(pool, 0, sizeof(*pool));
+    weave__list_init(&pool->classes);
     pool->page = page > 0 ? (size_t)page : 4096;
     pool->guard = pool->page;
 }
@@ -104,26 +106,6 @@ size_t weave__stack_round(const struct weave__stack_pool *pool, size_t size)
     if (size > SIZE_MAX - mask)
         return 0;
     return (size + mask) & ~mask;
-}
-
-static void partial_add(struct weave__stack_class *c, struct weave__slab *s)
-{
-    s->pprev = NULL;
-    s->pnext = c->partial;
-    if (c->partial)
-        c->partial->pprev = s;
-    c->partial = s;
-}
-
-static void partial_remove(struct weave__stack_class *c, struct weave__slab *s)
-{
-    if (s->pprev)
-        s->pprev->pnext = s->pnext;
-    else
-        c->partial = s->pnext;
-    if (s->pnext)
-        s->pnext->pprev = s->pprev;
-    s->pprev = s->pnext = NULL;
 }
 
 static int install_guard(struct weave__stack_pool *pool, char *at)
@@ -173,6 +155,8 @@ static struct weave__slab *slab_map(struct weave__stack_pool *pool, struct weave
     s->vg_id = (unsigned *)(s->next_free + n);
     s->cold = (uint8_t *)(s->vg_id + n);
     s->cls = c;
+    weave__list_init(&s->all);
+    weave__list_init(&s->partial);
     s->nstacks = n;
     s->map_len = c->stride * n;
     s->base = mmap(NULL, s->map_len, PROT_READ | PROT_WRITE,
@@ -201,24 +185,22 @@ static struct weave__slab *slab_map(struct weave__stack_pool *pool, struct weave
     c->nfree += n;
     pool->mapped_bytes += s->map_len;
     pool->cached += n;
-    s->next = c->slabs;
-    if (c->slabs)
-        c->slabs->prev = s;
-    c->slabs = s;
-    partial_add(c, s);
+    weave__list_push_front(&c->slabs, &s->all);
+    weave__list_push_front(&c->partial, &s->partial);
     return s;
 }
 
 static struct weave__stack_class *class_get(struct weave__stack_pool *pool, size_t size)
 {
-    struct weave__stack_class **pp, *c;
+    struct weave__list *n, *tmp;
+    struct weave__stack_class *c;
 
     /* Few sizes are ever in use; the most recently used one is kept first. */
-    for (pp = &pool->classes; (c = *pp) != NULL; pp = &c->next) {
+    weave__list_each(n, tmp, &pool->classes) {
+        c = weave__container_of(n, struct weave__stack_class, link);
         if (c->size == size) {
-            *pp = c->next;
-            c->next = pool->classes;
-            pool->classes = c;
+            weave__list_del(&c->link);
+            weave__list_push_front(&pool->classes, &c->link);
             return c;
         }
     }
@@ -230,8 +212,9 @@ static struct weave__stack_class *class_get(struct weave__stack_pool *pool, size
     c->size = size;
     c->stride = size + pool->guard;
     c->next_nstacks = SLAB_FIRST;
-    c->next = pool->classes;
-    pool->classes = c;
+    weave__list_init(&c->slabs);
+    weave__list_init(&c->partial);
+    weave__list_push_front(&pool->classes, &c->link);
     return c;
 }
 
@@ -244,8 +227,9 @@ int weave__stack_alloc(struct weave__stack_pool *pool, size_t size, struct weave
     size = weave__stack_round(pool, size);
     if (size == 0 || !(c = class_get(pool, size)))
         return -ENOMEM;
-    s = c->partial;
-    if (!s) {
+    if (!weave__list_empty(&c->partial)) {
+        s = weave__container_of(c->partial.next, struct weave__slab, partial);
+    } else {
         uint32_t n = c->next_nstacks;
         size_t cap = SLAB_MAX_BYTES / c->stride;
 
@@ -264,7 +248,7 @@ int weave__stack_alloc(struct weave__stack_pool *pool, size_t size, struct weave
     i = s->free_head;
     s->free_head = s->next_free[i];
     if (--s->nfree == 0)
-        partial_remove(c, s);
+        weave__list_del(&s->partial);
     c->nfree--;
     if (!s->cold[i]) {
         s->hot--;
@@ -286,7 +270,13 @@ int weave__stack_alloc(struct weave__stack_pool *pool, size_t size, struct weave
 /* Hand the pages of hot free stacks of c back until c has at most keep. */
 static void class_trim(struct weave__stack_pool *pool, struct weave__stack_class *c, uint64_t keep)
 {
-    for (struct weave__slab *s = c->slabs; s && c->hot > keep; s = s->next) {
+    struct weave__list *n, *tmp;
+
+    weave__list_each(n, tmp, &c->slabs) {
+        struct weave__slab *s = weave__container_of(n, struct weave__slab, all);
+
+        if (c->hot <= keep)
+            break;
         for (uint32_t i = s->free_head; i != NO_INDEX && s->hot > 0 && c->hot > keep;
              i = s->next_free[i]) {
             if (s->cold[i])
@@ -302,9 +292,13 @@ static void class_trim(struct weave__stack_pool *pool, struct weave__stack_class
 
 void weave__stack_trim(struct weave__stack_pool *pool)
 {
-    for (struct weave__stack_class *c = pool->classes; c; c = c->next)
+    struct weave__list *n, *tmp;
+
+    weave__list_each(n, tmp, &pool->classes) {
+        struct weave__stack_class *c = weave__container_of(n, struct weave__stack_class, link);
         if (c->hot > HOT_MAX)
             class_trim(pool, c, HOT_MAX);
+    }
 }
 
 void weave__stack_free(struct weave__stack_pool *pool, struct weave__stack *st)
@@ -324,7 +318,7 @@ void weave__stack_free(struct weave__stack_pool *pool, struct weave__stack *st)
     s->next_free[i] = s->free_head;
     s->free_head = i;
     if (s->nfree++ == 0)
-        partial_add(c, s);
+        weave__list_push_front(&c->partial, &s->partial);
     c->nfree++;
     pool->in_use--;
     pool->cached++;
@@ -332,13 +326,8 @@ void weave__stack_free(struct weave__stack_pool *pool, struct weave__stack *st)
     st->lo = NULL;
     if (s->nfree == s->nstacks && c->nfree - s->nstacks >= RETAIN) {
         /* Entirely free, and enough free stacks remain without it. */
-        partial_remove(c, s);
-        if (s->prev)
-            s->prev->next = s->next;
-        else
-            c->slabs = s->next;
-        if (s->next)
-            s->next->prev = s->prev;
+        weave__list_del(&s->partial);
+        weave__list_del(&s->all);
         c->nfree -= s->nstacks;
         c->hot -= s->hot;
         slab_unmap(pool, s);
@@ -349,17 +338,14 @@ void weave__stack_free(struct weave__stack_pool *pool, struct weave__stack *st)
 
 void weave__stack_pool_term(struct weave__stack_pool *pool)
 {
-    struct weave__stack_class *c, *cn;
-    struct weave__slab *s, *sn;
+    struct weave__list *cn, *sn;
 
-    for (c = pool->classes; c; c = cn) {
-        cn = c->next;
-        for (s = c->slabs; s; s = sn) {
-            sn = s->next;
-            slab_unmap(pool, s);
-        }
+    while ((cn = weave__list_pop(&pool->classes)) != NULL) {
+        struct weave__stack_class *c = weave__container_of(cn, struct weave__stack_class, link);
+
+        while ((sn = weave__list_pop(&c->slabs)) != NULL)
+            slab_unmap(pool, weave__container_of(sn, struct weave__slab, all));
         free(c);
     }
-    pool->classes = NULL;
     pool->in_use = pool->cached = pool->hot = 0;
 }

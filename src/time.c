@@ -1,5 +1,9 @@
 /*
  * time.c - the monotonic clock and sleeping.
+ *
+ * A sleep is a wait with no clause and a timeout: it costs the task's one
+ * timer and nothing else. Only the sleep's own timeout is a success; a
+ * deadline scope that passes first fails it with ETIMEDOUT.
  */
 #include "internal.h"
 
@@ -26,21 +30,23 @@ int64_t weave__deadline_in(int64_t amount, int64_t unit_ns)
 static int sleep_for(int64_t amount, int64_t unit_ns)
 {
     struct weave__sched *s = weave__tls;
-    int64_t deadline = weave__deadline_in(amount, unit_ns);
+    int64_t timeout = weave__deadline_in(amount, unit_ns);
+    struct weave__wait w;
     int r;
 
-    if (deadline < 0)
+    if (timeout < 0)
         return -EINVAL;
     if (!s)
         return -EPERM;
-    if (weave__cancelled(s))
-        return -ECANCELED;
+    if ((r = weave__checkpoint(s)) < 0)
+        return r;
     if (amount == 0) {
         weave__yield(s);
         return 0;
     }
-    r = weave__park(s, deadline);
-    return r == -ETIMEDOUT ? 0 : r;
+    weave__wait_init(&w, NULL, 0, timeout);
+    r = weave__park(s, &w);
+    return r == WEAVE__WHY_TIMEOUT ? 0 : weave__why_errno(r);
 }
 
 int weave_sleep_us(int64_t us)

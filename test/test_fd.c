@@ -40,7 +40,10 @@ struct waiter {
     int err;    /* errno when result is -1 */
     int64_t returned_ns;
     int done;
+    int order; /* 1 for the first waiter to return, then counting up */
 };
+
+static int returned_so_far;
 
 static void *wait_task(void *arg)
 {
@@ -51,12 +54,13 @@ static void *wait_task(void *arg)
     w->err = errno;
     w->returned_ns = wt_now_ns();
     w->done = 1;
+    w->order = ++returned_so_far;
     return NULL;
 }
 
 static struct waiter waiter_for(int fd, int events, int64_t timeout)
 {
-    struct waiter w = {fd, events, timeout, 0, 0, 0, 0};
+    struct waiter w = {fd, events, timeout, 0, 0, 0, 0, 0};
 
     return w;
 }
@@ -304,46 +308,70 @@ START_TEST(reader_and_writer_on_one_fd)
 }
 END_TEST
 
-static void *m_ebusy(void *arg)
+/* Several tasks waiting on one fd in one direction are served in the order
+ * they came; one that gives up (cancelled, timed out) leaves the others
+ * where they were; weave_close wakes them all. */
+static void *m_fifo(void *arg)
 {
-    int p[2], sv[2];
-    struct waiter a, b;
-    weave_task *ta, *tb;
+    int p[2];
+    struct waiter w[5];
+    weave_task *t[5];
+    int64_t t0;
 
     (void)arg;
+    returned_so_far = 0;
     wt_make_pipe(p, O_NONBLOCK);
-    wt_make_socketpair(sv, SOCK_STREAM);
-    a = waiter_for(p[0], WEAVE_IN, -1);
-    b = waiter_for(sv[0], WEAVE_IN, -1);
-    ta = WT_SPAWN(wait_task, &a);
-    tb = WT_SPAWN(wait_task, &b);
-    ck_assert_int_eq(weave_yield(), 0);
-    WT_FAILS(weave_wait_fd(p[0], WEAVE_IN, -1), EBUSY);
-    WT_FAILS(weave_wait_fd(p[0], WEAVE_IN, 0), EBUSY);
-    WT_FAILS(weave_wait_fd(p[0], WEAVE_IN | WEAVE_OUT, 10), EBUSY);
-    WT_FAILS(weave_wait_fd(sv[0], WEAVE_IN, -1), EBUSY);
-    /* The other direction of the same fd is free. */
-    ck_assert_int_eq(weave_wait_fd(sv[0], WEAVE_OUT, -1), WEAVE_OUT);
-    ck_assert_uint_eq(wt_stats().fd_waiters, 2);
-    /* The first waiters were not disturbed. */
-    ck_assert_int_eq(a.done + b.done, 0);
-    put_byte(p[1]);
-    put_byte(sv[1]);
-    WT_JOIN(ta);
-    WT_JOIN(tb);
-    ck_assert_int_eq(a.result, WEAVE_IN);
-    ck_assert_int_eq(b.result, WEAVE_IN);
-    for (int i = 0; i < 2; i++) {
-        ck_assert_int_eq(weave_close(p[i]), 0);
-        ck_assert_int_eq(weave_close(sv[i]), 0);
+    for (int i = 0; i < 5; i++) {
+        w[i] = waiter_for(p[0], WEAVE_IN, i == 3 ? 20 : -1);
+        t[i] = WT_SPAWN(wait_task, &w[i]);
     }
+    t0 = wt_now_ns();
+    ck_assert_int_eq(weave_yield(), 0);
+    ck_assert_uint_eq(wt_stats().fd_waiters, 5);
+    /* A waiter in the middle of the queue is cancelled, another times out. */
+    ck_assert_int_eq(weave_cancel(t[2]), 0);
+    WT_JOIN(t[2]);
+    ck_assert_int_eq(w[2].result, -1);
+    ck_assert_int_eq(w[2].err, ECANCELED);
+    WT_JOIN(t[3]);
+    ck_assert_int_eq(w[3].result, -1);
+    ck_assert_int_eq(w[3].err, ETIMEDOUT);
+    ck_assert_int_ge(w[3].returned_ns - t0, (int64_t)20 * 1000000);
+    ck_assert_int_eq(w[0].done + w[1].done + w[4].done, 0);
+    ck_assert_uint_eq(wt_stats().fd_waiters, 3);
+
+    /* One byte of input: every waiter left sees it, first come first served. */
+    put_byte(p[1]);
+    WT_JOIN(t[0]);
+    WT_JOIN(t[1]);
+    WT_JOIN(t[4]);
+    ck_assert_int_eq(w[0].result, WEAVE_IN);
+    ck_assert_int_eq(w[1].result, WEAVE_IN);
+    ck_assert_int_eq(w[4].result, WEAVE_IN);
+    ck_assert_int_lt(w[0].order, w[1].order);
+    ck_assert_int_lt(w[1].order, w[4].order);
+
+    /* weave_close wakes the one waiting for input and those queued behind. */
+    ck_assert_uint_eq(wt_drain(p[0]), 1);
+    for (int i = 0; i < 3; i++) {
+        w[i] = waiter_for(p[0], WEAVE_IN, -1);
+        t[i] = WT_SPAWN(wait_task, &w[i]);
+    }
+    ck_assert_int_eq(weave_yield(), 0);
+    ck_assert_int_eq(weave_close(p[0]), 0);
+    for (int i = 0; i < 3; i++) {
+        WT_JOIN(t[i]);
+        ck_assert_int_eq(w[i].result, -1);
+        ck_assert_int_eq(w[i].err, EBADF);
+    }
+    close(p[1]);
     WT_ASSERT_IDLE();
     return NULL;
 }
 
-START_TEST(second_waiter_same_direction_ebusy)
+START_TEST(waiters_in_one_direction_fifo)
 {
-    WT_RUN(m_ebusy, NULL);
+    WT_RUN(m_fifo, NULL);
 }
 END_TEST
 
@@ -1104,7 +1132,7 @@ static Suite *fd_suite(void)
     tcase_add_test(tc, timeouts_never_early);
     tcase_add_test(tc, huge_timeout_does_not_expire);
     tcase_add_test(tc, reader_and_writer_on_one_fd);
-    tcase_add_test(tc, second_waiter_same_direction_ebusy);
+    tcase_add_test(tc, waiters_in_one_direction_fifo);
     tcase_add_test(tc, peer_hangup_wakes_reader);
     tcase_add_test(tc, hangup_before_the_wait);
     tcase_add_test(tc, reader_gone_wakes_writer);

@@ -1089,57 +1089,79 @@ START_TEST(sigpipe_discarded_when_caller_blocked_it)
 }
 END_TEST
 
-/* ---- one reader and one writer per fd ---------------------------------------- */
+/* ---- tasks sharing one fd -------------------------------------------------- */
 
-static void *m_ebusy(void *arg)
+#define TURN_BYTES ((size_t)1 << 20) /* far more than a socket buffer holds */
+
+/* A task writing TURN_BYTES of one letter (arg) to the shared fd. */
+static int turns_fd = -1;
+
+static void *turn_writer(void *arg)
 {
-    unsigned char rbuf[16], wbuf[8] = "written", c = 'c';
-    struct iovec iov = {&c, 1};
+    unsigned char *buf = malloc(TURN_BYTES);
+
+    ck_assert_ptr_nonnull(buf);
+    memset(buf, (int)wt_int(arg), TURN_BYTES);
+    ck_assert_int_eq((int)weave_write(turns_fd, buf, TURN_BYTES), (int)TURN_BYTES);
+    free(buf);
+    return NULL;
+}
+
+/* Readers of one fd take turns in the order they came, and so do writers:
+ * a write that writes everything is never interleaved with another, though
+ * each of them parks many times on a full socket. */
+static void *m_turns(void *arg)
+{
+    unsigned char rbuf[3][4], c;
     int sv[2];
-    struct op r, w;
-    weave_task *tr, *tw;
+    struct op r[3];
+    weave_task *t[3];
+    size_t got = 0;
+    unsigned char *in;
 
     (void)arg;
     wt_make_socketpair(sv, SOCK_STREAM);
-    wt_fill(sv[0]);
-    r = op_for(sv[0], 0, sizeof(rbuf), rbuf);
-    w = op_for(sv[0], 1, 7, wbuf);
-    tr = WT_SPAWN(op_task, &r);
-    tw = WT_SPAWN(op_task, &w);
+    for (int i = 0; i < 3; i++) {
+        r[i] = op_for(sv[0], 0, sizeof(rbuf[i]), rbuf[i]);
+        t[i] = WT_SPAWN(op_task, &r[i]);
+    }
     ck_assert_int_eq(weave_sleep(5), 0);
-    ck_assert_uint_eq(wt_stats().fd_waiters, 2);
-    /* A second reader and a second writer are refused ... */
-    WT_FAILS(weave_read(sv[0], &c, 1), EBUSY);
-    WT_FAILS(weave_readv(sv[0], &iov, 1), EBUSY);
-    WT_FAILS(weave_recv(sv[0], &c, 1, 0), EBUSY);
-    WT_FAILS(weave_recvfrom(sv[0], &c, 1, 0, NULL, NULL), EBUSY);
-    WT_FAILS(weave_wait_fd(sv[0], WEAVE_IN, -1), EBUSY);
-    WT_FAILS(weave_write(sv[0], &c, 1), EBUSY);
-    WT_FAILS(weave_writev(sv[0], &iov, 1), EBUSY);
-    WT_FAILS(weave_send(sv[0], &c, 1, 0), EBUSY);
-    WT_FAILS(weave_wait_fd(sv[0], WEAVE_OUT, -1), EBUSY);
-    /* ... without disturbing the first ones, which both complete. */
-    ck_assert_int_eq(r.done + w.done, 0);
-    ck_assert_uint_eq(wt_stats().fd_waiters, 2);
-    ck_assert_int_eq((int)write(sv[1], "to the reader", 13), 13);
-    WT_JOIN(tr);
-    ck_assert_int_eq(r.ret, 13);
-    ck_assert_int_eq(memcmp(rbuf, "to the reader", 13), 0);
-    ck_assert_int_eq(w.done, 0);
-    wt_drain(sv[1]);
-    WT_JOIN(tw);
-    ck_assert_int_eq(w.ret, 7);
-    ck_assert_int_eq((int)read(sv[1], rbuf, sizeof(rbuf)), 7);
-    ck_assert_int_eq(memcmp(rbuf, "written", 7), 0);
+    ck_assert_uint_eq(wt_stats().fd_waiters, 3);
+    /* Another reader that will not wait is told so at once. */
+    WT_FAILS(weave_recv(sv[0], &c, 1, MSG_DONTWAIT), EAGAIN);
+    ck_assert_int_eq((int)write(sv[1], "aaaabbbbcccc", 12), 12);
+    for (int i = 0; i < 3; i++) {
+        WT_JOIN(t[i]);
+        ck_assert_int_eq((int)r[i].ret, 4);
+        for (int k = 0; k < 4; k++)
+            ck_assert_int_eq(rbuf[i][k], "abc"[i]);
+    }
+
+    turns_fd = sv[0];
+    for (int i = 0; i < 3; i++)
+        t[i] = WT_SPAWN(turn_writer, wt_ptr("ABC"[i]));
+    in = malloc(3 * TURN_BYTES);
+    ck_assert_ptr_nonnull(in);
+    while (got < 3 * TURN_BYTES) {
+        ssize_t n = weave_read(sv[1], in + got, 3 * TURN_BYTES - got);
+        ck_assert_int_gt((int)n, 0);
+        got += (size_t)n;
+    }
+    for (size_t i = 0; i < 3 * TURN_BYTES; i++)
+        if (in[i] != "ABC"[i / TURN_BYTES])
+            ck_abort_msg("byte %zu is '%c', expected '%c'", i, in[i], "ABC"[i / TURN_BYTES]);
+    free(in);
+    for (int i = 0; i < 3; i++)
+        WT_JOIN(t[i]);
     ck_assert_int_eq(weave_close(sv[0]), 0);
     ck_assert_int_eq(weave_close(sv[1]), 0);
     wt_assert_idle_offload();
     return NULL;
 }
 
-START_TEST(second_reader_or_writer_ebusy)
+START_TEST(readers_and_writers_take_turns)
 {
-    WT_RUN(m_ebusy, NULL);
+    WT_RUN(m_turns, NULL);
 }
 END_TEST
 
@@ -1996,7 +2018,7 @@ static Suite *io_suite(void)
     tcase_add_test(tc, cancelled_task_io_fails_at_once);
     tcase_add_test(tc, peer_hangup_gives_eof);
     tcase_add_test(tc, write_to_closed_peer_epipe_no_sigpipe);
-    tcase_add_test(tc, second_reader_or_writer_ebusy);
+    tcase_add_test(tc, readers_and_writers_take_turns);
     tcase_add_test(tc, regular_file_read_write);
     tcase_add_test(tc, regular_file_not_in_page_cache);
     tcase_add_test(tc, regular_file_cancel_while_pool_busy);

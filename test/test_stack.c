@@ -403,18 +403,19 @@ static void *m_rlimit(void *arg)
     ck_assert_int_eq(err, ENOMEM);
     ck_assert_int_ge(n, 6);
     ck_assert_int_le(n, 8);
+#if WT_ASAN
+    /* ASan (with detect_stack_use_after_return) gives each task that runs
+     * a fake stack sized after its real one, about ten times 64 MiB here,
+     * which the limit has no room for: lift it for ASan's sake before the
+     * tasks first run. */
+    ck_assert_int_eq(setrlimit(RLIMIT_AS, saved), 0);
+#endif
     ck_assert_int_eq(weave_yield(), 0); /* the others are unaffected */
     ck_assert_uint_eq(wt_stats().tasks_live, (uint64_t)n + 1);
     for (long i = 0; i < n; i++) {
         ck_assert_int_eq(weave_cancel(t[i]), 0);
         WT_JOIN(t[i]);
     }
-#if WT_ASAN
-    /* ASan (with detect_stack_use_after_return) gives each task a fake
-     * stack sized after its real one, about ten times 64 MiB here, which
-     * the limit has no room for: lift it for ASan's sake. */
-    ck_assert_int_eq(setrlimit(RLIMIT_AS, saved), 0);
-#endif
     /* Still under the limit, spawning works again, big stacks and small. */
     for (long i = 0; i < n; i++) {
         t[i] = spawn_sized(BIG_STACK, NULL, sleep_a_while, wt_ptr(1));

@@ -593,7 +593,7 @@ END_TEST
 /* ---- starvation ---------------------------------------------------------- */
 
 static int sleeper_woke;
-static struct weave_task *sleeper_self;
+static struct weave__task *sleeper_self;
 
 static void *timed_sleeper(void *arg)
 {
@@ -695,7 +695,7 @@ static void *random_sleeper(void *arg)
 {
     int64_t d_us = (int64_t)wt_int(arg);
     int64_t t0 = wt_now_ns();
-    struct weave_task *self;
+    struct weave__task *self;
 
     ck_assert_int_eq(weave_sleep_us(d_us), 0);
     ck_assert_int_ge(wt_now_ns() - t0, d_us * 1000);

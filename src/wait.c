@@ -1,0 +1,66 @@
+/*
+ * wait.c - waiting in one queue, waking a queue, the FIFO handoff lock.
+ *
+ * Everything here is built on weave__park and weave__wake_waiter (sched.c);
+ * primitives with several clauses (an fd waited on in both directions,
+ * select) build their struct weave__wait themselves.
+ */
+#include "internal.h"
+
+int weave__wait_in(struct weave__sched *s, struct weave__queue *q, void *data, int64_t timeout,
+                   intptr_t *value)
+{
+    struct weave__waiter w;
+    struct weave__wait wait;
+    int why;
+
+    weave__queue_push(s, q, &w, data);
+    weave__wait_init(&wait, &w, 1, timeout);
+    why = weave__park(s, &wait);
+    if (value)
+        *value = w.value;
+    return why;
+}
+
+void weave__queue_wake_all(struct weave__sched *s, struct weave__queue *q, intptr_t value)
+{
+    struct weave__waiter *w;
+
+    while ((w = weave__queue_first(q)) != NULL)
+        weave__wake_waiter(s, w, value); /* unlinks it */
+}
+
+void weave__queue_close(struct weave__sched *s, struct weave__queue *q)
+{
+    struct weave__waiter *w;
+
+    while ((w = weave__queue_first(q)) != NULL) {
+        struct weave__task *t = w->task;
+        weave__wake(s, t, WEAVE__WHY_CLOSED, (unsigned)(w - t->wait->clauses));
+    }
+}
+
+int weave__lock_acquire(struct weave__sched *s, struct weave__lock *l, int64_t timeout)
+{
+    int why;
+
+    if (!l->owner) {
+        l->owner = s->current;
+        return 0;
+    }
+    why = weave__wait_in(s, &l->q, NULL, timeout, NULL);
+    /* Served: weave__lock_release made us the owner before waking us. */
+    return weave__why_errno(why);
+}
+
+void weave__lock_release(struct weave__sched *s, struct weave__lock *l)
+{
+    struct weave__waiter *w = weave__queue_first(&l->q);
+
+    if (!w) {
+        l->owner = NULL;
+        return;
+    }
+    l->owner = w->task;
+    weave__wake_waiter(s, w, 0);
+}

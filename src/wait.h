@@ -1,0 +1,103 @@
+/*
+ * wait.h - wait queues and the internal lock, on top of park and wake.
+ *
+ * A blocking primitive is a wait queue plus its own state. To wait, a task
+ * fills a waiter, links it at the back of the queue (FIFO) and parks; to
+ * serve a waiter, the owner takes the first one and wakes it with a value
+ * (weave__wake_waiter), which also unlinks it from every other queue the
+ * task was in. A waiter that is cancelled or times out has left every
+ * queue before it runs again, so it can neither be served twice nor be
+ * served after it gave up.
+ *
+ * struct weave__lock is a FIFO handoff lock on the same core: release hands
+ * ownership straight to the first waiter, so no task can barge ahead of one
+ * that waits, and a waiter that gave up before the handoff never owns it.
+ */
+#ifndef WEAVE_WAIT_H
+#define WEAVE_WAIT_H
+
+#include "core.h"
+
+static inline void weave__queue_init(struct weave__queue *q)
+{
+    weave__list_init(&q->waiters);
+}
+
+static inline bool weave__queue_empty(const struct weave__queue *q)
+{
+    return weave__list_empty(&q->waiters);
+}
+
+/* The first waiter of q, or NULL. */
+static inline struct weave__waiter *weave__queue_first(const struct weave__queue *q)
+{
+    struct weave__list *n = weave__list_first(&q->waiters);
+
+    return n ? weave__container_of(n, struct weave__waiter, link) : NULL;
+}
+
+/* Fill w for the current task and link it at the back of q. */
+static inline void weave__queue_push(struct weave__sched *s, struct weave__queue *q,
+                                     struct weave__waiter *w, void *data)
+{
+    w->task = s->current;
+    w->data = data;
+    w->value = 0;
+    weave__list_push(&q->waiters, &w->link);
+}
+
+/* A wait of n clauses (already linked) with the call's own deadline. */
+static inline void weave__wait_init(struct weave__wait *w, struct weave__waiter *clauses,
+                                    unsigned n, int64_t timeout)
+{
+    w->clauses = clauses;
+    w->n = n;
+    w->fired = 0;
+    w->why = WEAVE__WHY_EVENT;
+    w->timeout = timeout;
+}
+
+/* Wait in q alone until served, timeout (absolute ns, or WEAVE__NO_DEADLINE)
+ * passes, a deadline passes or the task is cancelled. data is the waiter's
+ * data for the owner of q; *value receives what the server handed over.
+ * Returns the reason (enum weave__why). */
+int weave__wait_in(struct weave__sched *s, struct weave__queue *q, void *data, int64_t timeout,
+                   intptr_t *value);
+
+/* Wake every waiter of q with value (WEAVE__WHY_EVENT). */
+void weave__queue_wake_all(struct weave__sched *s, struct weave__queue *q, intptr_t value);
+
+/* Wake every waiter of q with WEAVE__WHY_CLOSED: what they wait on is gone. */
+void weave__queue_close(struct weave__sched *s, struct weave__queue *q);
+
+/* A FIFO handoff lock. Owners are task records; a zeroed lock is not
+ * ready: weave__lock_init it first. */
+struct weave__lock {
+    struct weave__task *owner; /* NULL when free */
+    struct weave__queue q;     /* tasks waiting for it, FIFO */
+};
+
+static inline void weave__lock_init(struct weave__lock *l)
+{
+    l->owner = NULL;
+    weave__queue_init(&l->q);
+}
+
+/* Take l for the current task, waiting in FIFO order if it is held. Returns
+ * 0, or -ECANCELED, -ETIMEDOUT (timeout or a deadline scope) or -EBADF
+ * (weave__queue_close on l->q) without it. */
+int weave__lock_acquire(struct weave__sched *s, struct weave__lock *l, int64_t timeout);
+
+/* Take l if it is free and nobody waits; returns whether it did. */
+static inline bool weave__lock_try(struct weave__sched *s, struct weave__lock *l)
+{
+    if (l->owner)
+        return false;
+    l->owner = s->current;
+    return true;
+}
+
+/* Release l, handing it to the first waiter if there is one. */
+void weave__lock_release(struct weave__sched *s, struct weave__lock *l);
+
+#endif /* WEAVE_WAIT_H */
