@@ -25,6 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "core.h"
 #include "wait.h"
@@ -114,7 +115,15 @@ int weave__fd_park(struct weave__sched *s, struct weave__fd *st, int events, int
  * scheduler. */
 void weave__fd_fresh(int fd, bool short_drains);
 
-/* ---- io.c ------------------------------------------------------------------ */
+/* ---- io.c, file.c ---------------------------------------------------------- */
+
+/* The bytes iov[0..n) describe. */
+size_t weave__iov_total(const struct iovec *iov, int n);
+
+/* One read (or write) of a regular file or block device st, iov as for
+ * readv. Returns the count or -errno. */
+ssize_t weave__file_io(struct weave__sched *s, int fd, struct weave__fd *st,
+                       const struct iovec *iov, int iovcnt, bool is_write);
 
 /* Connect fd, waiting until timeout for a connection in progress. Returns 0
  * or -errno. */

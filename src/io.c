@@ -18,12 +18,7 @@
  * nothing: datagram sockets, Unix stream sockets (a read stops where the
  * sender's credentials change), packet-mode pipes.
  *
- * Regular files are not pollable. Reads try preadv2(RWF_NOWAIT) first,
- * which answers at once from the page cache; what would block, and writes
- * (buffered writes refuse RWF_NOWAIT on most filesystems), run on the
- * offload pool. The worker uses a dup of the fd and a buffer of its own,
- * so a task that is cancelled may return at once: the worker never touches
- * the caller's buffer or an fd number the caller may have closed.
+ * Regular files are not pollable: their reads and writes go to file.c.
  */
 #include "internal.h"
 
@@ -33,8 +28,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#define FILE_CHUNK ((size_t)1 << 20) /* most bytes one offloaded call moves */
 
 enum op_kind { OP_READ, OP_WRITE, OP_RECV, OP_SEND, OP_RECVFROM, OP_SENDTO, OP_ACCEPT };
 
@@ -74,140 +67,6 @@ static ssize_t syscall_once(int fd, const struct io_op *op)
     }
 }
 
-/* ---- regular files ------------------------------------------------------ */
-
-/* A read or write run on a worker, through a dup of the fd and a buffer of
- * its own. Freed by the task, or by discard if the task stopped waiting. */
-struct file_call {
-    int fd;     /* the dup; closed by the worker when it is done */
-    bool write; /* write, else read */
-    char *buf;  /* len bytes */
-    size_t len;
-    ssize_t n; /* the result */
-    int err;   /* errno if n < 0 */
-};
-
-static void *file_run(void *p)
-{
-    struct file_call *c = p;
-
-    do
-        c->n = c->write ? write(c->fd, c->buf, c->len) : read(c->fd, c->buf, c->len);
-    while (c->n < 0 && errno == EINTR);
-    c->err = c->n < 0 ? errno : 0;
-    close(c->fd);
-    c->fd = -1;
-    return NULL;
-}
-
-static void file_discard(void *result, void *p)
-{
-    struct file_call *c = p;
-
-    (void)result;
-    if (c->fd >= 0)
-        close(c->fd); /* it never ran */
-    free(c->buf);
-    free(c);
-}
-
-static size_t iov_total(const struct iovec *iov, int n)
-{
-    size_t t = 0;
-
-    for (int i = 0; i < n; i++)
-        t += iov[i].iov_len;
-    return t;
-}
-
-/* Copy between iov and a flat buffer, at most len bytes. */
-static void iov_gather(char *dst, const struct iovec *iov, int n, size_t len)
-{
-    for (int i = 0; i < n && len > 0; i++) {
-        size_t k = iov[i].iov_len < len ? iov[i].iov_len : len;
-        memcpy(dst, iov[i].iov_base, k);
-        dst += k;
-        len -= k;
-    }
-}
-
-static void iov_scatter(const struct iovec *iov, int n, const char *src, size_t len)
-{
-    for (int i = 0; i < n && len > 0; i++) {
-        size_t k = iov[i].iov_len < len ? iov[i].iov_len : len;
-        memcpy(iov[i].iov_base, src, k);
-        src += k;
-        len -= k;
-    }
-}
-
-static ssize_t file_offload(struct weave__sched *s, int fd, struct weave__fd *st,
-                            const struct io_op *op)
-{
-    size_t len = iov_total(op->iov, op->iovcnt);
-    int d = op->kind == OP_WRITE;
-    struct file_call *c;
-    ssize_t n;
-    int r;
-
-    if (len > FILE_CHUNK)
-        len = FILE_CHUNK; /* a short count, as read and write may return */
-    if (!(c = calloc(1, sizeof(*c))) || !(c->buf = malloc(len ? len : 1))) {
-        free(c);
-        return -ENOMEM;
-    }
-    c->write = op->kind == OP_WRITE;
-    c->len = len;
-    if (c->write)
-        iov_gather(c->buf, op->iov, op->iovcnt, len);
-    if ((c->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0) {
-        r = -errno;
-        free(c->buf);
-        free(c);
-        return r;
-    }
-    /* Wait in the fd's ready queue of this side as well, so that
-     * weave_close(fd) wakes us with EBADF as it wakes any task waiting on
-     * an fd. A regular file is never registered: nothing else wakes it. */
-    r = weave__offload(s, file_run, c, NULL, file_discard, WEAVE__NO_DEADLINE, &st->ready[d]);
-    if (r == -ECANCELED || r == -ETIMEDOUT || r == -EBADF)
-        return r; /* c belongs to file_discard now */
-    if (r < 0) {
-        file_discard(NULL, c);
-        return r;
-    }
-    n = c->n;
-    if (n < 0)
-        n = -c->err;
-    else if (!c->write)
-        iov_scatter(op->iov, op->iovcnt, c->buf, (size_t)n);
-    free(c->buf);
-    free(c);
-    return n;
-}
-
-/* One read or write on a regular file: from the page cache if it can be
- * had at once, else on the pool. */
-static ssize_t file_io(struct weave__sched *s, int fd, struct weave__fd *st, const struct io_op *op)
-{
-    bool wr = op->kind == OP_WRITE;
-    uint8_t *unsupported = wr ? &st->no_nowait_write : &st->no_nowait_read;
-
-    while (!*unsupported) {
-        ssize_t n = wr ? pwritev2(fd, op->iov, op->iovcnt, -1, RWF_NOWAIT)
-                       : preadv2(fd, op->iov, op->iovcnt, -1, RWF_NOWAIT);
-        if (n >= 0)
-            return n;
-        if (errno == EAGAIN)
-            break;
-        if (errno == EOPNOTSUPP || errno == EINVAL || errno == ENOSYS)
-            *unsupported = 1; /* not this fd (filesystem, kernel): ask no more */
-        else if (errno != EINTR)
-            return -errno;
-    }
-    return file_offload(s, fd, st, op);
-}
-
 /* ---- the common loop ---------------------------------------------------- */
 
 /* Remember that a read of n bytes emptied the fd, if it came back short from
@@ -217,7 +76,7 @@ static ssize_t file_io(struct weave__sched *s, int fd, struct weave__fd *st, con
  * peek, which leaves the data where it was. */
 static void note_short_read(struct weave__fd *st, const struct io_op *op, size_t n)
 {
-    size_t want = op->kind == OP_READ ? iov_total(op->iov, op->iovcnt) : op->len;
+    size_t want = op->kind == OP_READ ? weave__iov_total(op->iov, op->iovcnt) : op->len;
 
     if (st->short_drains && !st->read_closed && n < want && !(op->flags & MSG_PEEK))
         st->drained = 1;
@@ -232,7 +91,7 @@ static ssize_t io_held(struct weave__sched *s, int fd, struct weave__fd *st, con
     int r;
 
     if (st->kind == WEAVE__FD_FILE && (op->kind == OP_READ || op->kind == OP_WRITE))
-        return file_io(s, fd, st, op);
+        return weave__file_io(s, fd, st, op->iov, op->iovcnt, op->kind == OP_WRITE);
     if (reads && st->drained && !(op->flags & MSG_DONTWAIT)) {
         /* The last read came back short from an fd where that means it was
          * emptied, and no input event came since: a read now would only
@@ -414,7 +273,7 @@ ssize_t weave_writev(int fd, const struct iovec *iov, int iovcnt)
 
     if (r < 0)
         return ret_ssize(r);
-    if (iov_total(iov, iovcnt) == 0)
+    if (weave__iov_total(iov, iovcnt) == 0)
         return ret_ssize(io_once(fd, &op, WEAVE_OUT));
     return ret_ssize(write_all(fd, &op));
 }
