@@ -81,9 +81,9 @@ struct weave__waiter {
 struct weave__wait {
     struct weave__waiter *clauses; /* [n], linked by the caller before parking */
     unsigned n;
-    unsigned fired;  /* EVENT or CLOSED: index of the clause that fired */
-    int why;         /* enum weave__why, set by the wake */
-    int64_t timeout; /* the call's own deadline (ns), or WEAVE__NO_DEADLINE */
+    int why;                     /* enum weave__why, set by the wake */
+    struct weave__waiter *fired; /* EVENT or CLOSED: the clause that fired */
+    int64_t timeout;             /* the call's own deadline (ns), or WEAVE__NO_DEADLINE */
 };
 
 /*
@@ -218,8 +218,9 @@ int weave__park(struct weave__sched *s, struct weave__wait *w);
  * handing it value. */
 void weave__wake_waiter(struct weave__sched *s, struct weave__waiter *waiter, intptr_t value);
 
-/* Wake t, if it is parked, for why (a clause index for EVENT/CLOSED). */
-void weave__wake(struct weave__sched *s, struct weave__task *t, int why, unsigned fired);
+/* Wake t, if it is parked, for why (fired: the clause, for EVENT/CLOSED). */
+void weave__wake(struct weave__sched *s, struct weave__task *t, int why,
+                 struct weave__waiter *fired);
 
 /* Put the current task at the back of the run queue and run the others. */
 void weave__yield(struct weave__sched *s);

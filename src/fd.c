@@ -26,15 +26,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define CHUNK_BITS 8
+#define CHUNK_BITS WEAVE__FD_CHUNK_BITS
 #define CHUNK      (1u << CHUNK_BITS) /* records per chunk */
-
-struct weave__fdtab {
-    struct weave__fd **chunks; /* [nchunks], NULL where none is made yet */
-    size_t nchunks;
-    uint64_t waiters;    /* tasks waiting on an fd: for a side or readiness */
-    uint64_t registered; /* records registered with the poller */
-};
 
 int weave__fdtab_init(struct weave__sched *s)
 {
@@ -62,16 +55,6 @@ void weave__fdtab_stats(const struct weave__sched *s, weave_stats *st)
 }
 
 static void fd_event(struct weave__sched *s, struct weave__watcher *w, int mask);
-
-/* The record of fd if one was made, else NULL. */
-static struct weave__fd *fd_find(const struct weave__sched *s, int fd)
-{
-    size_t c = (size_t)fd >> CHUNK_BITS;
-
-    if (c >= s->fds->nchunks || !s->fds->chunks[c])
-        return NULL;
-    return &s->fds->chunks[c][(unsigned)fd & (CHUNK - 1)];
-}
 
 /* The record of fd (>= 0), made if needed; NULL if out of memory. */
 static struct weave__fd *fd_state(struct weave__sched *s, int fd)
@@ -153,7 +136,7 @@ static bool sides_held(const struct weave__fd *st, int events)
                   ((events & WEAVE_OUT) && st->side[1].owner));
 }
 
-int weave__fd_lock(struct weave__sched *s, struct weave__fd *st, int events, int64_t timeout)
+int weave__fd_lock_wait(struct weave__sched *s, struct weave__fd *st, int events, int64_t timeout)
 {
     int r = 0;
 
@@ -169,14 +152,6 @@ int weave__fd_lock(struct weave__sched *s, struct weave__fd *st, int events, int
             weave__lock_release(s, &st->side[0]);
     }
     return r;
-}
-
-void weave__fd_unlock(struct weave__sched *s, struct weave__fd *st, int events)
-{
-    if (events & WEAVE_IN)
-        weave__lock_release(s, &st->side[0]);
-    if (events & WEAVE_OUT)
-        weave__lock_release(s, &st->side[1]);
 }
 
 int weave__fd_park(struct weave__sched *s, struct weave__fd *st, int events, int64_t timeout)
@@ -209,7 +184,7 @@ int weave__fd_park(struct weave__sched *s, struct weave__fd *st, int events, int
     s->fds->waiters--;
     if (r != WEAVE__WHY_EVENT)
         return weave__why_errno(r);
-    return ready_mask(events, (int)w[wait.fired].value);
+    return ready_mask(events, (int)wait.fired->value);
 }
 
 static void fd_event(struct weave__sched *s, struct weave__watcher *w, int mask)
@@ -251,7 +226,7 @@ static int wait_fd(int fd, int events, int64_t timeout_ms)
     r = poll_now(fd, events);
     if (r < 0 || timeout_ms == 0)
         return r ? r : -ETIMEDOUT;
-    if (r > 0 && !sides_held(fd_find(s, fd), events))
+    if (r > 0 && !sides_held(weave__fd_find(s, fd), events))
         return r; /* ready, and nobody waits before us */
     if (!(st = fd_state(s, fd)))
         return -ENOMEM;
@@ -295,7 +270,7 @@ int weave_fd_forget(int fd)
 
     if (fd < 0)
         return weave__ret(-EBADF);
-    if (s && (st = fd_find(s, fd)) != NULL)
+    if (s && (st = weave__fd_find(s, fd)) != NULL)
         forget(s, st);
     return 0;
 }
@@ -307,7 +282,7 @@ void weave__fd_fresh(int fd, bool short_drains)
 
     if (!s)
         return;
-    if ((st = fd_find(s, fd)) != NULL)
+    if ((st = weave__fd_find(s, fd)) != NULL)
         forget(s, st);
     else if (!(st = fd_state(s, fd)))
         return; /* out of memory: the first I/O call learns the fd instead */
@@ -332,7 +307,7 @@ static bool short_read_drains(int fd, const struct stat *sb, int fl)
     return type == SOCK_STREAM && (domain == AF_INET || domain == AF_INET6);
 }
 
-struct weave__fd *weave__fd_prepare(struct weave__sched *s, int fd, int *err)
+struct weave__fd *weave__fd_learn(struct weave__sched *s, int fd, int *err)
 {
     struct weave__fd *st;
     struct stat sb;
@@ -342,8 +317,6 @@ struct weave__fd *weave__fd_prepare(struct weave__sched *s, int fd, int *err)
         *err = -EBADF;
         return NULL;
     }
-    if ((st = fd_find(s, fd)) != NULL && st->kind != WEAVE__FD_UNKNOWN)
-        return st;
     if (fstat(fd, &sb) != 0) {
         *err = -errno;
         return NULL;

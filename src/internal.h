@@ -86,6 +86,26 @@ struct weave__fd {
     uint8_t read_closed;           /* the peer hung up, or an error came */
 };
 
+#define WEAVE__FD_CHUNK_BITS 8 /* 256 records a chunk */
+
+/* The fd table: records in chunks of 2^WEAVE__FD_CHUNK_BITS that never move. */
+struct weave__fdtab {
+    struct weave__fd **chunks; /* [nchunks], NULL where none is made yet */
+    size_t nchunks;
+    uint64_t waiters;    /* tasks waiting on an fd: for a side or readiness */
+    uint64_t registered; /* records registered with the poller */
+};
+
+/* The record of fd (>= 0) if one was made, else NULL. */
+static inline struct weave__fd *weave__fd_find(const struct weave__sched *s, int fd)
+{
+    size_t c = (size_t)fd >> WEAVE__FD_CHUNK_BITS;
+
+    if (c >= s->fds->nchunks || !s->fds->chunks[c])
+        return NULL;
+    return &s->fds->chunks[c][(unsigned)fd & ((1u << WEAVE__FD_CHUNK_BITS) - 1)];
+}
+
 /* Make and free the scheduler's fd table. init returns 0 or -ENOMEM. */
 int weave__fdtab_init(struct weave__sched *s);
 void weave__fdtab_term(struct weave__sched *s);
@@ -93,16 +113,39 @@ void weave__fdtab_term(struct weave__sched *s);
 /* The fd figures of weave_get_stats. */
 void weave__fdtab_stats(const struct weave__sched *s, weave_stats *st);
 
+/* weave__fd_prepare for an fd not known yet. */
+struct weave__fd *weave__fd_learn(struct weave__sched *s, int fd, int *err);
+
 /* Make fd ready for I/O calls: learn its kind (and make it non-blocking if
  * pollable) on first use. Returns its record, or NULL with *err = -EBADF or
  * -ENOMEM. */
-struct weave__fd *weave__fd_prepare(struct weave__sched *s, int fd, int *err);
+static inline struct weave__fd *weave__fd_prepare(struct weave__sched *s, int fd, int *err)
+{
+    struct weave__fd *st = fd >= 0 ? weave__fd_find(s, fd) : NULL;
+
+    return st && st->kind != WEAVE__FD_UNKNOWN ? st : weave__fd_learn(s, fd, err);
+}
 
 /* Take the sides of events (WEAVE_IN, WEAVE_OUT) of st for the current
  * task, waiting in FIFO order behind other tasks until timeout. Returns 0
  * or -ECANCELED, -ETIMEDOUT, -EBADF (weave_close). */
-int weave__fd_lock(struct weave__sched *s, struct weave__fd *st, int events, int64_t timeout);
-void weave__fd_unlock(struct weave__sched *s, struct weave__fd *st, int events);
+int weave__fd_lock_wait(struct weave__sched *s, struct weave__fd *st, int events, int64_t timeout);
+
+static inline int weave__fd_lock(struct weave__sched *s, struct weave__fd *st, int events,
+                                 int64_t timeout)
+{
+    if (events != (WEAVE_IN | WEAVE_OUT) && weave__lock_try(s, &st->side[events == WEAVE_OUT]))
+        return 0; /* the common case: one side, free */
+    return weave__fd_lock_wait(s, st, events, timeout);
+}
+
+static inline void weave__fd_unlock(struct weave__sched *s, struct weave__fd *st, int events)
+{
+    if (events & WEAVE_IN)
+        weave__lock_release(s, &st->side[0]);
+    if (events & WEAVE_OUT)
+        weave__lock_release(s, &st->side[1]);
+}
 
 /* With the sides of events held, park until st's fd is ready for them,
  * after the caller saw EAGAIN. Returns the ready mask, or -errno

@@ -87,10 +87,13 @@ static inline void runq_push(struct weave__sched *s, struct weave__task *t)
     s->runq_len++;
 }
 
+/* The first task of the non-empty run queue, unlinked. */
 static inline struct weave__task *runq_pop(struct weave__sched *s)
 {
-    struct weave__list *n = weave__list_pop(&s->runq);
+    struct weave__list *n = s->runq.next;
 
+    s->runq.next = n->next;
+    n->next->prev = &s->runq;
     s->runq_len--;
     return weave__container_of(n, struct weave__task, link);
 }
@@ -111,7 +114,8 @@ static inline void unlink_clauses(struct weave__wait *w)
         weave__list_del(&w->clauses[i].link);
 }
 
-void weave__wake(struct weave__sched *s, struct weave__task *t, int why, unsigned fired)
+void weave__wake(struct weave__sched *s, struct weave__task *t, int why,
+                 struct weave__waiter *fired)
 {
     struct weave__wait *w = t->wait;
 
@@ -120,16 +124,15 @@ void weave__wake(struct weave__sched *s, struct weave__task *t, int why, unsigne
     w->why = why;
     w->fired = fired;
     unlink_clauses(w);
-    weave__timers_remove(&s->timers, &t->timer);
+    if (weave__timer_armed(&t->timer))
+        weave__timers_remove(&s->timers, &t->timer);
     runq_push(s, t);
 }
 
 void weave__wake_waiter(struct weave__sched *s, struct weave__waiter *waiter, intptr_t value)
 {
-    struct weave__task *t = waiter->task;
-
     waiter->value = value;
-    weave__wake(s, t, WEAVE__WHY_EVENT, (unsigned)(waiter - t->wait->clauses));
+    weave__wake(s, waiter->task, WEAVE__WHY_EVENT, waiter);
 }
 
 void weave__cancel(struct weave__sched *s, struct weave__task *t)
@@ -138,7 +141,7 @@ void weave__cancel(struct weave__sched *s, struct weave__task *t)
         return;
     t->flags |= WEAVE__CANCELLED;
     if (t->shields == 0)
-        weave__wake(s, t, WEAVE__WHY_CANCEL, 0);
+        weave__wake(s, t, WEAVE__WHY_CANCEL, NULL);
 }
 
 void weave__cancel_all(struct weave__sched *s)
@@ -159,7 +162,7 @@ static void fire_timers(struct weave__sched *s, int64_t now)
         struct weave__task *t = weave__container_of(tm, struct weave__task, timer);
         int why = t->wait->timeout <= t->deadline ? WEAVE__WHY_TIMEOUT : WEAVE__WHY_DEADLINE;
 
-        weave__wake(s, t, why, 0);
+        weave__wake(s, t, why, NULL);
     }
 }
 

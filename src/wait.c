@@ -34,10 +34,8 @@ void weave__queue_close(struct weave__sched *s, struct weave__queue *q)
 {
     struct weave__waiter *w;
 
-    while ((w = weave__queue_first(q)) != NULL) {
-        struct weave__task *t = w->task;
-        weave__wake(s, t, WEAVE__WHY_CLOSED, (unsigned)(w - t->wait->clauses));
-    }
+    while ((w = weave__queue_first(q)) != NULL)
+        weave__wake(s, w->task, WEAVE__WHY_CLOSED, w);
 }
 
 int weave__lock_acquire(struct weave__sched *s, struct weave__lock *l, int64_t timeout)
@@ -53,14 +51,10 @@ int weave__lock_acquire(struct weave__sched *s, struct weave__lock *l, int64_t t
     return weave__why_errno(why);
 }
 
-void weave__lock_release(struct weave__sched *s, struct weave__lock *l)
+void weave__lock_handoff(struct weave__sched *s, struct weave__lock *l)
 {
     struct weave__waiter *w = weave__queue_first(&l->q);
 
-    if (!w) {
-        l->owner = NULL;
-        return;
-    }
     l->owner = w->task;
     weave__wake_waiter(s, w, 0);
 }

@@ -52,7 +52,7 @@ static inline void weave__wait_init(struct weave__wait *w, struct weave__waiter 
 {
     w->clauses = clauses;
     w->n = n;
-    w->fired = 0;
+    w->fired = NULL;
     w->why = WEAVE__WHY_EVENT;
     w->timeout = timeout;
 }
@@ -97,7 +97,16 @@ static inline bool weave__lock_try(struct weave__sched *s, struct weave__lock *l
     return true;
 }
 
+/* Hand l to its first waiter (there is one). */
+void weave__lock_handoff(struct weave__sched *s, struct weave__lock *l);
+
 /* Release l, handing it to the first waiter if there is one. */
-void weave__lock_release(struct weave__sched *s, struct weave__lock *l);
+static inline void weave__lock_release(struct weave__sched *s, struct weave__lock *l)
+{
+    if (weave__queue_empty(&l->q))
+        l->owner = NULL;
+    else
+        weave__lock_handoff(s, l);
+}
 
 #endif /* WEAVE_WAIT_H */
