@@ -443,6 +443,292 @@ WEAVE_API int weave_unix_listen(const char *path, int backlog);
 WEAVE_API int weave_unix_connect(const char *path);
 
 /* ======================================================================== */
+/*  Coordination: task groups, channels, select, locks and signals          */
+/* ======================================================================== */
+
+/*
+ * Everything here coordinates the tasks of one scheduler and never blocks
+ * the thread. Every call that waits is a cancellation point and obeys
+ * deadline scopes, and waiters are served in the order they came. A waiter
+ * that is cancelled or times out leaves without taking or losing anything:
+ * no element, permit, lock or wake-up is lost or handed out twice.
+ *
+ * An object belongs to the scheduler whose tasks use it. A call made on a
+ * thread with no scheduler, or on another scheduler's thread, that would
+ * have to wake or join tasks of the first fails with EPERM.
+ *
+ * The _timeout variants run the call inside a deadline scope of timeout_ms
+ * (weave_deadline_begin), and fail with ETIMEDOUT when it passes.
+ */
+
+/* Private: the links of weave's wait queues, inside the objects below. */
+struct weave_link {
+    struct weave_link *next, *prev;
+};
+struct weave_waitq { /* tasks waiting, in order; all zero: empty */
+    struct weave_link waiters;
+};
+
+/* ---- task groups (asyncio.TaskGroup, gather) ---------------------------- */
+
+typedef struct weave_group weave_group; /* opaque */
+
+/* A new, empty group; NULL with ENOMEM. Its members must all be spawned by
+ * tasks of one scheduler. */
+WEAVE_API weave_group *weave_group_new(void);
+
+/*
+ * Spawn a member of g, as weave_spawn(_with) does. Members are numbered 0,
+ * 1, ... in spawn order (see weave_group_result). The handle may be
+ * cancelled, named or selected on, but it belongs to the group: joining or
+ * detaching it is EINVAL, and it goes stale once the member has ended and
+ * its result is kept by the group. A member spawned after the group failed
+ * or was cancelled starts cancelled.
+ *
+ * Errors: EINVAL g or fn is NULL, or bad opts; EPERM outside a task, or g
+ * has members of another scheduler; ENOMEM.
+ */
+WEAVE_API weave_task *weave_group_spawn(weave_group *g, weave_fn fn, void *arg);
+WEAVE_API weave_task *weave_group_spawn_with(weave_group *g, const weave_task_opts *opts,
+                                             weave_fn fn, void *arg);
+
+/* Record err (> 0, an errno value) as g's error unless one was recorded
+ * already (the first wins), and cancel every member that has not ended.
+ * Any task may call it, a member too. Returns 0; EINVAL g NULL or err <= 0;
+ * EPERM as above. */
+WEAVE_API int weave_group_fail(weave_group *g, int err);
+
+/*
+ * Wait until every member spawned so far has ended, then return 0, or -1
+ * with the group's error: the first given to weave_group_fail, or
+ * ECANCELED after weave_group_cancel. Returns -1/ETIMEDOUT when timeout_ms
+ * (or a deadline scope) passed first: the members keep running. Returns
+ * -1/ECANCELED when the waiting task is cancelled: the members are
+ * cancelled too, and weave_group_free waits for them. Several tasks may
+ * wait at once.
+ *
+ * Errors besides: EINVAL g NULL or timeout_ms < -1; EDEADLK the caller is a
+ * member of g; EPERM outside a task.
+ */
+WEAVE_API int weave_group_wait(weave_group *g, int64_t timeout_ms);
+
+/* The result of member i (in spawn order), once it has ended: 0, with its
+ * return value in *result (if not NULL). EINVAL g NULL or no member i;
+ * EBUSY member i has not ended. */
+WEAVE_API int weave_group_result(weave_group *g, size_t i, void **result);
+
+/* The number of members spawned so far (0 for NULL). */
+WEAVE_API size_t weave_group_size(const weave_group *g);
+
+/* Cancel every member that has not ended; the group's error becomes
+ * ECANCELED unless it has one. Returns 0; EINVAL; EPERM. */
+WEAVE_API int weave_group_cancel(weave_group *g);
+
+/*
+ * Cancel the members that have not ended, wait for them to end (even if
+ * the caller is cancelled: this wait is shielded), and free g. Returns 0;
+ * EINVAL g NULL; EBUSY another task is in weave_group_wait(g), nothing is
+ * freed; EDEADLK the caller is a member of g; EPERM members are left and
+ * the caller is not a task of their scheduler.
+ */
+WEAVE_API int weave_group_free(weave_group *g);
+
+/* ---- channels (Go's channels, asyncio.Queue) ----------------------------- */
+
+typedef struct weave_chan weave_chan; /* opaque */
+
+/*
+ * A channel of elements of elem_size bytes (0 is allowed: a channel of pure
+ * signals) holding up to capacity of them; capacity 0 makes a rendezvous
+ * channel, where a send waits for a receiver to take the element. Elements
+ * are copied in and out, and leave in the order they entered. NULL with
+ * ENOMEM, or EINVAL if elem_size * capacity overflows.
+ */
+WEAVE_API weave_chan *weave_chan_new(size_t elem_size, size_t capacity);
+
+/*
+ * Send a copy of the element at elem, waiting while the channel is full
+ * (or, for a rendezvous channel, until a receiver takes it). Receive the
+ * oldest element into elem, waiting while there is none.
+ *
+ * Errors: EPIPE the channel is closed (a receiver gets it once the buffer
+ * is drained; a sender at once, also one that was waiting); EINVAL c NULL,
+ * or elem NULL with elem_size > 0; ECANCELED; ETIMEDOUT; EPERM outside a
+ * task, or another scheduler's channel.
+ */
+WEAVE_API int weave_chan_send(weave_chan *c, const void *elem);
+WEAVE_API int weave_chan_recv(weave_chan *c, void *elem);
+WEAVE_API int weave_chan_send_timeout(weave_chan *c, const void *elem, int64_t timeout_ms);
+WEAVE_API int weave_chan_recv_timeout(weave_chan *c, void *elem, int64_t timeout_ms);
+
+/* As send and recv, but never wait: EAGAIN when they would. */
+WEAVE_API int weave_chan_try_send(weave_chan *c, const void *elem);
+WEAVE_API int weave_chan_try_recv(weave_chan *c, void *elem);
+
+/* Close c: receivers still get the buffered elements, then EPIPE; senders,
+ * waiting or not, get EPIPE. Returns 0; EPIPE closed already; EINVAL. */
+WEAVE_API int weave_chan_close(weave_chan *c);
+
+/* Elements buffered now (0 for NULL). */
+WEAVE_API size_t weave_chan_len(const weave_chan *c);
+
+/* Free c. EBUSY tasks wait on it (nothing is freed); EINVAL c NULL. */
+WEAVE_API int weave_chan_free(weave_chan *c);
+
+/* ---- select -------------------------------------------------------------- */
+
+enum { WEAVE_CASE_SEND = 1, WEAVE_CASE_RECV, WEAVE_CASE_FD, WEAVE_CASE_TASK };
+
+typedef struct weave_select_case {
+    int op;           /* WEAVE_CASE_* */
+    weave_chan *chan; /* SEND, RECV */
+    void *elem;       /* SEND: the element; RECV: where it goes (may be NULL) */
+    int fd;           /* FD */
+    int events;       /* FD: WEAVE_IN | WEAVE_OUT wanted; on return, those seen */
+    weave_task *task; /* TASK: completes once the task has ended (it stays joinable) */
+    int err;          /* on return: 0, or EPIPE for a closed channel, EBADF for an
+                         fd closed with weave_close while the select waited */
+} weave_select_case;
+
+/*
+ * Wait until one of the n cases can complete, complete exactly that one,
+ * and return its index. A send completes when its element is taken or
+ * buffered, a receive when an element arrives, an fd case when the fd is
+ * ready for one of its events (events is set to what was seen), a task case
+ * once the task has ended. A send or a receive on a closed channel (a
+ * receive: once it is drained) completes with err = EPIPE.
+ *
+ * Fairness: when several cases are ready at the call, one of them is
+ * chosen uniformly at random (Go's rule), so a case that is always ready
+ * cannot starve another; when none is, the first to become ready wins.
+ * With n = 0 it is a sleep of timeout_ms that ends in ETIMEDOUT.
+ *
+ * Errors: ETIMEDOUT timeout_ms (or a deadline scope) passed, 0: nothing
+ * ready now; ECANCELED; EINVAL cases NULL with n > 0, an unknown op, a
+ * NULL channel, a NULL elem to send on a channel with elem_size > 0, bad
+ * events, timeout_ms < -1; EBADF a negative or closed fd; ESRCH a stale
+ * task handle; EDEADLK a task case names the caller; EPERM outside a task;
+ * ENOMEM (more than 16 cases need memory).
+ */
+WEAVE_API int weave_select(weave_select_case *cases, size_t n, int64_t timeout_ms);
+
+/* ---- mutex, condition, semaphore, event ------------------------------------ */
+
+/*
+ * Statically initialisable (WEAVE_MUTEX_INIT, ...) or set up by _init; no
+ * malloc. Their fields are weave's. An object may be destroyed (EBUSY while
+ * held or waited on) and initialised again.
+ *
+ * weave_mutex: FIFO handoff. Unlock hands the mutex straight to the first
+ * waiter, so no task can barge ahead of one that waits, and a waiter that
+ * gave up (cancelled, timed out) never owns it. Not recursive: locking a
+ * mutex the caller holds is EDEADLK. trylock: EBUSY when held. unlock:
+ * EPERM when the caller does not hold it.
+ */
+typedef struct weave_mutex {
+    uint64_t priv_owner;             /* id of the owning task, 0 if free */
+    struct weave_waitq priv_waiters; /* tasks waiting for it */
+} weave_mutex;
+#define WEAVE_MUTEX_INIT                                                                           \
+    {                                                                                              \
+        0,                                                                                         \
+        {                                                                                          \
+            {                                                                                      \
+                NULL, NULL                                                                         \
+            }                                                                                      \
+        }                                                                                          \
+    }
+
+WEAVE_API int weave_mutex_init(weave_mutex *m);
+WEAVE_API int weave_mutex_destroy(weave_mutex *m);
+WEAVE_API int weave_mutex_lock(weave_mutex *m);
+WEAVE_API int weave_mutex_lock_timeout(weave_mutex *m, int64_t timeout_ms);
+WEAVE_API int weave_mutex_trylock(weave_mutex *m);
+WEAVE_API int weave_mutex_unlock(weave_mutex *m);
+
+/*
+ * weave_cond: weave_cond_wait releases m (which the caller must hold:
+ * EPERM), waits for a signal, and takes m again before it returns, even on
+ * error (ECANCELED, ETIMEDOUT): taking it back is not interrupted. No
+ * spurious wake-ups, but the condition may have changed again by the time
+ * the caller holds m: wait in a loop. signal wakes the longest waiter,
+ * broadcast all of them; with no waiter they do nothing.
+ */
+typedef struct weave_cond {
+    struct weave_waitq priv_waiters;
+} weave_cond;
+#define WEAVE_COND_INIT                                                                            \
+    {                                                                                              \
+        {                                                                                          \
+            {                                                                                      \
+                NULL, NULL                                                                         \
+            }                                                                                      \
+        }                                                                                          \
+    }
+
+WEAVE_API int weave_cond_init(weave_cond *c);
+WEAVE_API int weave_cond_destroy(weave_cond *c);
+WEAVE_API int weave_cond_wait(weave_cond *c, weave_mutex *m);
+WEAVE_API int weave_cond_wait_timeout(weave_cond *c, weave_mutex *m, int64_t timeout_ms);
+WEAVE_API int weave_cond_signal(weave_cond *c);
+WEAVE_API int weave_cond_broadcast(weave_cond *c);
+
+/*
+ * weave_sem: a counting semaphore. release hands its permit straight to the
+ * first waiter, if any. try_acquire: EAGAIN with no permit. release:
+ * EOVERFLOW when the count is WEAVE_SEM_VALUE_MAX already.
+ */
+#define WEAVE_SEM_VALUE_MAX (~0u)
+typedef struct weave_sem {
+    unsigned priv_value;             /* permits */
+    struct weave_waitq priv_waiters; /* tasks waiting for one */
+} weave_sem;
+#define WEAVE_SEM_INIT(n)                                                                          \
+    {                                                                                              \
+        (n),                                                                                       \
+        {                                                                                          \
+            {                                                                                      \
+                NULL, NULL                                                                         \
+            }                                                                                      \
+        }                                                                                          \
+    }
+
+WEAVE_API int weave_sem_init(weave_sem *s, unsigned value);
+WEAVE_API int weave_sem_destroy(weave_sem *s);
+WEAVE_API int weave_sem_acquire(weave_sem *s);
+WEAVE_API int weave_sem_acquire_timeout(weave_sem *s, int64_t timeout_ms);
+WEAVE_API int weave_sem_try_acquire(weave_sem *s);
+WEAVE_API int weave_sem_release(weave_sem *s);
+/* Permits available now; -1 with EINVAL for NULL. */
+WEAVE_API int64_t weave_sem_value(const weave_sem *s);
+
+/*
+ * weave_event (asyncio.Event): set wakes every waiter and lets every wait
+ * return at once until clear. is_set returns 1 or 0 (-1 with EINVAL).
+ */
+typedef struct weave_event {
+    int priv_set;                    /* 1 while set */
+    struct weave_waitq priv_waiters; /* tasks waiting for it */
+} weave_event;
+#define WEAVE_EVENT_INIT                                                                           \
+    {                                                                                              \
+        0,                                                                                         \
+        {                                                                                          \
+            {                                                                                      \
+                NULL, NULL                                                                         \
+            }                                                                                      \
+        }                                                                                          \
+    }
+
+WEAVE_API int weave_event_init(weave_event *e);
+WEAVE_API int weave_event_destroy(weave_event *e);
+WEAVE_API int weave_event_set(weave_event *e);
+WEAVE_API int weave_event_clear(weave_event *e);
+WEAVE_API int weave_event_wait(weave_event *e);
+WEAVE_API int weave_event_wait_timeout(weave_event *e, int64_t timeout_ms);
+WEAVE_API int weave_event_is_set(const weave_event *e);
+
+/* ======================================================================== */
 /*  Blocking work                                                            */
 /* ======================================================================== */
 

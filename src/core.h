@@ -64,14 +64,11 @@ enum weave__why {
     WEAVE__WHY_CLOSED
 };
 
-/* A wait queue: waiters in FIFO order. */
-struct weave__queue {
-    struct weave__list waiters;
-};
+/* A wait queue, struct weave_waitq (weave.h): waiters in FIFO order. */
 
 /* A task's place in one wait queue (a clause of its wait). */
 struct weave__waiter {
-    struct weave__list link;  /* in the queue, while the task waits */
+    struct weave_link link;   /* in the queue, while the task waits */
     struct weave__task *task; /* the waiting task */
     void *data;               /* the queue owner's: an element buffer, ... */
     intptr_t value;           /* the waker's news, read after WEAVE__WHY_EVENT */
@@ -93,19 +90,21 @@ struct weave__wait {
  * weave_run returns.
  */
 struct weave__task {
-    struct weave__list link;   /* run queue, while READY */
-    struct weave__list live;   /* the scheduler's tasks not yet ended */
+    struct weave_link link;    /* run queue, while READY */
+    struct weave_link live;    /* the scheduler's tasks not yet ended */
     struct weave__ctx *ctx;    /* saved context; NULL once ended */
     struct weave__stack stack; /* its stack, while it has one */
     struct weave__timer timer; /* armed while a timed park is pending */
     struct weave__wait *wait;  /* what it waits for, while PARKED */
-    struct weave__queue ended; /* tasks waiting for it to end */
+    struct weave_waitq ended;  /* tasks waiting for it to end */
     weave_fn fn;               /* the task's function and argument */
     void *arg;
     void *result;                      /* fn's return value, once DONE */
     struct weave_scope_private *scope; /* innermost open deadline scope or shield */
     int64_t deadline;                  /* earliest deadline of the scopes that apply */
     uint32_t shields;                  /* shields open */
+    struct weave__sched *sched;        /* the scheduler it belongs to */
+    struct weave_group *group;         /* the group it is a member of, or NULL */
     uint32_t slot;                     /* index in the handle table */
     uint64_t id;                       /* 1 = main, then spawn order */
     uint8_t state;                     /* enum weave__task_state */
@@ -128,10 +127,10 @@ struct weave__offload;
 struct weave__sched {
     struct weave__ctx root;      /* the thread's own stack (weave_run) */
     struct weave__task *current; /* running task */
-    struct weave__list runq;     /* READY tasks, FIFO */
+    struct weave_link runq;      /* READY tasks, FIFO */
     size_t runq_len;             /* tasks on it */
     size_t round_left;           /* tasks left to run before polling */
-    struct weave__list live;     /* tasks not yet ended */
+    struct weave_link live;      /* tasks not yet ended */
     uint64_t live_count;         /* their number */
     struct weave__task *dead;    /* ended task whose stack is not freed */
     uint64_t zombie_count;       /* ended, not yet joined */
@@ -145,6 +144,7 @@ struct weave__sched {
     struct weave__fdtab *fds;       /* fd.c's table */
     struct weave__offload *offload; /* offload.c's pool */
     size_t default_stack;           /* usable bytes for weave_spawn */
+    uint64_t rng;                   /* state of weave__random */
     bool shutting_down;             /* main returned: cancel everything */
     bool deadlocked;                /* nothing could ever wake */
     ucontext_t tmpl;                /* copied into every new context */
@@ -224,6 +224,19 @@ void weave__wake(struct weave__sched *s, struct weave__task *t, int why,
 
 /* Put the current task at the back of the run queue and run the others. */
 void weave__yield(struct weave__sched *s);
+
+/* A pseudo-random number (xorshift64*) from the scheduler's own generator,
+ * seeded per run: for choices that must be fair (select). */
+static inline uint64_t weave__random(struct weave__sched *s)
+{
+    uint64_t x = s->rng;
+
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    s->rng = x;
+    return x * 0x2545f4914f6cdd1dull;
+}
 
 /* ---- the checks every blocking call makes --------------------------------- */
 

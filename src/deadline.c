@@ -125,3 +125,20 @@ void weave_shield_end(weave_shield *sh)
     scope_pop(t);
     sh->priv.kind = SCOPE_NONE;
 }
+
+int weave__timed_begin(weave_deadline *d, int64_t timeout_ms)
+{
+    if (timeout_ms < -1)
+        return -EINVAL;
+    weave_deadline_begin(d, timeout_ms);
+    return 0;
+}
+
+int weave__timed_end(weave_deadline *d, int r)
+{
+    int saved = errno;
+
+    (void)weave_deadline_end(d);
+    errno = saved;
+    return r;
+}

@@ -92,8 +92,7 @@ static struct weave__fd *fd_state(struct weave__sched *s, int fd)
     return &tab->chunks[c][(unsigned)fd & (CHUNK - 1)];
 }
 
-/* What a wait for events on fd returns, given what the fd reported. */
-static int ready_mask(int events, int got)
+int weave__fd_mask(int events, int got)
 {
     int m = got & (events | WEAVE_ERR | WEAVE_HUP);
 
@@ -102,8 +101,7 @@ static int ready_mask(int events, int got)
     return m;
 }
 
-/* Readiness of fd right now, without blocking: a mask, 0, or -errno. */
-static int poll_now(int fd, int events)
+int weave__fd_poll(int fd, int events)
 {
     struct pollfd p;
     int r, got = 0;
@@ -126,14 +124,14 @@ static int poll_now(int fd, int events)
         got |= WEAVE_ERR;
     if (p.revents & POLLHUP)
         got |= WEAVE_HUP;
-    return ready_mask(events, got);
+    return weave__fd_mask(events, got);
 }
 
 /* Whether another call holds a side of st that events need. */
 static bool sides_held(const struct weave__fd *st, int events)
 {
-    return st && (((events & WEAVE_IN) && st->side[0].owner) ||
-                  ((events & WEAVE_OUT) && st->side[1].owner));
+    return st && (((events & WEAVE_IN) && st->side[0].priv_owner) ||
+                  ((events & WEAVE_OUT) && st->side[1].priv_owner));
 }
 
 int weave__fd_lock_wait(struct weave__sched *s, struct weave__fd *st, int events, int64_t timeout)
@@ -141,7 +139,7 @@ int weave__fd_lock_wait(struct weave__sched *s, struct weave__fd *st, int events
     int r = 0;
 
     for (int d = 0; d < 2 && r == 0; d++) {
-        struct weave__lock *l = &st->side[d];
+        weave_mutex *l = &st->side[d];
 
         if (!(events & (d ? WEAVE_OUT : WEAVE_IN)) || weave__lock_try(s, l))
             continue;
@@ -154,24 +152,46 @@ int weave__fd_lock_wait(struct weave__sched *s, struct weave__fd *st, int events
     return r;
 }
 
+/* Register st with the poller if it is not. Returns 0 or -errno: EPERM
+ * not pollable (a regular file), ENOMEM. */
+static int watch(struct weave__sched *s, struct weave__fd *st)
+{
+    int r;
+
+    if (st->registered)
+        return 0;
+    r = weave__poller_add(&s->poller, st->fd, &st->watcher, 0);
+    if (r < 0)
+        return r == -ENOSPC ? -ENOMEM : r;
+    st->registered = 1;
+    s->fds->registered++;
+    return 0;
+}
+
+struct weave__fd *weave__fd_watch(struct weave__sched *s, int fd, int *err)
+{
+    struct weave__fd *st = fd_state(s, fd);
+
+    if (!st) {
+        *err = -ENOMEM;
+        return NULL;
+    }
+    if ((*err = watch(s, st)) < 0)
+        return NULL;
+    return st;
+}
+
 int weave__fd_park(struct weave__sched *s, struct weave__fd *st, int events, int64_t timeout)
 {
     struct weave__waiter w[2];
     struct weave__wait wait;
     unsigned n = 0;
-    int r;
+    int r = watch(s, st);
 
-    if (!st->registered) {
-        r = weave__poller_add(&s->poller, st->fd, &st->watcher, 0);
-        if (r == -EPERM)
-            return events; /* not pollable: always ready, as with poll(2) */
-        if (r == -ENOSPC)
-            r = -ENOMEM;
-        if (r < 0)
-            return r;
-        st->registered = 1;
-        s->fds->registered++;
-    }
+    if (r == -EPERM)
+        return events; /* not pollable: always ready, as with poll(2) */
+    if (r < 0)
+        return r;
     if (events & WEAVE_IN)
         weave__queue_push(s, &st->ready[0], &w[n++], NULL);
     if (events & WEAVE_OUT)
@@ -184,7 +204,7 @@ int weave__fd_park(struct weave__sched *s, struct weave__fd *st, int events, int
     s->fds->waiters--;
     if (r != WEAVE__WHY_EVENT)
         return weave__why_errno(r);
-    return ready_mask(events, (int)wait.fired->value);
+    return weave__fd_mask(events, (int)wait.fired->value);
 }
 
 static void fd_event(struct weave__sched *s, struct weave__watcher *w, int mask)
@@ -223,7 +243,7 @@ static int wait_fd(int fd, int events, int64_t timeout_ms)
     /* Edge-triggered registration reports changes only: look at the fd's
      * state first, and park only if it is not ready now. This also tells
      * an fd that is not open (EBADF) before any record is made for it. */
-    r = poll_now(fd, events);
+    r = weave__fd_poll(fd, events);
     if (r < 0 || timeout_ms == 0)
         return r ? r : -ETIMEDOUT;
     if (r > 0 && !sides_held(weave__fd_find(s, fd), events))
@@ -232,7 +252,7 @@ static int wait_fd(int fd, int events, int64_t timeout_ms)
         return -ENOMEM;
     if ((r = weave__fd_lock(s, st, events, timeout)) < 0)
         return r;
-    r = poll_now(fd, events); /* the others before us may have changed it */
+    r = weave__fd_poll(fd, events); /* the others before us may have changed it */
     if (r == 0)
         r = weave__fd_park(s, st, events, timeout);
     weave__fd_unlock(s, st, events);
@@ -251,7 +271,7 @@ static void forget(struct weave__sched *s, struct weave__fd *st)
 {
     for (int d = 0; d < 2; d++) {
         weave__queue_close(s, &st->ready[d]);
-        weave__queue_close(s, &st->side[d].q);
+        weave__queue_close(s, &st->side[d].priv_waiters);
     }
     if (st->registered) {
         weave__poller_del(&s->poller, st->fd);

@@ -51,6 +51,11 @@ int64_t weave__deadline_in(int64_t amount, int64_t unit_ns);
 
 /* ---- task.c ---------------------------------------------------------------- */
 
+/* Spawn a task as weave_spawn_with does (opts may be NULL). Returns its
+ * record, or NULL with *err set (-EINVAL bad opts, -ENOMEM). */
+struct weave__task *weave__task_spawn(struct weave__sched *s, const weave_task_opts *opts,
+                                      weave_fn fn, void *arg, int *err);
+
 /* Spawn weave_run's main task. Returns it, or NULL with *err set. */
 struct weave__task *weave__spawn_main(struct weave__sched *s, weave_fn fn, void *arg, int *err);
 
@@ -74,8 +79,8 @@ enum weave__fd_kind {
  */
 struct weave__fd {
     struct weave__watcher watcher; /* the poller's callback for this fd */
-    struct weave__lock side[2];    /* input, output: held by the call using them */
-    struct weave__queue ready[2];  /* a side's holder, parked until ready */
+    weave_mutex side[2];           /* input, output: held by the call using them */
+    struct weave_waitq ready[2];   /* a side's holder, parked until ready */
     int fd;                        /* the fd number */
     uint8_t registered;            /* in the poller */
     uint8_t kind;                  /* enum weave__fd_kind */
@@ -152,6 +157,19 @@ static inline void weave__fd_unlock(struct weave__sched *s, struct weave__fd *st
  * (ECANCELED, ETIMEDOUT, EBADF from weave_close, ENOMEM). */
 int weave__fd_park(struct weave__sched *s, struct weave__fd *st, int events, int64_t timeout);
 
+/* Readiness of fd right now, without blocking: the mask a wait for events
+ * returns, 0 if not ready, or -errno (EBADF: not open). */
+int weave__fd_poll(int fd, int events);
+
+/* What a wait for events returns when the fd reported got: the requested
+ * events seen, plus ERR/HUP (which make every requested event ready). */
+int weave__fd_mask(int events, int got);
+
+/* The record of fd (>= 0, open), registered with the poller, for a task
+ * that will wait in its ready queues without holding its sides (select).
+ * NULL with *err = -ENOMEM or -EPERM (not pollable). */
+struct weave__fd *weave__fd_watch(struct weave__sched *s, int fd, int *err);
+
 /* fd was just made by weave (accept, socket): drop whatever state a
  * previous fd of the same number left behind and mark it pollable and
  * non-blocking; short_drains as for struct weave__fd. A no-op outside a
@@ -195,7 +213,33 @@ void weave__offload_stats(const struct weave__sched *s, weave_stats *st);
  * still the caller's: -ENOMEM, -EAGAIN, -EMFILE, -ENFILE.
  */
 int weave__offload(struct weave__sched *s, weave_fn fn, void *arg, void **result,
-                   void (*discard)(void *, void *), int64_t timeout, struct weave__queue *also);
+                   void (*discard)(void *, void *), int64_t timeout, struct weave_waitq *also);
+
+/* ---- chan.c: what select needs of a channel -------------------------------- */
+
+/* Whether a send (a receive) on c can complete now: a partner waits, the
+ * buffer has room (an element), or c is closed. */
+bool weave__chan_send_ready(const weave_chan *c);
+bool weave__chan_recv_ready(const weave_chan *c);
+
+/* Complete a send (a receive) that is ready. Returns 0 or -EPIPE. */
+int weave__chan_send_now(struct weave__sched *s, weave_chan *c, const void *elem);
+int weave__chan_recv_now(struct weave__sched *s, weave_chan *c, void *elem);
+
+/* The queue where senders (send) or receivers wait; a waiter's data is
+ * the element to send, or where a received one goes (NULL: dropped). */
+struct weave_waitq *weave__chan_queue(weave_chan *c, bool send);
+
+size_t weave__chan_elem_size(const weave_chan *c);
+
+/* ---- deadline.c: the _timeout variants ------------------------------------ */
+
+/* Begin a deadline scope of timeout_ms for a _timeout call: -EINVAL for a
+ * timeout below -1 (nothing begun), else 0. */
+int weave__timed_begin(weave_deadline *d, int64_t timeout_ms);
+
+/* End it without disturbing errno; returns r, the call's result. */
+int weave__timed_end(weave_deadline *d, int r);
 
 /* ---- overflow.c -------------------------------------------------------------- */
 

@@ -14,32 +14,33 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-struct weave__list {
-    struct weave__list *next; /* next node, or the head after the last */
-    struct weave__list *prev; /* previous node, or the head before the first */
-};
+/* The node, struct weave_link { next, prev }, is declared in weave.h, so
+ * that the statically initialisable objects there (weave_mutex, ...) can
+ * hold a wait queue. A zeroed head is not a list yet: weave__list_init it
+ * (sync.c does, on first use). */
+#include "weave.h"
 
 #define weave__container_of(ptr, type, member)                                                     \
     ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 /* An empty list, or a node that is in none. */
-static inline void weave__list_init(struct weave__list *l)
+static inline void weave__list_init(struct weave_link *l)
 {
     l->next = l->prev = l;
 }
 
-static inline bool weave__list_empty(const struct weave__list *l)
+static inline bool weave__list_empty(const struct weave_link *l)
 {
     return l->next == l;
 }
 
 /* Whether node n is in a list (nodes are initialised unlinked). */
-static inline bool weave__list_linked(const struct weave__list *n)
+static inline bool weave__list_linked(const struct weave_link *n)
 {
     return n->next != n;
 }
 
-static inline void weave__list_insert_before(struct weave__list *at, struct weave__list *n)
+static inline void weave__list_insert_before(struct weave_link *at, struct weave_link *n)
 {
     n->next = at;
     n->prev = at->prev;
@@ -48,19 +49,19 @@ static inline void weave__list_insert_before(struct weave__list *at, struct weav
 }
 
 /* Append n at the back of l. */
-static inline void weave__list_push(struct weave__list *l, struct weave__list *n)
+static inline void weave__list_push(struct weave_link *l, struct weave_link *n)
 {
     weave__list_insert_before(l, n);
 }
 
 /* Put n at the front of l. */
-static inline void weave__list_push_front(struct weave__list *l, struct weave__list *n)
+static inline void weave__list_push_front(struct weave_link *l, struct weave_link *n)
 {
     weave__list_insert_before(l->next, n);
 }
 
 /* Unlink n and leave it unlinked (pointing at itself); harmless if it is. */
-static inline void weave__list_del(struct weave__list *n)
+static inline void weave__list_del(struct weave_link *n)
 {
     n->prev->next = n->next;
     n->next->prev = n->prev;
@@ -68,15 +69,15 @@ static inline void weave__list_del(struct weave__list *n)
 }
 
 /* The first node of l, or NULL if it is empty. */
-static inline struct weave__list *weave__list_first(const struct weave__list *l)
+static inline struct weave_link *weave__list_first(const struct weave_link *l)
 {
     return l->next == l ? NULL : l->next;
 }
 
 /* Unlink and return the first node of l, or NULL if it is empty. */
-static inline struct weave__list *weave__list_pop(struct weave__list *l)
+static inline struct weave_link *weave__list_pop(struct weave_link *l)
 {
-    struct weave__list *n = weave__list_first(l);
+    struct weave_link *n = weave__list_first(l);
 
     if (n)
         weave__list_del(n);

@@ -48,12 +48,12 @@
 enum job_state { QUEUED, RUNNING, DONE };
 
 struct job {
-    struct weave__list link; /* the queue or the done list, under the lock */
-    weave_fn fn;             /* the call */
+    struct weave_link link; /* the queue or the done list, under the lock */
+    weave_fn fn;            /* the call */
     void *arg;
     void *result;                    /* fn's return value, once DONE */
     void (*discard)(void *, void *); /* for an abandoned job's result, or NULL */
-    struct weave__queue waiter;      /* scheduler thread only: the task waiting */
+    struct weave_waitq waiter;       /* scheduler thread only: the task waiting */
     int state;                       /* enum job_state, under the lock */
     bool collected;                  /* scheduler thread only: handed back */
     bool abandoned;                  /* scheduler thread only: nobody will take it */
@@ -62,18 +62,18 @@ struct job {
 struct weave__offload {
     struct weave__watcher watcher; /* the eventfd's, for the poll step */
     pthread_mutex_t lock;
-    pthread_cond_t work;     /* signalled when a job is queued or at stop */
-    struct weave__list jobs; /* queued jobs, FIFO */
-    struct weave__list done; /* finished jobs not yet collected */
-    pthread_t *threads;      /* [max], once started */
-    unsigned nthreads;       /* started */
-    unsigned idle;           /* waiting for work */
-    unsigned running;        /* running a call */
-    unsigned queued;         /* calls in the queue */
-    unsigned max;            /* most threads */
-    bool stop;               /* weave_run is ending */
-    int efd;                 /* eventfd: the done list became non-empty; -1 before */
-    uint64_t waiters;        /* tasks waiting for a call */
+    pthread_cond_t work;    /* signalled when a job is queued or at stop */
+    struct weave_link jobs; /* queued jobs, FIFO */
+    struct weave_link done; /* finished jobs not yet collected */
+    pthread_t *threads;     /* [max], once started */
+    unsigned nthreads;      /* started */
+    unsigned idle;          /* waiting for work */
+    unsigned running;       /* running a call */
+    unsigned queued;        /* calls in the queue */
+    unsigned max;           /* most threads */
+    bool stop;              /* weave_run is ending */
+    int efd;                /* eventfd: the done list became non-empty; -1 before */
+    uint64_t waiters;       /* tasks waiting for a call */
 };
 
 static void *worker(void *p)
@@ -219,7 +219,7 @@ static void job_discard(struct job *j)
 }
 
 int weave__offload(struct weave__sched *s, weave_fn fn, void *arg, void **result,
-                   void (*discard)(void *, void *), int64_t timeout, struct weave__queue *also)
+                   void (*discard)(void *, void *), int64_t timeout, struct weave_waitq *also)
 {
     struct weave__offload *pool = s->offload;
     struct weave__waiter w[2];
@@ -275,7 +275,7 @@ int weave__offload(struct weave__sched *s, weave_fn fn, void *arg, void **result
 static void pool_event(struct weave__sched *s, struct weave__watcher *w, int mask)
 {
     struct weave__offload *pool = weave__container_of(w, struct weave__offload, watcher);
-    struct weave__list done, *n;
+    struct weave_link done, *n;
     uint64_t count;
 
     (void)mask;
@@ -301,7 +301,7 @@ static void pool_event(struct weave__sched *s, struct weave__watcher *w, int mas
 void weave__offload_term(struct weave__sched *s)
 {
     struct weave__offload *pool = s->offload;
-    struct weave__list *n;
+    struct weave_link *n;
 
     if (!pool)
         return;

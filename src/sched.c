@@ -55,6 +55,7 @@ int weave__sched_init(struct weave__sched *s, size_t default_stack)
     weave__handles_init(&s->handles);
     s->poller.epfd = -1;
     s->default_stack = default_stack;
+    s->rng = 0x9e3779b97f4a7c15ull * s->handles.tag; /* never 0 */
     if (weave__ctx_template(&s->tmpl) != 0) {
         r = errno > 0 ? -errno : -ENOMEM;
         weave__sched_term(s);
@@ -90,7 +91,7 @@ static inline void runq_push(struct weave__sched *s, struct weave__task *t)
 /* The first task of the non-empty run queue, unlinked. */
 static inline struct weave__task *runq_pop(struct weave__sched *s)
 {
-    struct weave__list *n = s->runq.next;
+    struct weave_link *n = s->runq.next;
 
     s->runq.next = n->next;
     n->next->prev = &s->runq;
@@ -146,7 +147,7 @@ void weave__cancel(struct weave__sched *s, struct weave__task *t)
 
 void weave__cancel_all(struct weave__sched *s)
 {
-    struct weave__list *n, *tmp;
+    struct weave_link *n, *tmp;
 
     weave__list_each(n, tmp, &s->live)
         weave__cancel(s, weave__container_of(n, struct weave__task, live));

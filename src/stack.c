@@ -64,8 +64,8 @@
 #define SLAB_MAX_BYTES  ((size_t)64 << 20) /* ... within this much mapping */
 
 struct weave__slab {
-    struct weave__list all;     /* in the class's list of all slabs */
-    struct weave__list partial; /* in its partial list, while a stack is free */
+    struct weave_link all;     /* in the class's list of all slabs */
+    struct weave_link partial; /* in its partial list, while a stack is free */
     struct weave__stack_class *cls;
     char *base;          /* start of the mapping */
     size_t map_len;      /* its length in bytes */
@@ -79,14 +79,14 @@ struct weave__slab {
 };
 
 struct weave__stack_class {
-    struct weave__list link;    /* in the pool's classes, most recently used first */
-    size_t size;                /* usable bytes per stack */
-    size_t stride;              /* guard + size */
-    struct weave__list slabs;   /* all slabs */
-    struct weave__list partial; /* slabs with a free stack */
-    uint64_t nfree;             /* free stacks in all slabs */
-    uint64_t hot;               /* hot ones */
-    uint32_t next_nstacks;      /* size of the next slab */
+    struct weave_link link;    /* in the pool's classes, most recently used first */
+    size_t size;               /* usable bytes per stack */
+    size_t stride;             /* guard + size */
+    struct weave_link slabs;   /* all slabs */
+    struct weave_link partial; /* slabs with a free stack */
+    uint64_t nfree;            /* free stacks in all slabs */
+    uint64_t hot;              /* hot ones */
+    uint32_t next_nstacks;     /* size of the next slab */
 };
 
 void weave__stack_pool_init(struct weave__stack_pool *pool)
@@ -192,7 +192,7 @@ static struct weave__slab *slab_map(struct weave__stack_pool *pool, struct weave
 
 static struct weave__stack_class *class_get(struct weave__stack_pool *pool, size_t size)
 {
-    struct weave__list *n, *tmp;
+    struct weave_link *n, *tmp;
     struct weave__stack_class *c;
 
     /* Few sizes are ever in use; the most recently used one is kept first. */
@@ -270,7 +270,7 @@ int weave__stack_alloc(struct weave__stack_pool *pool, size_t size, struct weave
 /* Hand the pages of hot free stacks of c back until c has at most keep. */
 static void class_trim(struct weave__stack_pool *pool, struct weave__stack_class *c, uint64_t keep)
 {
-    struct weave__list *n, *tmp;
+    struct weave_link *n, *tmp;
 
     weave__list_each(n, tmp, &c->slabs) {
         struct weave__slab *s = weave__container_of(n, struct weave__slab, all);
@@ -292,7 +292,7 @@ static void class_trim(struct weave__stack_pool *pool, struct weave__stack_class
 
 void weave__stack_trim(struct weave__stack_pool *pool)
 {
-    struct weave__list *n, *tmp;
+    struct weave_link *n, *tmp;
 
     weave__list_each(n, tmp, &pool->classes) {
         struct weave__stack_class *c = weave__container_of(n, struct weave__stack_class, link);
@@ -338,7 +338,7 @@ void weave__stack_free(struct weave__stack_pool *pool, struct weave__stack *st)
 
 void weave__stack_pool_term(struct weave__stack_pool *pool)
 {
-    struct weave__list *cn, *sn;
+    struct weave_link *cn, *sn;
 
     while ((cn = weave__list_pop(&pool->classes)) != NULL) {
         struct weave__stack_class *c = weave__container_of(cn, struct weave__stack_class, link);

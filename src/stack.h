@@ -38,14 +38,14 @@ enum weave__guard_mode {
 };
 
 struct weave__stack_pool {
-    struct weave__list classes; /* one per stack size in use */
-    size_t page;                /* system page size */
-    size_t guard;               /* bytes of guard below each stack */
-    int guard_mode;             /* enum weave__guard_mode */
-    uint64_t in_use;            /* stacks handed out */
-    uint64_t cached;            /* free stacks still mapped */
-    uint64_t hot;               /* free stacks whose pages may be committed */
-    uint64_t mapped_bytes;      /* virtual bytes of all slabs */
+    struct weave_link classes; /* one per stack size in use */
+    size_t page;               /* system page size */
+    size_t guard;              /* bytes of guard below each stack */
+    int guard_mode;            /* enum weave__guard_mode */
+    uint64_t in_use;           /* stacks handed out */
+    uint64_t cached;           /* free stacks still mapped */
+    uint64_t hot;              /* free stacks whose pages may be committed */
+    uint64_t mapped_bytes;     /* virtual bytes of all slabs */
 };
 
 void weave__stack_pool_init(struct weave__stack_pool *pool);

@@ -80,6 +80,7 @@ static struct weave__task *task_new(struct weave__sched *s, size_t stack_size, c
     t->id = ++s->next_id;
     t->timer.index = WEAVE__TIMER_IDLE;
     t->deadline = WEAVE__NO_DEADLINE;
+    t->sched = s;
     weave__queue_init(&t->ended);
     if (name) {
         size_t len = strnlen(name, WEAVE_NAME_MAX - 1);
@@ -114,10 +115,22 @@ int weave__check_stack_size(size_t size)
     return check_stack_size(size);
 }
 
+struct weave__task *weave__task_spawn(struct weave__sched *s, const weave_task_opts *opts,
+                                      weave_fn fn, void *arg, int *err)
+{
+    size_t size;
+
+    if (opts && opts->stack_size && check_stack_size(opts->stack_size) < 0) {
+        *err = -EINVAL;
+        return NULL;
+    }
+    size = opts && opts->stack_size ? opts->stack_size : s->default_stack;
+    return task_new(s, size, opts ? opts->name : NULL, fn, arg, err);
+}
+
 weave_task *weave_spawn_with(const weave_task_opts *opts, weave_fn fn, void *arg)
 {
     struct weave__sched *s = weave__tls;
-    size_t size;
     struct weave__task *t;
     int err;
 
@@ -129,8 +142,7 @@ weave_task *weave_spawn_with(const weave_task_opts *opts, weave_fn fn, void *arg
         errno = EPERM;
         return NULL;
     }
-    size = opts && opts->stack_size ? opts->stack_size : s->default_stack;
-    t = task_new(s, size, opts ? opts->name : NULL, fn, arg, &err);
+    t = weave__task_spawn(s, opts, fn, arg, &err);
     if (!t) {
         errno = -err;
         return NULL;

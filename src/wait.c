@@ -7,7 +7,7 @@
  */
 #include "internal.h"
 
-int weave__wait_in(struct weave__sched *s, struct weave__queue *q, void *data, int64_t timeout,
+int weave__wait_in(struct weave__sched *s, struct weave_waitq *q, void *data, int64_t timeout,
                    intptr_t *value)
 {
     struct weave__waiter w;
@@ -22,7 +22,7 @@ int weave__wait_in(struct weave__sched *s, struct weave__queue *q, void *data, i
     return why;
 }
 
-void weave__queue_wake_all(struct weave__sched *s, struct weave__queue *q, intptr_t value)
+void weave__queue_wake_all(struct weave__sched *s, struct weave_waitq *q, intptr_t value)
 {
     struct weave__waiter *w;
 
@@ -30,7 +30,7 @@ void weave__queue_wake_all(struct weave__sched *s, struct weave__queue *q, intpt
         weave__wake_waiter(s, w, value); /* unlinks it */
 }
 
-void weave__queue_close(struct weave__sched *s, struct weave__queue *q)
+void weave__queue_close(struct weave__sched *s, struct weave_waitq *q)
 {
     struct weave__waiter *w;
 
@@ -38,23 +38,21 @@ void weave__queue_close(struct weave__sched *s, struct weave__queue *q)
         weave__wake(s, w->task, WEAVE__WHY_CLOSED, w);
 }
 
-int weave__lock_acquire(struct weave__sched *s, struct weave__lock *l, int64_t timeout)
+int weave__lock_acquire(struct weave__sched *s, weave_mutex *l, int64_t timeout)
 {
     int why;
 
-    if (!l->owner) {
-        l->owner = s->current;
+    if (weave__lock_try(s, l))
         return 0;
-    }
-    why = weave__wait_in(s, &l->q, NULL, timeout, NULL);
+    why = weave__wait_in(s, &l->priv_waiters, NULL, timeout, NULL);
     /* Served: weave__lock_release made us the owner before waking us. */
     return weave__why_errno(why);
 }
 
-void weave__lock_handoff(struct weave__sched *s, struct weave__lock *l)
+void weave__lock_handoff(struct weave__sched *s, weave_mutex *l)
 {
-    struct weave__waiter *w = weave__queue_first(&l->q);
+    struct weave__waiter *w = weave__queue_first(&l->priv_waiters);
 
-    l->owner = w->task;
+    l->priv_owner = w->task->id;
     weave__wake_waiter(s, w, 0);
 }

@@ -9,7 +9,7 @@
  * queue before it runs again, so it can neither be served twice nor be
  * served after it gave up.
  *
- * struct weave__lock is a FIFO handoff lock on the same core: release hands
+ * The FIFO handoff lock (weave_mutex) is on the same core: release hands
  * ownership straight to the first waiter, so no task can barge ahead of one
  * that waits, and a waiter that gave up before the handoff never owns it.
  */
@@ -18,26 +18,26 @@
 
 #include "core.h"
 
-static inline void weave__queue_init(struct weave__queue *q)
+static inline void weave__queue_init(struct weave_waitq *q)
 {
     weave__list_init(&q->waiters);
 }
 
-static inline bool weave__queue_empty(const struct weave__queue *q)
+static inline bool weave__queue_empty(const struct weave_waitq *q)
 {
     return weave__list_empty(&q->waiters);
 }
 
 /* The first waiter of q, or NULL. */
-static inline struct weave__waiter *weave__queue_first(const struct weave__queue *q)
+static inline struct weave__waiter *weave__queue_first(const struct weave_waitq *q)
 {
-    struct weave__list *n = weave__list_first(&q->waiters);
+    struct weave_link *n = weave__list_first(&q->waiters);
 
     return n ? weave__container_of(n, struct weave__waiter, link) : NULL;
 }
 
 /* Fill w for the current task and link it at the back of q. */
-static inline void weave__queue_push(struct weave__sched *s, struct weave__queue *q,
+static inline void weave__queue_push(struct weave__sched *s, struct weave_waitq *q,
                                      struct weave__waiter *w, void *data)
 {
     w->task = s->current;
@@ -61,50 +61,47 @@ static inline void weave__wait_init(struct weave__wait *w, struct weave__waiter 
  * passes, a deadline passes or the task is cancelled. data is the waiter's
  * data for the owner of q; *value receives what the server handed over.
  * Returns the reason (enum weave__why). */
-int weave__wait_in(struct weave__sched *s, struct weave__queue *q, void *data, int64_t timeout,
+int weave__wait_in(struct weave__sched *s, struct weave_waitq *q, void *data, int64_t timeout,
                    intptr_t *value);
 
 /* Wake every waiter of q with value (WEAVE__WHY_EVENT). */
-void weave__queue_wake_all(struct weave__sched *s, struct weave__queue *q, intptr_t value);
+void weave__queue_wake_all(struct weave__sched *s, struct weave_waitq *q, intptr_t value);
 
 /* Wake every waiter of q with WEAVE__WHY_CLOSED: what they wait on is gone. */
-void weave__queue_close(struct weave__sched *s, struct weave__queue *q);
+void weave__queue_close(struct weave__sched *s, struct weave_waitq *q);
 
-/* A FIFO handoff lock. Owners are task records; a zeroed lock is not
- * ready: weave__lock_init it first. */
-struct weave__lock {
-    struct weave__task *owner; /* NULL when free */
-    struct weave__queue q;     /* tasks waiting for it, FIFO */
-};
-
-static inline void weave__lock_init(struct weave__lock *l)
+/* The FIFO handoff lock is weave_mutex itself (weave.h): priv_owner is the
+ * owning task's id (0: free; ids are never reused within a run), and
+ * priv_waiters the tasks waiting for it. A zeroed lock must be
+ * weave__lock_init'ed before these functions see it. */
+static inline void weave__lock_init(weave_mutex *l)
 {
-    l->owner = NULL;
-    weave__queue_init(&l->q);
+    l->priv_owner = 0;
+    weave__queue_init(&l->priv_waiters);
 }
 
 /* Take l for the current task, waiting in FIFO order if it is held. Returns
  * 0, or -ECANCELED, -ETIMEDOUT (timeout or a deadline scope) or -EBADF
- * (weave__queue_close on l->q) without it. */
-int weave__lock_acquire(struct weave__sched *s, struct weave__lock *l, int64_t timeout);
+ * (weave__queue_close on its waiters) without it. */
+int weave__lock_acquire(struct weave__sched *s, weave_mutex *l, int64_t timeout);
 
-/* Take l if it is free and nobody waits; returns whether it did. */
-static inline bool weave__lock_try(struct weave__sched *s, struct weave__lock *l)
+/* Take l if it is free (then nobody waits); returns whether it did. */
+static inline bool weave__lock_try(struct weave__sched *s, weave_mutex *l)
 {
-    if (l->owner)
+    if (l->priv_owner)
         return false;
-    l->owner = s->current;
+    l->priv_owner = s->current->id;
     return true;
 }
 
 /* Hand l to its first waiter (there is one). */
-void weave__lock_handoff(struct weave__sched *s, struct weave__lock *l);
+void weave__lock_handoff(struct weave__sched *s, weave_mutex *l);
 
 /* Release l, handing it to the first waiter if there is one. */
-static inline void weave__lock_release(struct weave__sched *s, struct weave__lock *l)
+static inline void weave__lock_release(struct weave__sched *s, weave_mutex *l)
 {
-    if (weave__queue_empty(&l->q))
-        l->owner = NULL;
+    if (weave__queue_empty(&l->priv_waiters))
+        l->priv_owner = 0;
     else
         weave__lock_handoff(s, l);
 }
