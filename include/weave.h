@@ -458,7 +458,9 @@ WEAVE_API int weave_unix_connect(const char *path);
  * have to wake or join tasks of the first fails with EPERM.
  *
  * The _timeout variants run the call inside a deadline scope of timeout_ms
- * (weave_deadline_begin), and fail with ETIMEDOUT when it passes.
+ * (weave_deadline_begin), and fail with ETIMEDOUT when it passes. As
+ * everywhere, a timeout of 0 does not block: the call completes if it can
+ * at once, else fails with ETIMEDOUT (it is still a cancellation point).
  */
 
 /* Private: the links of weave's wait queues, inside the objects below. */
@@ -553,8 +555,9 @@ WEAVE_API weave_chan *weave_chan_new(size_t elem_size, size_t capacity);
  *
  * Errors: EPIPE the channel is closed (a receiver gets it once the buffer
  * is drained; a sender at once, also one that was waiting); EINVAL c NULL,
- * or elem NULL with elem_size > 0; ECANCELED; ETIMEDOUT; EPERM outside a
- * task, or another scheduler's channel.
+ * or elem NULL with elem_size > 0; ECANCELED; ETIMEDOUT; EPERM another
+ * scheduler's tasks wait on c, or, outside a task, the call would have to
+ * wait (one that need not, say filling a buffer before weave_run, works).
  */
 WEAVE_API int weave_chan_send(weave_chan *c, const void *elem);
 WEAVE_API int weave_chan_recv(weave_chan *c, void *elem);
@@ -626,7 +629,7 @@ WEAVE_API int weave_select(weave_select_case *cases, size_t n, int64_t timeout_m
  * EPERM when the caller does not hold it.
  */
 typedef struct weave_mutex {
-    uint64_t priv_owner;             /* id of the owning task, 0 if free */
+    uint64_t priv_owner;             /* key of the owning task, 0 if free */
     struct weave_waitq priv_waiters; /* tasks waiting for it */
 } weave_mutex;
 #define WEAVE_MUTEX_INIT                                                                           \

@@ -78,9 +78,7 @@ static void ring_pop(weave_chan *c, void *elem)
     c->len--;
 }
 
-/* EPERM if tasks of another scheduler (or of any, when none runs here)
- * wait on c: this call could not wake them safely. */
-static int foreign(const struct weave__sched *s, const weave_chan *c)
+int weave__chan_foreign(const struct weave__sched *s, const weave_chan *c)
 {
     const struct weave__waiter *w = weave__queue_first(&c->senders);
 
@@ -150,53 +148,59 @@ static int woke(int why)
     return why == WEAVE__WHY_CLOSED ? -EPIPE : weave__why_errno(why);
 }
 
-static int chan_op(weave_chan *c, void *elem, bool send, bool wait)
+enum mode {
+    TRY,  /* never wait: EAGAIN */
+    POLL, /* a blocking call with timeout 0: a cancellation point that
+             never waits, ETIMEDOUT */
+    WAIT  /* wait as long as it takes */
+};
+
+static int chan_op(weave_chan *c, void *elem, bool send, enum mode mode)
 {
     struct weave__sched *s = weave__tls;
     int r;
 
     if (!c || (!elem && c->elem_size))
         return -EINVAL;
-    if ((r = foreign(s, c)) < 0)
+    if ((r = weave__chan_foreign(s, c)) < 0)
         return r;
-    if (send ? weave__chan_send_ready(c) : weave__chan_recv_ready(c)) {
-        if (wait && s && (r = weave__checkpoint(s)) < 0)
-            return r;
+    if (mode != TRY && s && (r = weave__checkpoint(s)) < 0)
+        return r;
+    if (send ? weave__chan_send_ready(c) : weave__chan_recv_ready(c))
         return send ? weave__chan_send_now(s, c, elem) : weave__chan_recv_now(s, c, elem);
-    }
-    if (!wait)
-        return -EAGAIN;
+    if (mode != WAIT)
+        return mode == TRY ? -EAGAIN : -ETIMEDOUT;
     if (!s)
         return -EPERM;
-    if ((r = weave__checkpoint(s)) < 0)
-        return r;
     return woke(weave__wait_in(s, weave__chan_queue(c, send), elem, WEAVE__NO_DEADLINE, NULL));
 }
 
 int weave_chan_send(weave_chan *c, const void *elem)
 {
-    return weave__ret(chan_op(c, (void *)(uintptr_t)elem, true, true));
+    return weave__ret(chan_op(c, (void *)(uintptr_t)elem, true, WAIT));
 }
 
 int weave_chan_recv(weave_chan *c, void *elem)
 {
-    return weave__ret(chan_op(c, elem, false, true));
+    return weave__ret(chan_op(c, elem, false, WAIT));
 }
 
 int weave_chan_try_send(weave_chan *c, const void *elem)
 {
-    return weave__ret(chan_op(c, (void *)(uintptr_t)elem, true, false));
+    return weave__ret(chan_op(c, (void *)(uintptr_t)elem, true, TRY));
 }
 
 int weave_chan_try_recv(weave_chan *c, void *elem)
 {
-    return weave__ret(chan_op(c, elem, false, false));
+    return weave__ret(chan_op(c, elem, false, TRY));
 }
 
 int weave_chan_send_timeout(weave_chan *c, const void *elem, int64_t timeout_ms)
 {
     weave_deadline d;
 
+    if (timeout_ms == 0)
+        return weave__ret(chan_op(c, (void *)(uintptr_t)elem, true, POLL));
     if (weave__timed_begin(&d, timeout_ms) < 0)
         return weave__ret(-EINVAL);
     return weave__timed_end(&d, weave_chan_send(c, elem));
@@ -206,6 +210,8 @@ int weave_chan_recv_timeout(weave_chan *c, void *elem, int64_t timeout_ms)
 {
     weave_deadline d;
 
+    if (timeout_ms == 0)
+        return weave__ret(chan_op(c, elem, false, POLL));
     if (weave__timed_begin(&d, timeout_ms) < 0)
         return weave__ret(-EINVAL);
     return weave__timed_end(&d, weave_chan_recv(c, elem));
@@ -220,7 +226,7 @@ int weave_chan_close(weave_chan *c)
         return weave__ret(-EINVAL);
     if (c->closed)
         return weave__ret(-EPIPE);
-    if ((r = foreign(s, c)) < 0)
+    if ((r = weave__chan_foreign(s, c)) < 0)
         return weave__ret(r);
     c->closed = true;
     /* Receivers wait only on an empty buffer: they get EPIPE now. */

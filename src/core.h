@@ -107,6 +107,8 @@ struct weave__task {
     struct weave_group *group;         /* the group it is a member of, or NULL */
     uint32_t slot;                     /* index in the handle table */
     uint64_t id;                       /* 1 = main, then spawn order */
+    uint64_t key;                      /* unique among the live tasks of every
+                                          scheduler: the run's tag << 48 | id */
     uint8_t state;                     /* enum weave__task_state */
     uint8_t flags;                     /* enum weave__task_flag */
     char name[WEAVE_NAME_MAX];         /* NUL-terminated */
@@ -224,6 +226,20 @@ void weave__wake(struct weave__sched *s, struct weave__task *t, int why,
 
 /* Put the current task at the back of the run queue and run the others. */
 void weave__yield(struct weave__sched *s);
+
+/* The key of task id of s (struct weave__task.key): what a weave_mutex
+ * records as its owner, so that another scheduler's task with the same id
+ * is not taken for the owner. The tag in its top 16 bits names the run. */
+static inline uint64_t weave__task_key(const struct weave__sched *s, uint64_t id)
+{
+    return ((uint64_t)s->handles.tag << 48) | (id & ((1ull << 48) - 1));
+}
+
+/* Whether owner (a task key) is a task of s. */
+static inline bool weave__key_of(const struct weave__sched *s, uint64_t owner)
+{
+    return (owner >> 48) == s->handles.tag;
+}
 
 /* A pseudo-random number (xorshift64*) from the scheduler's own generator,
  * seeded per run: for choices that must be fair (select). */

@@ -31,6 +31,7 @@ struct weave_group {
     size_t nlive;               /* their number */
     int err;                    /* the group's error, 0 if none */
     struct weave_waitq waiters; /* tasks in weave_group_wait or _free */
+    size_t waiting;             /* tasks inside weave_group_wait, woken or not */
     struct weave__sched *sched; /* of the members, once one is spawned */
     bool freeing;               /* weave_group_free waits for the rest */
 };
@@ -179,12 +180,16 @@ static int group_wait(weave_group *g, int64_t timeout_ms)
     if (s->current->group == g)
         return -EDEADLK;
     r = weave__checkpoint(s);
+    g->waiting++; /* weave_group_free must not free g under us */
     while (r == 0 && g->nlive > 0) {
-        if (timeout_ms == 0)
-            return -ETIMEDOUT;
+        if (timeout_ms == 0) {
+            r = -ETIMEDOUT;
+            break;
+        }
         why = weave__wait_in(s, &g->waiters, NULL, timeout, NULL);
         r = weave__why_errno(why);
     }
+    g->waiting--;
     if (r == -ECANCELED)
         fail(g, ECANCELED); /* the waiter's cancellation reaches its members */
     if (r < 0)
@@ -221,7 +226,7 @@ int weave_group_free(weave_group *g)
 
     if (!g || g->freeing)
         return weave__ret(-EINVAL);
-    if (!weave__queue_empty(&g->waiters))
+    if (g->waiting > 0)
         return weave__ret(-EBUSY);
     if (g->nlive > 0) {
         if ((r = sched_of(g, &s)) < 0)

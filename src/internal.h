@@ -232,6 +232,10 @@ struct weave_waitq *weave__chan_queue(weave_chan *c, bool send);
 
 size_t weave__chan_elem_size(const weave_chan *c);
 
+/* -EPERM if tasks of another scheduler (or of any, when none runs on this
+ * thread) wait on c: a call here could not wake or join them safely. */
+int weave__chan_foreign(const struct weave__sched *s, const weave_chan *c);
+
 /* ---- deadline.c: the _timeout variants ------------------------------------ */
 
 /* Begin a deadline scope of timeout_ms for a _timeout call: -EINVAL for a

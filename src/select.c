@@ -29,7 +29,7 @@ static int check_case(struct weave__sched *s, weave_select_case *c, struct weave
     case WEAVE_CASE_RECV:
         if (!c->chan || (c->op == WEAVE_CASE_SEND && !c->elem && weave__chan_elem_size(c->chan)))
             return -EINVAL;
-        return 0;
+        return weave__chan_foreign(s, c->chan);
     case WEAVE_CASE_FD:
         if (c->events == 0 || (c->events & ~(WEAVE_IN | WEAVE_OUT)))
             return -EINVAL;

@@ -63,7 +63,8 @@ int weave_mutex_destroy(weave_mutex *m)
     return 0;
 }
 
-static int mutex_lock(weave_mutex *m)
+/* poll: the call was given a timeout of 0, which never waits. */
+static int mutex_lock(weave_mutex *m, bool poll)
 {
     struct weave__sched *s = weave__tls;
     int r;
@@ -73,20 +74,26 @@ static int mutex_lock(weave_mutex *m)
     ready(&m->priv_waiters);
     if ((r = may_wait(s, &m->priv_waiters)) < 0)
         return r;
-    if (m->priv_owner == s->current->id)
+    if (m->priv_owner && !weave__key_of(s, m->priv_owner))
+        return -EPERM; /* held by another scheduler's task */
+    if (m->priv_owner == s->current->key)
         return -EDEADLK;
+    if (poll)
+        return weave__lock_try(s, m) ? 0 : -ETIMEDOUT;
     return weave__lock_acquire(s, m, WEAVE__NO_DEADLINE);
 }
 
 int weave_mutex_lock(weave_mutex *m)
 {
-    return weave__ret(mutex_lock(m));
+    return weave__ret(mutex_lock(m, false));
 }
 
 int weave_mutex_lock_timeout(weave_mutex *m, int64_t timeout_ms)
 {
     weave_deadline d;
 
+    if (timeout_ms == 0)
+        return weave__ret(mutex_lock(m, true));
     if (weave__timed_begin(&d, timeout_ms) < 0)
         return weave__ret(-EINVAL);
     return weave__timed_end(&d, weave_mutex_lock(m));
@@ -110,7 +117,7 @@ int weave_mutex_unlock(weave_mutex *m)
 
     if (!m)
         return weave__ret(-EINVAL);
-    if (!s || !m->priv_owner || m->priv_owner != s->current->id)
+    if (!s || !m->priv_owner || m->priv_owner != s->current->key)
         return weave__ret(-EPERM);
     weave__lock_release(s, m);
     return 0;
@@ -137,7 +144,7 @@ int weave_cond_destroy(weave_cond *c)
     return 0;
 }
 
-static int cond_wait(weave_cond *c, weave_mutex *m)
+static int cond_wait(weave_cond *c, weave_mutex *m, bool poll)
 {
     struct weave__sched *s = weave__tls;
     weave_shield sh;
@@ -148,10 +155,12 @@ static int cond_wait(weave_cond *c, weave_mutex *m)
     if (!s)
         return -EPERM;
     ready(&c->priv_waiters);
-    if (!m->priv_owner || m->priv_owner != s->current->id)
+    if (!m->priv_owner || m->priv_owner != s->current->key)
         return -EPERM;
     if ((r = may_wait(s, &c->priv_waiters)) < 0)
         return r; /* m is still held */
+    if (poll)
+        return -ETIMEDOUT; /* nothing can signal without waiting */
     weave__lock_release(s, m);
     why = weave__wait_in(s, &c->priv_waiters, NULL, WEAVE__NO_DEADLINE, NULL);
     /* Take m back whatever happened, and without being interrupted: the
@@ -164,13 +173,15 @@ static int cond_wait(weave_cond *c, weave_mutex *m)
 
 int weave_cond_wait(weave_cond *c, weave_mutex *m)
 {
-    return weave__ret(cond_wait(c, m));
+    return weave__ret(cond_wait(c, m, false));
 }
 
 int weave_cond_wait_timeout(weave_cond *c, weave_mutex *m, int64_t timeout_ms)
 {
     weave_deadline d;
 
+    if (timeout_ms == 0)
+        return weave__ret(cond_wait(c, m, true));
     if (weave__timed_begin(&d, timeout_ms) < 0)
         return weave__ret(-EINVAL);
     return weave__timed_end(&d, weave_cond_wait(c, m));
@@ -226,7 +237,7 @@ int weave_sem_destroy(weave_sem *sem)
     return 0;
 }
 
-static int sem_acquire(weave_sem *sem)
+static int sem_acquire(weave_sem *sem, bool poll)
 {
     struct weave__sched *s = weave__tls;
     int r;
@@ -240,19 +251,23 @@ static int sem_acquire(weave_sem *sem)
         sem->priv_value--;
         return 0;
     }
+    if (poll)
+        return -ETIMEDOUT;
     /* Served: weave_sem_release handed its permit to us. */
     return weave__why_errno(weave__wait_in(s, &sem->priv_waiters, NULL, WEAVE__NO_DEADLINE, NULL));
 }
 
 int weave_sem_acquire(weave_sem *sem)
 {
-    return weave__ret(sem_acquire(sem));
+    return weave__ret(sem_acquire(sem, false));
 }
 
 int weave_sem_acquire_timeout(weave_sem *sem, int64_t timeout_ms)
 {
     weave_deadline d;
 
+    if (timeout_ms == 0)
+        return weave__ret(sem_acquire(sem, true));
     if (weave__timed_begin(&d, timeout_ms) < 0)
         return weave__ret(-EINVAL);
     return weave__timed_end(&d, weave_sem_acquire(sem));
@@ -340,7 +355,7 @@ int weave_event_clear(weave_event *e)
     return 0;
 }
 
-static int event_wait(weave_event *e)
+static int event_wait(weave_event *e, bool poll)
 {
     struct weave__sched *s = weave__tls;
     int r;
@@ -352,18 +367,22 @@ static int event_wait(weave_event *e)
         return r;
     if (e->priv_set)
         return 0;
+    if (poll)
+        return -ETIMEDOUT;
     return weave__why_errno(weave__wait_in(s, &e->priv_waiters, NULL, WEAVE__NO_DEADLINE, NULL));
 }
 
 int weave_event_wait(weave_event *e)
 {
-    return weave__ret(event_wait(e));
+    return weave__ret(event_wait(e, false));
 }
 
 int weave_event_wait_timeout(weave_event *e, int64_t timeout_ms)
 {
     weave_deadline d;
 
+    if (timeout_ms == 0)
+        return weave__ret(event_wait(e, true));
     if (weave__timed_begin(&d, timeout_ms) < 0)
         return weave__ret(-EINVAL);
     return weave__timed_end(&d, weave_event_wait(e));

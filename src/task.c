@@ -78,6 +78,7 @@ static struct weave__task *task_new(struct weave__sched *s, size_t stack_size, c
     t->fn = fn;
     t->arg = arg;
     t->id = ++s->next_id;
+    t->key = weave__task_key(s, t->id);
     t->timer.index = WEAVE__TIMER_IDLE;
     t->deadline = WEAVE__NO_DEADLINE;
     t->sched = s;

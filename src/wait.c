@@ -53,6 +53,6 @@ void weave__lock_handoff(struct weave__sched *s, weave_mutex *l)
 {
     struct weave__waiter *w = weave__queue_first(&l->priv_waiters);
 
-    l->priv_owner = w->task->id;
+    l->priv_owner = w->task->key;
     weave__wake_waiter(s, w, 0);
 }

@@ -71,7 +71,8 @@ void weave__queue_wake_all(struct weave__sched *s, struct weave_waitq *q, intptr
 void weave__queue_close(struct weave__sched *s, struct weave_waitq *q);
 
 /* The FIFO handoff lock is weave_mutex itself (weave.h): priv_owner is the
- * owning task's id (0: free; ids are never reused within a run), and
+ * owning task's key (0: free; keys are never reused within a run, and
+ * differ between the runs of different threads), and
  * priv_waiters the tasks waiting for it. A zeroed lock must be
  * weave__lock_init'ed before these functions see it. */
 static inline void weave__lock_init(weave_mutex *l)
@@ -90,7 +91,7 @@ static inline bool weave__lock_try(struct weave__sched *s, weave_mutex *l)
 {
     if (l->priv_owner)
         return false;
-    l->priv_owner = s->current->id;
+    l->priv_owner = s->current->key;
     return true;
 }
 
