@@ -13,9 +13,11 @@
  *     free their fds, then tries again.
  *   - Stopping. SIGINT and SIGTERM are blocked and read from a signalfd by
  *     the main task, like any other fd; no weave call ever runs in a signal
- *     handler (nothing in weave is async-signal-safe). On a signal the main
- *     task cancels the accept loop and returns, and weave_run cancels the
- *     connection tasks, each of which closes its socket as it unwinds.
+ *     handler (nothing in weave is async-signal-safe). The connection tasks
+ *     are detached members of one task group, which holds memory only for
+ *     the connections open. On a signal the main task cancels the accept
+ *     loop, then weave_group_free cancels the connections and waits until
+ *     each has closed its socket.
  *   - The bound port is printed, so "--port 0" works for scripts.
  *
  * Usage: echo_server [--host H] [--port P]   (default 127.0.0.1:7000)
@@ -49,10 +51,11 @@ struct server {
     int sigfd; /* signalfd for SIGINT and SIGTERM */
     int err;   /* 1 if the server could not start */
     int listen_fd;
-    uint64_t accepted; /* connections accepted so far */
-    uint64_t active;   /* connections being served now */
-    uint64_t bytes;    /* bytes echoed */
-    uint64_t emfile;   /* times accept ran out of fds */
+    weave_group *conns; /* the connection tasks */
+    uint64_t accepted;  /* connections accepted so far */
+    uint64_t active;    /* connections being served now */
+    uint64_t bytes;     /* bytes echoed */
+    uint64_t emfile;    /* times accept ran out of fds */
 };
 
 struct conn {
@@ -86,7 +89,6 @@ static void *accept_loop(void *arg)
 
     for (;;) {
         struct conn *c;
-        weave_task *t;
         int fd = weave_accept(srv->listen_fd, NULL, NULL);
 
         if (fd < 0) {
@@ -111,12 +113,11 @@ static void *accept_loop(void *arg)
             c->srv = srv;
             c->fd = fd;
         }
-        if (!c || !(t = weave_spawn(serve_conn, c))) {
+        if (!c || !weave_group_spawn_detached(srv->conns, serve_conn, c)) {
             weave_close(fd); /* no memory for this one: refuse it */
             free(c);
             continue;
         }
-        (void)weave_detach(t);
         srv->accepted++;
         srv->active++;
     }
@@ -155,8 +156,9 @@ static void *server_main(void *arg)
         return NULL;
     }
     print_bound(srv->listen_fd);
-    if (!(acceptor = weave_spawn(accept_loop, srv))) {
-        (void)fprintf(stderr, "echo_server: weave_spawn: %s\n", strerror(errno));
+    if (!(srv->conns = weave_group_new()) || !(acceptor = weave_spawn(accept_loop, srv))) {
+        (void)fprintf(stderr, "echo_server: %s\n", strerror(errno));
+        weave_group_free(srv->conns);
         weave_close(srv->listen_fd);
         srv->err = 1;
         return NULL;
@@ -175,8 +177,9 @@ static void *server_main(void *arg)
     (void)weave_cancel(acceptor);
     (void)weave_join(acceptor, NULL);
     weave_close(srv->listen_fd);
-    /* Returning makes weave_run cancel the connection tasks; each closes
-     * its socket and frees its record on the way out. */
+    /* Cancel the connections and wait until each has closed its socket. */
+    (void)weave_group_free(srv->conns);
+    printf("echo_server: every connection closed\n");
     return NULL;
 }
 
@@ -190,7 +193,7 @@ static _Noreturn void usage(int status)
 
 int main(int argc, char **argv)
 {
-    struct server srv = {"127.0.0.1", "7000", -1, 0, -1, 0, 0, 0, 0};
+    struct server srv = {"127.0.0.1", "7000", -1, 0, -1, NULL, 0, 0, 0, 0};
     sigset_t mask;
 
     for (int i = 1; i < argc; i++) {

@@ -26,9 +26,9 @@
  *   - An idle connection (no request for --idle-ms) is closed: the wait for
  *     input is weave_wait_fd with a timeout.
  *   - Closing is "lingering": the server shuts down its sending side and
- *     drains the client's input for a moment before close, so that unread
- *     pipelined input cannot turn the close into a reset that destroys the
- *     last response on its way.
+ *     drains the client's input for a moment (a deadline scope around the
+ *     reads) before close, so that unread pipelined input cannot turn the
+ *     close into a reset that destroys the last response on its way.
  *
  * SIGINT and SIGTERM stop the server through a signalfd read by the main
  * task (no weave call in a signal handler).
@@ -310,25 +310,20 @@ static size_t build_response(struct server *srv, char *out, int status, bool hea
 
 /* Shut down our side and drain the peer's input for a moment, then close:
  * closing with unread input would send a reset, which can destroy the
- * response still on its way to the client. */
+ * response still on its way to the client. The deadline scope bounds the
+ * whole drain, however many reads it takes. */
 static void linger_close(int fd)
 {
     char sink[4096];
     size_t drained = 0;
-    int64_t until = weave_now() + LINGER_MS;
+    weave_deadline d;
+    ssize_t n;
 
     if (shutdown(fd, SHUT_WR) == 0) {
-        while (drained < LINGER_BYTES) {
-            int64_t left = until - weave_now();
-            ssize_t n;
-
-            if (left <= 0 || weave_wait_fd(fd, WEAVE_IN, left) < 0)
-                break;
-            n = weave_read(fd, sink, sizeof(sink));
-            if (n <= 0)
-                break;
+        weave_deadline_begin(&d, LINGER_MS);
+        while (drained < LINGER_BYTES && (n = weave_read(fd, sink, sizeof(sink))) > 0)
             drained += (size_t)n;
-        }
+        (void)weave_deadline_end(&d); /* 1 if the time ran out: either way, done */
     }
     weave_close(fd);
 }

@@ -494,6 +494,14 @@ WEAVE_API weave_task *weave_group_spawn(weave_group *g, weave_fn fn, void *arg);
 WEAVE_API weave_task *weave_group_spawn_with(weave_group *g, const weave_task_opts *opts,
                                              weave_fn fn, void *arg);
 
+/*
+ * Spawn a member whose result nobody will read: it has no index, and its
+ * record is freed as soon as it ends, so a group of them holds memory only
+ * for the members running. Otherwise a member like any other (wait, fail,
+ * cancel and free count it). For the connection tasks of a server.
+ */
+WEAVE_API weave_task *weave_group_spawn_detached(weave_group *g, weave_fn fn, void *arg);
+
 /* Record err (> 0, an errno value) as g's error unless one was recorded
  * already (the first wins), and cancel every member that has not ended.
  * Any task may call it, a member too. Returns 0; EINVAL g NULL or err <= 0;

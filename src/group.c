@@ -4,9 +4,9 @@
  * wait for every one of them.
  *
  * A member runs member_main, which calls the user's function and, when it
- * returns, keeps its result in the member's record, takes the member off
- * the group's live list and, when it was the last one, wakes the tasks in
- * weave_group_wait. The member's task is detached (the group, not the user,
+ * returns, keeps its result in the member's record (a detached member's
+ * record is freed instead), takes the member off the group's live list
+ * and, when it was the last one, wakes the tasks in weave_group_wait. The member's task is detached (the group, not the user,
  * owns it): its record goes as soon as it ends, and its result stays in the
  * group until weave_group_free.
  */
@@ -22,6 +22,7 @@ struct member {
     void *result;             /* fn's return value, once ended */
     struct weave__task *task; /* its task, while it runs */
     bool ended;               /* fn returned */
+    bool kept;                /* has an index: its result is kept */
 };
 
 struct weave_group {
@@ -54,13 +55,17 @@ static void *member_main(void *p)
     struct member *m = p;
     weave_group *g = m->g;
 
-    m->result = m->fn(m->arg);
+    void *r = m->fn(m->arg);
+
+    m->result = r;
     m->ended = true;
     m->task = NULL;
     weave__list_del(&m->live);
+    if (!m->kept)
+        free(m); /* nobody will ask for its result */
     if (--g->nlive == 0)
         weave__queue_wake_all(weave__tls, &g->waiters, 0);
-    return m->result;
+    return r;
 }
 
 /* The scheduler for a call on g that touches its tasks: EPERM if g's
@@ -83,8 +88,8 @@ static void cancel_members(struct weave__sched *s, weave_group *g)
         weave__cancel(s, weave__container_of(n, struct member, live)->task);
 }
 
-weave_task *weave_group_spawn_with(weave_group *g, const weave_task_opts *opts, weave_fn fn,
-                                   void *arg)
+static weave_task *group_spawn(weave_group *g, const weave_task_opts *opts, weave_fn fn, void *arg,
+                               bool kept)
 {
     struct weave__sched *s;
     struct weave__task *t;
@@ -99,7 +104,7 @@ weave_task *weave_group_spawn_with(weave_group *g, const weave_task_opts *opts, 
         errno = -r;
         return NULL;
     }
-    if (g->n == g->cap) {
+    if (kept && g->n == g->cap) {
         size_t cap = g->cap ? g->cap * 2 : 8;
         struct member **v = realloc(g->members, cap * sizeof(*v));
         if (!v) {
@@ -116,6 +121,7 @@ weave_task *weave_group_spawn_with(weave_group *g, const weave_task_opts *opts, 
     m->g = g;
     m->fn = fn;
     m->arg = arg;
+    m->kept = kept;
     if (!(t = weave__task_spawn(s, opts, member_main, m, &r))) {
         free(m);
         errno = -r;
@@ -128,14 +134,26 @@ weave_task *weave_group_spawn_with(weave_group *g, const weave_task_opts *opts, 
     m->task = t;
     weave__list_push(&g->live, &m->live);
     g->nlive++;
-    g->members[g->n++] = m;
+    if (kept)
+        g->members[g->n++] = m;
     g->sched = s;
     return weave__handle_of(&s->handles, t->slot);
 }
 
+weave_task *weave_group_spawn_with(weave_group *g, const weave_task_opts *opts, weave_fn fn,
+                                   void *arg)
+{
+    return group_spawn(g, opts, fn, arg, true);
+}
+
 weave_task *weave_group_spawn(weave_group *g, weave_fn fn, void *arg)
 {
-    return weave_group_spawn_with(g, NULL, fn, arg);
+    return group_spawn(g, NULL, fn, arg, true);
+}
+
+weave_task *weave_group_spawn_detached(weave_group *g, weave_fn fn, void *arg)
+{
+    return group_spawn(g, NULL, fn, arg, false);
 }
 
 /* Record err as g's error if it has none, and cancel its members. */

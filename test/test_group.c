@@ -16,10 +16,14 @@
  * event), records what the call returned and when it ended, and returns a
  * value. Times are asserted as lower bounds; upper bounds only catch hangs.
  *
- * Check timeouts: "group" 8 s x 10, "free" 8 s x 3, "misuse" 8 s x 3 =
- * 128 s; the CTest timeout in CMakeLists.txt (300 s) is above their sum.
+ * Detached members (weave_group_spawn_detached): counted by wait, cancel
+ * and free, but without an index, and their memory goes as they end.
+ *
+ * Check timeouts: "group" 8 s x 11, "free" 8 s x 3, "misuse" 8 s x 3 =
+ * 136 s; the CTest timeout in CMakeLists.txt (300 s) is above their sum.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -1004,6 +1008,70 @@ START_TEST(other_threads_eperm)
 }
 END_TEST
 
+/* ---- detached members ------------------------------------------------------------- */
+
+static int detached_done;
+
+static void *detached_member(void *arg)
+{
+    int64_t ms = (int64_t)wt_int(arg);
+
+    if (ms > 0 && weave_sleep(ms) != 0)
+        return NULL; /* cancelled */
+    detached_done++;
+    return arg;
+}
+
+/* Members whose result nobody reads: no index, their records go as they
+ * end (a server's connections), yet wait, cancel and free count them. */
+static void *m_detached(void *arg)
+{
+    weave_group *g = weave_group_new();
+    int n = WT_ON_VALGRIND ? 2000 : 20000;
+    size_t before, after;
+    weave_task *t;
+
+    (void)arg;
+    ck_assert_ptr_nonnull(g);
+    detached_done = 0;
+    /* A kept member, then many detached ones that end at once. */
+    ck_assert_ptr_nonnull(weave_group_spawn(g, detached_member, wt_ptr(1)));
+    for (int i = 0; i < 100; i++)
+        ck_assert_ptr_nonnull(weave_group_spawn_detached(g, detached_member, wt_ptr(0)));
+    ck_assert_int_eq(weave_group_wait(g, -1), 0);
+    ck_assert_int_eq(detached_done, 101);
+    before = mallinfo2().uordblks;
+    for (int i = 0; i < n; i++) {
+        t = weave_group_spawn_detached(g, detached_member, wt_ptr(0));
+        ck_assert_ptr_nonnull(t);
+        WT_FAILS(weave_join(t, NULL), EINVAL);
+        if (i % 100 == 99)
+            ck_assert_int_eq(weave_group_wait(g, -1), 0);
+    }
+    ck_assert_int_eq(weave_group_wait(g, -1), 0);
+    after = mallinfo2().uordblks;
+    /* Memory does not grow with the members that came and went. */
+    ck_assert_msg(after < before + 64 * 1024, "heap grew from %zu to %zu bytes over %d members",
+                  before, after, n);
+    ck_assert_uint_eq(weave_group_size(g), 1); /* only the kept one has an index */
+    ck_assert_int_eq(detached_done, 101 + n);
+    /* Still members: cancel and free reach the running ones. */
+    for (int i = 0; i < 10; i++)
+        ck_assert_ptr_nonnull(weave_group_spawn_detached(g, detached_member, wt_ptr(100000)));
+    ck_assert_int_eq(weave_yield(), 0);
+    WT_FAILS(weave_group_wait(g, 0), ETIMEDOUT);
+    ck_assert_int_eq(weave_group_free(g), 0);
+    ck_assert_int_eq(detached_done, 101 + n);
+    WT_ASSERT_IDLE();
+    return NULL;
+}
+
+START_TEST(detached_members)
+{
+    WT_RUN(m_detached, NULL);
+}
+END_TEST
+
 /* ---- the suite ---------------------------------------------------------------------- */
 
 static Suite *group_suite(void)
@@ -1024,6 +1092,7 @@ static Suite *group_suite(void)
     tcase_add_test(tc, nested_groups);
     tcase_add_test(tc, member_handles);
     tcase_add_test(tc, gather_with_deadline);
+    tcase_add_test(tc, detached_members);
     suite_add_tcase(s, tc);
 
     tcase_set_timeout(fr, 8);
