@@ -25,6 +25,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "bench_util.h"
@@ -51,6 +54,8 @@ struct scale {
     int64_t drain_ns;      /* first wake-up until every task is joined */
     int64_t wall_ns;       /* first spawn until every task is joined */
     int64_t rss_base_kib;  /* VmRSS before the first spawn */
+    long minflt_base;      /* minor page faults before the first spawn */
+    long minflt_end;       /* and after the last join */
     int64_t rss_peak_kib;  /* VmHWM after the run */
     int64_t maps_lines;    /* lines of /proc/self/maps at the peak */
     weave_stats peak;      /* weave_get_stats at the peak */
@@ -153,6 +158,55 @@ static void report_spawn_failure(struct scale *s, int err)
                   (long long)maps, max_map_count());
 }
 
+static long minor_faults(void)
+{
+    struct rusage ru;
+
+    return getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_minflt : -1;
+}
+
+/*
+ * What a first touch of a page costs on this machine, without weave: in a
+ * child process, map n pages at the stride of the stacks and write one byte
+ * to each, the way each task's first page is touched. Measured after the
+ * weave run, so that weave meets memory as fresh as a new process does;
+ * the child then likely gets pages the run just gave back, which makes
+ * this figure, if anything, lower. Returns ns per page, or -1.
+ */
+static double raw_first_touch_ns(uint64_t n, size_t stride)
+{
+    int p[2];
+    double ns = -1;
+    pid_t pid;
+
+    if (pipe(p) != 0)
+        return -1;
+    pid = fork();
+    if (pid == 0) {
+        char *m = mmap(NULL, n * stride, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        int64_t t0;
+        double r = -1;
+
+        if (m != MAP_FAILED) {
+            (void)madvise(m, n * stride, MADV_NOHUGEPAGE);
+            t0 = bench_now_ns();
+            for (uint64_t i = 0; i < n; i++)
+                m[i * stride + stride - 64] = 1;
+            r = (double)(bench_now_ns() - t0) / (double)n;
+        }
+        (void)!write(p[1], &r, sizeof(r));
+        _exit(0);
+    }
+    close(p[1]);
+    if (pid > 0 && read(p[0], &ns, sizeof(ns)) != (ssize_t)sizeof(ns))
+        ns = -1;
+    close(p[0]);
+    if (pid > 0)
+        (void)waitpid(pid, NULL, 0);
+    return ns;
+}
+
 static void *scale_main(void *arg)
 {
     struct scale *s = arg;
@@ -162,6 +216,7 @@ static void *scale_main(void *arg)
     memset(&topts, 0, sizeof(topts));
     topts.stack_size = (size_t)s->o->stack_size;
     s->rss_base_kib = bench_proc_status_kib("VmRSS");
+    s->minflt_base = minor_faults();
 
     t0 = s->t0 = bench_now_ns();
     for (; s->spawned < s->o->ntasks; s->spawned++) {
@@ -200,6 +255,7 @@ static void *scale_main(void *arg)
     s->wall_ns = end - t0;
     s->drain_ns = s->first_wake ? s->wall_ns - s->first_wake : 0;
     s->rss_peak_kib = bench_proc_status_kib("VmHWM");
+    s->minflt_end = minor_faults();
     if (!s->err && s->sleep_errors)
         fail(s, "weave_sleep", s->sleep_err);
     return NULL;
@@ -222,7 +278,7 @@ int main(int argc, char **argv)
     struct options o;
     struct scale s;
     size_t stack = 0;
-    double per_task_kib, spawn_rate;
+    double per_task_kib, spawn_rate, faults_per_task, touch_ns, spawn_per_task_ns;
     int status = 0;
 
     parse_args(argc, argv, &o);
@@ -257,30 +313,42 @@ int main(int argc, char **argv)
     stack = o.stack_size ? (size_t)o.stack_size : WEAVE_STACK_DEFAULT;
     per_task_kib = (double)(s.rss_peak_kib - s.rss_base_kib) / (double)o.ntasks;
     spawn_rate = s.spawn_ns > 0 ? (double)o.ntasks * 1e9 / (double)s.spawn_ns : 0.0;
+    spawn_per_task_ns = (double)s.spawn_ns / (double)o.ntasks;
+    faults_per_task = (double)(s.minflt_end - s.minflt_base) / (double)o.ntasks;
+    touch_ns = raw_first_touch_ns(o.ntasks, stack + 8192);
 
     if (o.json) {
         printf("{\"bench\":\"scale_bench\",\"tasks\":%llu,\"sleep_ms\":%llu,\"stack_size\":%zu,"
                "\"spawn_ms\":%.3f,\"spawn_rate_per_s\":%.0f,\"first_run_ms\":%.3f,"
                "\"drain_ms\":%.3f,\"wall_ms\":%.3f,\"rss_baseline_kib\":%lld,\"rss_peak_kib\":%lld,"
                "\"rss_per_task_kib\":%.2f,\"stacks_in_use\":%llu,\"stack_bytes_mapped\":%llu,"
-               "\"guard_mode\":\"%s\",\"maps_lines\":%lld,\"max_map_count\":%ld}\n",
+               "\"guard_mode\":\"%s\",\"maps_lines\":%lld,\"max_map_count\":%ld,"
+               "\"context\":\"%s\",\"minor_faults_per_task\":%.2f,\"raw_first_touch_ns\":%.0f}\n",
                (unsigned long long)o.ntasks, (unsigned long long)o.sleep_ms, stack,
                (double)s.spawn_ns / 1e6, spawn_rate, (double)s.first_run_ns / 1e6,
                (double)s.drain_ns / 1e6, (double)s.wall_ns / 1e6, (long long)s.rss_base_kib,
                (long long)s.rss_peak_kib, per_task_kib, (unsigned long long)s.peak.stacks_in_use,
                (unsigned long long)s.peak.stack_bytes_mapped, guard_name(s.peak.guard_mode),
-               (long long)s.maps_lines, max_map_count());
+               (long long)s.maps_lines, max_map_count(), weave_context_backend(), faults_per_task,
+               touch_ns);
     } else {
         printf("scale_bench: many tasks alive at once, each sleeping once\n");
         printf("parameters: tasks=%llu, sleep_ms=%llu, stack_size=%zu bytes%s; "
-               "vm.max_map_count %ld\n\n",
+               "vm.max_map_count %ld; context %s\n\n",
                (unsigned long long)o.ntasks, (unsigned long long)o.sleep_ms, stack,
-               o.stack_size ? "" : " (library default)", max_map_count());
+               o.stack_size ? "" : " (library default)", max_map_count(), weave_context_backend());
         printf("%-24s %14s  %-8s %s\n", "what", "value", "unit", "note");
         printf("%-24s %14.3f  %-8s %s\n", "spawn time", (double)s.spawn_ns / 1e6, "ms",
                "all spawns, back to back");
         printf("%-24s %14.0f  %-8s %s\n", "spawn rate", spawn_rate, "tasks/s",
                "tasks / spawn time");
+        printf("%-24s %14.2f  %-8s %s\n", "spawn per task", spawn_per_task_ns / 1e3, "us",
+               "spawn time / tasks");
+        printf("%-24s %14.2f  %-8s %s\n", "raw first touch", touch_ns / 1e3, "us",
+               "a page written first, without weave (same run)");
+        printf("%-24s %14.2f  %-8s %s\n", "spawn / first touch",
+               touch_ns > 0 ? spawn_per_task_ns / touch_ns : 0.0, "x",
+               "1.0: spawning costs its page fault");
         printf("%-24s %14.3f  %-8s %s\n", "first run", (double)s.first_run_ns / 1e6, "ms",
                "after the spawns, until every task sleeps");
         printf("%-24s %14.3f  %-8s %s\n", "wake-ups and joins", (double)s.drain_ns / 1e6, "ms",
@@ -295,6 +363,8 @@ int main(int argc, char **argv)
                "VmHWM after the run");
         printf("%-24s %14.2f  %-8s %s\n", "RSS per task", per_task_kib, "KiB",
                "(peak - baseline) / tasks");
+        printf("%-24s %14.2f  %-8s %s\n", "minor faults per task", faults_per_task, "",
+               "getrusage, the whole run / tasks");
         printf("%-24s %14llu  %-8s %s\n", "stacks in use", (unsigned long long)s.peak.stacks_in_use,
                "", "at the peak, main's included");
         printf("%-24s %14.1f  %-8s %s\n", "stack bytes mapped",

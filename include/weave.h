@@ -786,7 +786,9 @@ typedef struct weave_stats {
     uint64_t offload_waiters;    /* tasks waiting for weave_offload */
     uint64_t offload_threads;    /* worker threads started */
     uint64_t fds_registered;     /* fds weave keeps an epoll registration of */
-    uint64_t stacks_in_use;      /* stacks held by live tasks */
+    uint64_t stacks_in_use;      /* stacks held by tasks not released yet: live
+                                    ones and zombies (a task's record lives on
+                                    its stack until it is joined) */
     uint64_t stacks_cached;      /* free stacks kept mapped for reuse */
     uint64_t stack_bytes_mapped; /* virtual bytes of all stack slabs */
     int guard_mode;              /* 1 madvise guard pages, 2 mprotect guard
@@ -796,6 +798,11 @@ typedef struct weave_stats {
 /* Fill *st for the calling thread's scheduler. EPERM outside one, EINVAL if
  * st is NULL. */
 WEAVE_API int weave_get_stats(weave_stats *st);
+
+/* How this build of weave switches tasks: "ucontext" (makecontext and
+ * swapcontext) or "asm" (weave's own switch; configured with
+ * -DWEAVE_CONTEXT=asm). */
+WEAVE_API const char *weave_context_backend(void);
 
 #ifdef __cplusplus
 }

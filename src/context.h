@@ -1,17 +1,37 @@
 /*
- * context.h - execution contexts: makecontext/swapcontext, announced to
- * AddressSanitizer, ThreadSanitizer and (through stack.c) valgrind.
+ * context.h - execution contexts, announced to AddressSanitizer,
+ * ThreadSanitizer and (through stack.c) valgrind.
  *
  * A context is a saved register set plus the stack it runs on. The thread's
  * own stack gets a root context; every task gets one made on its own stack.
  * This module knows nothing of tasks or schedulers: it makes contexts and
  * switches between them.
+ *
+ * Two backends behind the same functions, chosen when weave is configured
+ * (-DWEAVE_CONTEXT=ucontext|asm):
+ *
+ *   ucontext  (the default) makecontext/swapcontext from the C library. A
+ *             switch also saves and restores the signal mask, which costs
+ *             a system call.
+ *   asm       a hand-written switch (context_x86_64.S, context_aarch64.S):
+ *             the callee-saved registers, the stack pointer and the
+ *             floating-point control state (MXCSR and the x87 control word
+ *             on x86-64, FPCR on aarch64) and nothing else. The signal mask
+ *             is the thread's, shared by every task: what weave_run sets
+ *             (SIGPIPE blocked) holds for all of them; a task that changes
+ *             the mask changes it for the others too.
  */
 #ifndef WEAVE_CONTEXT_H
 #define WEAVE_CONTEXT_H
 
 #include <stddef.h>
+#include <stdint.h>
+
+#include "weave_build.h"
+
+#ifndef WEAVE_CONTEXT_ASM
 #include <ucontext.h>
+#endif
 
 #if defined(__SANITIZE_ADDRESS__)
 #define WEAVE_ASAN 1
@@ -28,8 +48,24 @@
 #endif
 #endif
 
+#ifdef WEAVE_CONTEXT_ASM
+/* What every new context starts with: the thread's floating-point control
+ * state when the scheduler began. */
+struct weave__ctx_tmpl {
+    uint64_t fpstate; /* MXCSR | x87 control word << 32, or FPCR */
+};
+#else
+struct weave__ctx_tmpl {
+    ucontext_t uc; /* getcontext once; copied into every new context */
+};
+#endif
+
 struct weave__ctx {
-    ucontext_t uc;         /* registers, signal mask, uc_stack */
+#ifdef WEAVE_CONTEXT_ASM
+    void *sp; /* saved stack pointer, while switched away */
+#else
+    ucontext_t uc; /* registers, signal mask, uc_stack */
+#endif
     void (*entry)(void *); /* first function run on a made context */
     void *arg;             /* its argument */
 #ifdef WEAVE_ASAN
@@ -43,9 +79,10 @@ struct weave__ctx {
 #endif
 };
 
-/* Fill *tmpl with the calling thread's context once, so that making a task
- * context is a copy instead of a getcontext system call. */
-int weave__ctx_template(ucontext_t *tmpl);
+/* Fill *tmpl from the calling thread, so that making a task context is a
+ * copy (ucontext: instead of a getcontext system call). Returns 0, or -1
+ * with errno set. */
+int weave__ctx_template(struct weave__ctx_tmpl *tmpl);
 
 /* Make *root describe the calling thread's own stack. */
 void weave__ctx_root(struct weave__ctx *root);
@@ -54,8 +91,8 @@ void weave__ctx_root(struct weave__ctx *root);
  * Make *ctx run entry(arg) on [lo, lo + size) when first switched to. entry
  * must never return: it leaves with weave__ctx_exit.
  */
-void weave__ctx_make(struct weave__ctx *ctx, const ucontext_t *tmpl, void *lo, size_t size,
-                     void (*entry)(void *), void *arg);
+void weave__ctx_make(struct weave__ctx *ctx, const struct weave__ctx_tmpl *tmpl, void *lo,
+                     size_t size, void (*entry)(void *), void *arg);
 
 /* Save the running context in *from and resume *to; returns when something
  * switches back to *from. */
@@ -67,5 +104,8 @@ _Noreturn void weave__ctx_exit(struct weave__ctx *from, struct weave__ctx *to);
 
 /* Release what a made context holds besides its memory (its TSan fiber). */
 void weave__ctx_destroy(struct weave__ctx *ctx);
+
+/* The backend's name, "ucontext" or "asm", for benches and tests. */
+const char *weave__ctx_backend(void);
 
 #endif /* WEAVE_CONTEXT_H */

@@ -30,7 +30,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
-#include <ucontext.h>
 
 #include "context.h"
 #include "handle.h"
@@ -53,7 +52,8 @@ enum weave__task_flag {
     WEAVE__CANCELLED = 1u << 0, /* weave_cancel was called */
     WEAVE__DETACHED = 1u << 1,  /* release on exit, nobody joins */
     WEAVE__MAIN = 1u << 2,      /* weave_run's main task */
-    WEAVE__JOINING = 1u << 3    /* a task waits in weave_join for it */
+    WEAVE__JOINING = 1u << 3,   /* a task waits in weave_join for it */
+    WEAVE__REAPED = 1u << 4     /* ended, and no context runs on its stack */
 };
 
 enum weave__why {
@@ -85,14 +85,15 @@ struct weave__wait {
 
 /*
  * A task record, internal: users hold handles (weave_task *), which
- * handle.c maps to records. Its saved context lives at the top of its
- * stack; the record outlives both until the task is joined, detached or
- * weave_run returns.
+ * handle.c maps to records. The record, its saved context included, lives
+ * at the top of the task's own stack, so that spawning allocates nothing
+ * but a stack and a task touches one page to start; the stack (and the
+ * record) is given back when the task is released: at once when a detached
+ * task ends, else when it is joined or weave_run returns.
  */
 struct weave__task {
     struct weave_link link;    /* run queue, while READY */
     struct weave_link live;    /* the scheduler's tasks not yet ended */
-    struct weave__ctx *ctx;    /* saved context; NULL once ended */
     struct weave__stack stack; /* its stack, while it has one */
     struct weave__timer timer; /* armed while a timed park is pending */
     struct weave__wait *wait;  /* what it waits for, while PARKED */
@@ -111,7 +112,8 @@ struct weave__task {
                                           scheduler: the run's tag << 48 | id */
     uint8_t state;                     /* enum weave__task_state */
     uint8_t flags;                     /* enum weave__task_flag */
-    char name[WEAVE_NAME_MAX];         /* NUL-terminated */
+    struct weave__ctx ctx;             /* saved context, while it runs */
+    char name[WEAVE_NAME_MAX];         /* NUL-terminated; "" until asked: task-<id> */
 };
 
 /* What the poller calls for an event on a registered fd: the loop
@@ -149,7 +151,7 @@ struct weave__sched {
     uint64_t rng;                   /* state of weave__random */
     bool shutting_down;             /* main returned: cancel everything */
     bool deadlocked;                /* nothing could ever wake */
-    ucontext_t tmpl;                /* copied into every new context */
+    struct weave__ctx_tmpl tmpl;    /* what every new context starts from */
 };
 
 /* The scheduler running on this thread, or NULL. initial-exec keeps reads

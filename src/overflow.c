@@ -77,7 +77,12 @@ static void report(const struct weave__task *t, const char *addr, const char *gl
     p = put_str(p, end, "weave: stack overflow in task ");
     p = put_num(p, end, t->id, 10);
     p = put_str(p, end, " (");
-    p = put_str(p, end, t->name);
+    if (t->name[0]) {
+        p = put_str(p, end, t->name);
+    } else {
+        p = put_str(p, end, "task-");
+        p = put_num(p, end, t->id, 10);
+    }
     p = put_str(p, end, "): fault at ");
     p = put_num(p, end, (uintptr_t)addr, 16);
     p = put_str(p, end, " in guard page [");
@@ -95,7 +100,7 @@ static void on_segv(int sig, siginfo_t *si, void *uctx)
     struct weave__sched *s = weave__tls;
     struct weave__task *t = s ? s->current : NULL;
 
-    if (t && t->ctx) {
+    if (t && t->state != WEAVE__DONE) {
         const char *lo = t->stack.lo, *glo = lo - s->stacks.guard;
         const char *addr = si->si_addr;
 

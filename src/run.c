@@ -157,3 +157,8 @@ int weave_get_stats(weave_stats *st)
     weave__offload_stats(s, st);
     return 0;
 }
+
+const char *weave_context_backend(void)
+{
+    return weave__ctx_backend();
+}

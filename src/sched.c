@@ -70,9 +70,8 @@ int weave__sched_init(struct weave__sched *s, size_t default_stack)
 
 void weave__sched_term(struct weave__sched *s)
 {
-    /* Every task has ended; free the records nobody joined, main's too. */
-    for (uint32_t i = 0; i < s->handles.nslots; i++)
-        free(s->handles.slots[i].task);
+    /* Every task has ended; the records nobody joined (main's too) go with
+     * the stacks they live on. */
     weave__handles_term(&s->handles);
     weave__poller_term(&s->poller);
     weave__stack_pool_term(&s->stacks);
@@ -181,14 +180,14 @@ static void poll_step(struct weave__sched *s)
         int64_t deadline;
         int n;
 
-        if (weave__timers_first(&s->timers))
+        if (weave__timers_any(&s->timers))
             fire_timers(s, weave__clock_ns());
         if (s->runq_len > 0) {
             if (polled || s->io_waiters == 0)
                 return;
             deadline = WEAVE__POLL_NOW;
-        } else if (weave__timers_first(&s->timers)) {
-            deadline = weave__timers_first(&s->timers)->deadline;
+        } else if (weave__timers_any(&s->timers)) {
+            deadline = weave__timers_next(&s->timers);
         } else if (s->io_waiters > 0) {
             deadline = WEAVE__POLL_FOREVER;
         } else {
@@ -231,10 +230,12 @@ static struct weave__task *pick_next(struct weave__sched *s)
 
 void weave__task_release(struct weave__sched *s, struct weave__task *t)
 {
+    struct weave__stack st = t->stack; /* the record is on it: copy first */
+
     if (!(t->flags & WEAVE__DETACHED))
         s->zombie_count--;
     weave__handle_free(&s->handles, t->slot);
-    free(t);
+    weave__stack_free(&s->stacks, &st);
 }
 
 void weave__reap(struct weave__sched *s)
@@ -244,9 +245,8 @@ void weave__reap(struct weave__sched *s)
     if (!t)
         return;
     s->dead = NULL;
-    weave__ctx_destroy(t->ctx);
-    t->ctx = NULL;
-    weave__stack_free(&s->stacks, &t->stack);
+    weave__ctx_destroy(&t->ctx);
+    t->flags |= WEAVE__REAPED;
     if (t->flags & WEAVE__DETACHED)
         weave__task_release(s, t);
     else
@@ -262,7 +262,7 @@ static void run_next(struct weave__sched *s)
     if (next == self)
         return;
     s->current = next;
-    weave__ctx_switch(self->ctx, next->ctx);
+    weave__ctx_switch(&self->ctx, &next->ctx);
     weave__reap(s);
 }
 
@@ -311,9 +311,9 @@ _Noreturn void weave__switch_exit(struct weave__sched *s, struct weave__task *t)
     } else {
         struct weave__task *next = pick_next(s);
         s->current = next;
-        to = next->ctx;
+        to = &next->ctx;
     }
-    weave__ctx_exit(t->ctx, to);
+    weave__ctx_exit(&t->ctx, to);
 }
 
 void weave__live_remove(struct weave__sched *s, struct weave__task *t)
@@ -327,6 +327,6 @@ void weave__sched_loop(struct weave__sched *s)
     struct weave__task *first = pick_next(s);
 
     s->current = first;
-    weave__ctx_switch(&s->root, first->ctx);
+    weave__ctx_switch(&s->root, &first->ctx);
     weave__reap(s);
 }

@@ -33,6 +33,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "context.h" /* WEAVE_ASAN */
@@ -54,6 +56,11 @@
 #ifndef MADV_GUARD_INSTALL
 #define MADV_GUARD_INSTALL 102 /* Linux 6.13; glibc 2.36 lacks the name */
 #endif
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
+#define PIDFD_SELF_PROCESS (-10001) /* process_madvise on ourselves, Linux 6.14 */
+#define BATCH              512      /* ranges per process_madvise call */
 
 #define NO_INDEX        UINT32_MAX
 #define HOT_MAX         WEAVE__STACK_HOT_MAX
@@ -124,6 +131,97 @@ static int install_guard(struct weave__stack_pool *pool, char *at)
     return mprotect(at, pool->guard, PROT_NONE);
 }
 
+/* madvise(advice) on the n ranges of iov, in as few system calls as the
+ * kernel allows: process_madvise on this process where it accepts the
+ * advice (Linux 6.14+), else -1 with errno, and the caller does one
+ * madvise per range (or goes without). */
+static int madvise_batch(struct weave__stack_pool *pool, struct iovec *iov, size_t n, int advice)
+{
+#ifdef SYS_process_madvise
+    size_t done = 0;
+
+    if (pool->no_batch) {
+        errno = ENOSYS;
+        return -1;
+    }
+    while (done < n) {
+        size_t k = n - done < BATCH ? n - done : BATCH;
+        long r = syscall(SYS_process_madvise, PIDFD_SELF_PROCESS, iov + done, k, advice, 0);
+
+        if (r < 0) {
+            if (errno == EBADF || errno == ENOSYS || errno == EPERM)
+                pool->no_batch = 1; /* this kernel: no process_madvise on ourselves */
+            return -1;
+        }
+        /* It may stop early (a range it cannot advise): go on from there. */
+        while (done < n && r >= (long)iov[done].iov_len) {
+            r -= (long)iov[done].iov_len;
+            done++;
+        }
+        if (done < n && r > 0) {
+            iov[done].iov_base = (char *)iov[done].iov_base + r;
+            iov[done].iov_len -= (size_t)r;
+        }
+    }
+    return 0;
+#else
+    (void)pool, (void)iov, (void)n, (void)advice;
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
+/* Guard every stack of a slab of n stacks at base. Returns 0, or -1 with
+ * errno (ENOMEM). */
+static int guard_slab(struct weave__stack_pool *pool, char *base, size_t stride, uint32_t n)
+{
+    struct iovec iov[BATCH];
+
+    if (pool->guard_mode != WEAVE__GUARD_MPROTECT && !pool->no_batch) {
+        uint32_t i = 0;
+
+        while (i < n) {
+            uint32_t k = 0;
+            for (; k < BATCH && i + k < n; k++) {
+                iov[k].iov_base = base + (size_t)(i + k) * stride;
+                iov[k].iov_len = pool->guard;
+            }
+            if (madvise_batch(pool, iov, k, MADV_GUARD_INSTALL) != 0)
+                break;
+            pool->guard_mode = WEAVE__GUARD_MADVISE;
+            i += k;
+        }
+        if (i == n)
+            return 0;
+        if (i > 0 && errno != EINVAL && errno != EBADF && errno != ENOSYS && errno != EPERM)
+            return -1;
+        /* Go on one stack at a time (installing a guard twice is harmless). */
+    }
+    for (uint32_t i = 0; i < n; i++)
+        if (install_guard(pool, base + (size_t)i * stride) != 0)
+            return -1;
+    return 0;
+}
+
+/* Commit the top page of every stack of a slab in a few system calls, where
+ * the kernel allows: a task's record and first frames live there, and a
+ * page faulted in by the batch costs less than one faulted in by a write. */
+static void populate_tops(struct weave__stack_pool *pool, char *base, size_t stride, uint32_t n)
+{
+    struct iovec iov[BATCH];
+
+    for (uint32_t i = 0; i < n;) {
+        uint32_t k = 0;
+        for (; k < BATCH && i + k < n; k++) {
+            iov[k].iov_base = base + (size_t)(i + k + 1) * stride - pool->page;
+            iov[k].iov_len = pool->page;
+        }
+        if (madvise_batch(pool, iov, k, MADV_POPULATE_WRITE) != 0)
+            return; /* an optimisation only */
+        i += k;
+    }
+}
+
 static void slab_unmap(struct weave__stack_pool *pool, struct weave__slab *s)
 {
     for (uint32_t i = 0; i < s->nstacks; i++)
@@ -166,15 +264,14 @@ static struct weave__slab *slab_map(struct weave__stack_pool *pool, struct weave
         return NULL;
     }
     (void)madvise(s->base, s->map_len, MADV_NOHUGEPAGE);
-    for (uint32_t i = 0; i < n; i++) {
-        if (install_guard(pool, s->base + (size_t)i * c->stride) != 0) {
-            int e = errno;
-            munmap(s->base, s->map_len);
-            free(s);
-            errno = e;
-            return NULL;
-        }
+    if (guard_slab(pool, s->base, c->stride, n) != 0) {
+        int e = errno;
+        munmap(s->base, s->map_len);
+        free(s);
+        errno = e;
+        return NULL;
     }
+    populate_tops(pool, s->base, c->stride, n);
     /* Free list in address order; every stack starts cold. */
     for (uint32_t i = 0; i < n; i++) {
         s->next_free[i] = i + 1 < n ? i + 1 : NO_INDEX;

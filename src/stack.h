@@ -42,6 +42,7 @@ struct weave__stack_pool {
     size_t page;               /* system page size */
     size_t guard;              /* bytes of guard below each stack */
     int guard_mode;            /* enum weave__guard_mode */
+    int no_batch;              /* process_madvise on ourselves refused */
     uint64_t in_use;           /* stacks handed out */
     uint64_t cached;           /* free stacks still mapped */
     uint64_t hot;              /* free stacks whose pages may be committed */

@@ -13,8 +13,26 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Bytes kept at the top of every stack for the task's saved context. */
-#define CTX_BYTES ((sizeof(struct weave__ctx) + 63) & ~(size_t)63)
+/* Bytes kept at the top of every stack for the task's record. */
+#define RECORD_BYTES ((sizeof(struct weave__task) + 63) & ~(size_t)63)
+
+const char *weave__task_name(struct weave__task *t)
+{
+    if (!t->name[0]) {
+        char digits[24];
+        size_t n = 0, k = 0;
+        uint64_t v = t->id;
+
+        do
+            digits[n++] = (char)('0' + v % 10);
+        while ((v /= 10) != 0);
+        memcpy(t->name, "task-", 5);
+        for (k = 5; n > 0 && k < WEAVE_NAME_MAX - 1;)
+            t->name[k++] = digits[--n];
+        t->name[k] = '\0';
+    }
+    return t->name;
+}
 
 /* Look up a handle for a public call: the scheduler and task, or -errno. */
 static int lookup(const weave_task *h, struct weave__sched **sp, struct weave__task **tp)
@@ -52,43 +70,44 @@ static struct weave__task *task_new(struct weave__sched *s, size_t stack_size, c
                                     weave_fn fn, void *arg, int *err)
 {
     struct weave__task *t;
-    size_t total = weave__stack_round(&s->stacks, stack_size + CTX_BYTES);
+    struct weave__stack st;
+    size_t total = weave__stack_round(&s->stacks, stack_size + RECORD_BYTES);
+    uint32_t slot;
     int r;
 
     /* Every task has at most one timer armed: keep the heap big enough for
      * all of them, so that arming one never fails. */
-    r = weave__timers_reserve(&s->timers, (size_t)s->live_count + 1);
-    if (r < 0 || !(t = calloc(1, sizeof(*t)))) {
+    if (s->live_count >= s->timers.cap &&
+        weave__timers_reserve(&s->timers, (size_t)s->live_count + 1) < 0) {
         *err = -ENOMEM;
         return NULL;
     }
-    if ((r = weave__handle_alloc(&s->handles, t, &t->slot)) < 0) {
-        free(t);
+    if ((r = weave__stack_alloc(&s->stacks, total, &st)) < 0) {
         *err = r;
         return NULL;
     }
-    if ((r = weave__stack_alloc(&s->stacks, total, &t->stack)) < 0) {
-        weave__handle_free(&s->handles, t->slot);
-        free(t);
+    t = (struct weave__task *)(void *)(st.lo + st.size - RECORD_BYTES);
+    if ((r = weave__handle_alloc(&s->handles, t, &slot)) < 0) {
+        weave__stack_free(&s->stacks, &st);
         *err = r;
         return NULL;
     }
-    t->ctx = (struct weave__ctx *)(void *)(t->stack.lo + t->stack.size - CTX_BYTES);
-    weave__ctx_make(t->ctx, &s->tmpl, t->stack.lo, t->stack.size - CTX_BYTES, task_main, t);
-    t->fn = fn;
-    t->arg = arg;
-    t->id = ++s->next_id;
+    /* Every field, the others zeroed: the stack may be a used one. */
+    *t = (struct weave__task){.stack = st,
+                              .timer.index = WEAVE__TIMER_IDLE,
+                              .fn = fn,
+                              .arg = arg,
+                              .deadline = WEAVE__NO_DEADLINE,
+                              .slot = slot,
+                              .sched = s,
+                              .id = ++s->next_id};
     t->key = weave__task_key(s, t->id);
-    t->timer.index = WEAVE__TIMER_IDLE;
-    t->deadline = WEAVE__NO_DEADLINE;
-    t->sched = s;
     weave__queue_init(&t->ended);
-    if (name) {
+    weave__ctx_make(&t->ctx, &s->tmpl, st.lo, st.size - RECORD_BYTES, task_main, t);
+    if (name) { /* else "task-<id>", made when asked for */
         size_t len = strnlen(name, WEAVE_NAME_MAX - 1);
         memcpy(t->name, name, len);
         t->name[len] = '\0';
-    } else {
-        (void)snprintf(t->name, sizeof(t->name), "task-%llu", (unsigned long long)t->id);
     }
     if (s->shutting_down)
         t->flags |= WEAVE__CANCELLED;
@@ -192,7 +211,7 @@ int weave_detach(weave_task *h)
         return weave__ret(r);
     if (t->flags & (WEAVE__DETACHED | WEAVE__MAIN | WEAVE__JOINING))
         return weave__ret(-EINVAL);
-    if (t->state == WEAVE__DONE && !t->ctx)
+    if (t->flags & WEAVE__REAPED)
         weave__task_release(s, t);
     else
         t->flags |= WEAVE__DETACHED;
@@ -243,7 +262,7 @@ const char *weave_task_name(const weave_task *h)
         errno = -r;
         return NULL;
     }
-    return t->name;
+    return weave__task_name(t);
 }
 
 uint64_t weave_task_id(const weave_task *h)

@@ -101,12 +101,14 @@ static void *m_zombie(void *arg)
     (void)arg;
     t = WT_SPAWN(ret_arg_plus_one, marker);
     ck_assert_int_eq(weave_sleep(1), 0);
-    /* t has ended but is not joined: a zombie holding its result, no stack. */
+    /* t has ended but is not joined: a zombie holding its result, and the
+     * stack its record lives on, until the join. */
     ck_assert_int_eq(weave_get_stats(&st), 0);
     ck_assert_uint_eq(st.tasks_live, 1);
     ck_assert_uint_eq(st.tasks_zombie, 1);
-    ck_assert_uint_eq(st.stacks_in_use, 1);
+    ck_assert_uint_eq(st.stacks_in_use, 2);
     ck_assert_ptr_eq(WT_JOIN(t), marker + 1);
+    ck_assert_uint_eq(wt_stats().stacks_in_use, 1);
     WT_ASSERT_IDLE();
     return NULL;
 }

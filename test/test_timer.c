@@ -40,16 +40,18 @@ static struct weave__timer tm[NT];
 static struct ref model[NT];
 static uint64_t model_order;
 
-/* The heap's own invariants: every timer knows its index, no child comes
- * before its parent. */
+/* The heap's own invariants: every timer knows its index, every slot holds
+ * its timer's key, no child comes before its parent (four children each). */
 static void heap_check(const struct weave__timers *h)
 {
     for (size_t i = 0; i < h->len; i++) {
-        const struct weave__timer *t = h->heap[i];
-        ck_assert_uint_eq(t->index, i);
+        const struct weave__timer_slot *s = &h->heap[i];
+        ck_assert_uint_eq(s->timer->index, i);
+        ck_assert_int_eq(s->deadline, s->timer->deadline);
+        ck_assert_uint_eq(s->seq, s->timer->seq);
         if (i > 0) {
-            const struct weave__timer *p = h->heap[(i - 1) / 2];
-            ck_assert(p->deadline < t->deadline || (p->deadline == t->deadline && p->seq < t->seq));
+            const struct weave__timer_slot *p = &h->heap[(i - 1) / 4];
+            ck_assert(p->deadline < s->deadline || (p->deadline == s->deadline && p->seq < s->seq));
         }
     }
 }
@@ -139,9 +141,11 @@ START_TEST(heap_random_against_reference)
             heap_check(&h);
         if (h.len) {
             int want = model_first(INT64_MAX);
-            ck_assert_ptr_eq(weave__timers_first(&h), &tm[want]);
+            ck_assert(weave__timers_any(&h));
+            ck_assert_ptr_eq(h.heap[0].timer, &tm[want]);
+            ck_assert_int_eq(weave__timers_next(&h), model[want].deadline);
         } else {
-            ck_assert_ptr_null(weave__timers_first(&h));
+            ck_assert(!weave__timers_any(&h));
         }
     }
     weave__timers_term(&h);
