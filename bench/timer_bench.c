@@ -45,6 +45,7 @@
 #include <unistd.h>
 
 #include "bench_util.h"
+#include "timer.h" /* the heap itself, for the second table */
 #include "weave.h"
 
 #ifdef WEAVE_HAVE_VALGRIND_H
@@ -60,6 +61,9 @@
 #define ROUND       50u /* samples a variant takes per turn */
 #define MAX_SAMPLES 10000000u
 #define MAX_WAIT_US 10000000u /* 10 s */
+#define MAX_HEAP    10000000u
+#define HEAP_OPS    200000u /* operations timed per heap size */
+#define TIMER_GAP   128     /* bytes between timers: each in a record of its own */
 
 /* The wait of every sample, in ns (--wait-us). */
 static int64_t wait_ns = 1000000;
@@ -88,6 +92,7 @@ static const char *const variant_key[NVARIANTS] = {
 struct options {
     uint64_t samples;
     uint64_t wait_us;
+    uint64_t heap_max; /* the largest heap of the second table */
     bool json;
 };
 
@@ -117,11 +122,13 @@ static void usage(FILE *f)
 {
     (void)fprintf(
         f,
-        "usage: timer_bench [--samples N] [--wait-us US] [--json]\n"
+        "usage: timer_bench [--samples N] [--wait-us US] [--heap-max N] [--json]\n"
         "  --samples N   waits per mechanism (1..%u, default 500)\n"
         "  --wait-us US  the wait, in us (1..%u, default 1000)\n"
+        "  --heap-max N  the heap table goes from 1000 pending timers up to N, by tens\n"
+        "                (0 skips it; up to %u, default 1000000)\n"
         "  --json        one JSON object per mechanism, one per line, instead of the table\n",
-        MAX_SAMPLES, MAX_WAIT_US);
+        MAX_SAMPLES, MAX_WAIT_US, MAX_HEAP);
 }
 
 static void parse_args(int argc, char **argv, struct options *o)
@@ -138,10 +145,17 @@ static void parse_args(int argc, char **argv, struct options *o)
          .min = 1,
          .max = MAX_WAIT_US,
          .bad = "--wait-us wants a whole number from 1 to 10000000, not '%s'"},
+        {.name = "--heap-max",
+         .u64 = &o->heap_max,
+         .min = 1000,
+         .max = MAX_HEAP,
+         .zero_ok = true,
+         .bad = "--heap-max wants 0 or a whole number from 1000 to 10000000, not '%s'"},
     };
 
     o->samples = 500;
     o->wait_us = 1000;
+    o->heap_max = 1000000;
     o->json = false;
     bench_parse_args(argc, argv, "timer_bench", usage, opts, sizeof(opts) / sizeof(opts[0]), NULL);
 }
@@ -370,6 +384,82 @@ static void print_results(const struct options *o, struct variant_run *vr, long 
            (long long)(wait_ns / 1000 > default_slack ? wait_ns / 1000 : default_slack));
 }
 
+/* ---- the heap: insert + fire, and insert + cancel, with n pending ---------- */
+
+static uint64_t rng_state = 88172645463325252ull;
+
+static uint64_t rnd(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+
+/* ns per insert + fire (fire = cancel when cancel is set) with n timers
+ * pending, in a steady state: each operation takes one timer out and puts
+ * one back at a random later deadline. -1 if out of memory. */
+static double heap_cost(uint64_t n, bool cancel)
+{
+    struct weave__timers h;
+    char *mem = calloc(n + 1, TIMER_GAP);
+    int64_t now = 0, t0;
+    double ns = -1;
+
+    weave__timers_init(&h);
+    if (!mem || weave__timers_reserve(&h, n + 1) != 0)
+        goto out;
+    for (uint64_t i = 0; i < n; i++) {
+        struct weave__timer *t = (struct weave__timer *)(void *)(mem + i * TIMER_GAP);
+        t->index = WEAVE__TIMER_IDLE;
+        weave__timers_add(&h, t, (int64_t)(rnd() % (1ull << 40)));
+    }
+    t0 = bench_now_ns();
+    for (uint64_t k = 0; k < HEAP_OPS; k++) {
+        struct weave__timer *t;
+
+        if (cancel) {
+            t = (struct weave__timer *)(void *)(mem + (rnd() % n) * TIMER_GAP);
+            weave__timers_remove(&h, t);
+        } else {
+            now = weave__timers_next(&h);
+            t = weave__timers_expired(&h, now);
+        }
+        weave__timers_add(&h, t, now + (int64_t)(rnd() % (1ull << 40)));
+    }
+    ns = (double)(bench_now_ns() - t0) / HEAP_OPS;
+out:
+    weave__timers_term(&h);
+    free(mem);
+    return ns;
+}
+
+static void print_heap(const struct options *o)
+{
+    if (o->heap_max == 0)
+        return;
+    if (!o->json) {
+        printf("\ntimer heap (4-ary, keys beside the pointers): one timer out, one back in, "
+               "%u times\n\n",
+               HEAP_OPS);
+        printf("%-12s %16s %18s %10s\n", "pending", "insert + fire", "insert + cancel", "log2(n)");
+        printf("%-12s %16s %18s %10s\n", "", "(ns)", "(ns)", "");
+    }
+    for (uint64_t n = 1000; n <= o->heap_max; n *= 10) {
+        double fire = heap_cost(n, false), cancel = heap_cost(n, true);
+        double lg = 0;
+
+        for (uint64_t v = n; v > 1; v >>= 1)
+            lg++;
+        if (o->json)
+            printf("{\"bench\":\"timer_bench\",\"heap_pending\":%llu,\"insert_fire_ns\":%.1f,"
+                   "\"insert_cancel_ns\":%.1f}\n",
+                   (unsigned long long)n, fire, cancel);
+        else
+            printf("%-12llu %16.1f %18.1f %10.0f\n", (unsigned long long)n, fire, cancel, lg);
+    }
+}
+
 int main(int argc, char **argv)
 {
     struct options o;
@@ -436,6 +526,7 @@ int main(int argc, char **argv)
     }
 
     print_results(&o, vr, default_slack);
+    print_heap(&o);
     if (fflush(stdout) != 0) {
         perror("timer_bench: stdout");
         status = 1;

@@ -2461,6 +2461,11 @@ static Suite *chan_suite(void)
     tcase_add_test(tc, teardown_cancels_blocked_tasks);
     tcase_add_test(tc, misuse_einval);
     tcase_add_test(tc, outside_a_task_eperm_when_it_would_wait);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("threads");
+    wt_tag_native(tc);
+    tcase_set_timeout(tc, 10);
     tcase_add_test(tc, other_schedulers_channel_eperm);
     tcase_add_test(tc, other_schedulers_channel_select_eperm);
     suite_add_tcase(s, tc);

@@ -924,7 +924,15 @@ int main(void)
 
     tcase_set_timeout(tc, 30);
     tcase_add_unchecked_fixture(tc, tmpbase_make, wt_tmpbase_remove);
-    tcase_add_loop_test(tc, every_scenario, 0, NBLOCKERS);
+    tcase_add_loop_test(tc, every_scenario, 0, NBLOCKERS - 1);
+    suite_add_tcase(s, tc);
+
+    /* The offload blocker, last of the table, needs the pool's threads. */
+    tc = tcase_create("offload");
+    wt_tag_native(tc);
+    tcase_set_timeout(tc, 30);
+    tcase_add_unchecked_fixture(tc, tmpbase_make, wt_tmpbase_remove);
+    tcase_add_loop_test(tc, every_scenario, NBLOCKERS - 1, NBLOCKERS);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("rules");

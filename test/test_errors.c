@@ -409,6 +409,11 @@ static Suite *errors_suite(void)
     tcase_add_test(tc, garbage_handles_esrch);
     tcase_add_test(tc, handle_from_finished_run_esrch);
     tcase_add_test(tc, handle_from_earlier_runs_esrch);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("exit");
+    wt_tag_native(tc);
+    tcase_set_timeout(tc, 10);
     tcase_add_exit_test(tc, exit_from_task, 3);
     suite_add_tcase(s, tc);
     return s;

@@ -1145,6 +1145,12 @@ static Suite *fd_suite(void)
     tcase_add_test(tc, bad_fds_ebadf);
     tcase_add_test(tc, bad_events_and_timeouts_einval);
     tcase_add_test(tc, regular_files_always_ready);
+    suite_add_tcase(s, tc);
+
+    /* Readiness made by another thread. */
+    tc = tcase_create("thread");
+    wt_tag_native(tc);
+    tcase_set_timeout(tc, 10);
     tcase_add_test(tc, fd_ready_while_scheduler_waits_for_timer);
     tcase_add_test(tc, fd_event_without_waiter_does_not_end_sleep);
     tcase_add_test(tc, only_task_waits_on_fd_from_thread);

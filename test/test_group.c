@@ -1027,7 +1027,7 @@ static void *detached_member(void *arg)
 static void *m_detached(void *arg)
 {
     weave_group *g = weave_group_new();
-    int n = WT_ON_VALGRIND ? 2000 : 20000;
+    int n = WT_ON_VALGRIND || WT_ASAN ? 2000 : 20000;
     size_t before, after;
     weave_task *t;
 
@@ -1104,6 +1104,12 @@ static Suite *group_suite(void)
     tcase_set_timeout(mis, 8);
     tcase_add_test(mis, misuse_einval);
     tcase_add_test(mis, outside_a_task);
+
+    suite_add_tcase(s, mis);
+
+    mis = tcase_create("threads");
+    wt_tag_native(mis);
+    tcase_set_timeout(mis, 8);
     tcase_add_test(mis, other_threads_eperm);
     suite_add_tcase(s, mis);
     return s;

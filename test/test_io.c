@@ -2032,6 +2032,7 @@ static Suite *io_suite(void)
     tcase_add_loop_test(tc, short_read_then_eof_at_once, 0, 2);
     tcase_add_loop_test(tc, short_read_then_more_data, 0, 2);
     tcase_add_test(tc, short_peek_does_not_make_read_wait);
+    wt_tag_native(tc); /* the offload pool and other threads throughout */
     suite_add_tcase(s, tc);
 
     /* Library bugs this suite found, kept as regression tests. */
@@ -2039,6 +2040,7 @@ static Suite *io_suite(void)
     tcase_add_unchecked_fixture(bugs, tmpbase_make, wt_tmpbase_remove);
     tcase_add_test(bugs, sigpipe_discarded_when_caller_blocked_it);
     tcase_add_test(bugs, msg_dontwait_does_not_wait);
+    wt_tag_native(bugs); /* the offload pool and other threads throughout */
     suite_add_tcase(s, bugs);
     return s;
 }

@@ -1314,6 +1314,7 @@ static Suite *net_suite(void)
     tcase_add_test(tc, unix_existing_path_eaddrinuse);
     tcase_add_test(tc, unix_connect_waits_for_full_backlog);
     tcase_add_test(tc, weave_connect_on_user_socket);
+    wt_tag_native(tc); /* the offload pool and other threads throughout */
     suite_add_tcase(s, tc);
 
     /* Library bugs found by this suite: these fail until net.c is fixed
@@ -1321,6 +1322,7 @@ static Suite *net_suite(void)
     tcase_set_timeout(bugs, 15);
     tcase_add_unchecked_fixture(bugs, tmpbase_make, wt_tmpbase_remove);
     tcase_add_test(bugs, tcp_port_out_of_range_einval);
+    wt_tag_native(bugs); /* the offload pool and other threads throughout */
     suite_add_tcase(s, bugs);
     return s;
 }

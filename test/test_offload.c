@@ -938,12 +938,14 @@ static Suite *offload_suite(void)
     tcase_add_test(tc, offload_wait_is_not_a_deadlock);
     tcase_add_test(tc, many_small_calls_from_many_tasks);
     tcase_add_test(tc, offload_and_fd_waits_together);
+    wt_tag_native(tc); /* the offload pool and other threads throughout */
     suite_add_tcase(s, tc);
 
     /* Library bugs found by this suite: these fail until offload.c is
      * fixed (see each test's comment). */
     tcase_set_timeout(bugs, 15);
     tcase_add_test(bugs, offload_ex_by_cancelled_task_still_discards_arg);
+    wt_tag_native(bugs); /* the offload pool and other threads throughout */
     suite_add_tcase(s, bugs);
     return s;
 }

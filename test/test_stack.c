@@ -557,10 +557,16 @@ static Suite *stack_suite(void)
     tcase_add_test(tc, stacks_are_reused);
     tcase_add_test(tc, guard_mode_reported);
     tcase_add_test(tc, stacks_are_committed_lazily);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("limits");
+    wt_tag_native(tc);
+    tcase_set_timeout(tc, 10);
     tcase_add_test(tc, spawn_enomem_under_rlimit_as);
     suite_add_tcase(s, tc);
 
     tcase_set_timeout(ov, 10);
+    wt_tag_native(ov);
     tcase_add_test_raise_signal(ov, overflow_aborts, SIGABRT);
     tcase_add_test(ov, overflow_names_the_task);
 #if WT_ASAN

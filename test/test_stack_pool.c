@@ -224,10 +224,15 @@ static Suite *stack_pool_suite(void)
     tcase_set_timeout(tc, 20);
     tcase_add_test(tc, free_stack_is_reused_first);
     tcase_add_test(tc, sizes_are_rounded_and_overflow_refused);
-    tcase_add_test(tc, guard_page_below_every_stack_faults);
     tcase_add_test(tc, trim_hands_back_pages_of_spare_stacks);
     tcase_add_test(tc, bursts_reuse_slabs_and_big_ones_are_returned);
     tcase_add_test(tc, sizes_have_separate_pools);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("fault");
+    wt_tag_native(tc);
+    tcase_set_timeout(tc, 20);
+    tcase_add_test(tc, guard_page_below_every_stack_faults);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1822,6 +1822,7 @@ static Suite *sync_suite(void)
     tcase_add_loop_test(tear_tc, teardown_with_waiters, 0, NKINDS);
     suite_add_tcase(s, tear_tc);
 
+    wt_tag_native(threads);
     tcase_set_timeout(threads, 8);
     tcase_add_test(threads, outside_a_task);
     tcase_add_test(threads, cross_thread_eperm);

@@ -305,7 +305,13 @@ static Suite *threads_suite(void)
     tcase_add_test(tc, schedulers_on_four_threads);
     tcase_add_test(tc, foreign_handle_esrch);
     tcase_add_test(tc, handle_on_thread_without_scheduler_eperm);
+    wt_tag_native(tc); /* the offload pool and other threads throughout */
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("child");
+    tcase_set_timeout(tc, 20);
     tcase_add_test(tc, overflow_on_second_thread_names_its_task);
+    wt_tag_native(tc); /* the offload pool and other threads throughout */
     suite_add_tcase(s, tc);
     return s;
 }

@@ -106,8 +106,8 @@ START_TEST(heap_random_against_reference)
     unsigned seed = 12345;
     int64_t now = 0;
 
-    /* Fewer steps under valgrind, where the O(n) model is slow. */
-    int steps = WT_ON_VALGRIND ? 20000 : 200000;
+    /* Fewer steps under valgrind and ASan, where the O(n) model is slow. */
+    int steps = WT_ON_VALGRIND ? 20000 : WT_ASAN ? 50000 : 200000;
 
     heap_setup(&h);
     for (int step = 0; step < steps; step++) {

@@ -266,6 +266,17 @@ void *wt_ticker_task(void *ticker);
 /* A task body that recurses until its stack overflows; never returns. */
 void *wt_overflow_task(void *arg);
 
+/* Tag a TCase whose tests need what only a native kernel gives: a process
+ * of their own (they end in a signal or exit(), or fork), a thread (the
+ * offload pool, a second scheduler), guard pages or address-space limits.
+ * The aarch64 build runs under qemu-user, which here can neither clone nor
+ * emulate those: its run (preset aarch64-asm) uses CK_FORK=no and
+ * CK_EXCLUDE_TAGS=native, and these cases run only in the native builds. */
+static inline void wt_tag_native(TCase *tc)
+{
+    tcase_set_tags(tc, "native");
+}
+
 /* Build a suite runner and run it in fork mode; returns main's status. */
 static inline int wt_main(Suite *s)
 {
