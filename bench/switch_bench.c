@@ -21,6 +21,7 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,13 +49,13 @@
 #define MAX_ITERATIONS  1000000000u
 #define MAX_REPS        1000u
 
-enum { RAW, YIELD, SPAWN, NFIG };
+enum { RAW, REG, YIELD, SPAWN, NFIG };
 
-static const char *const fig_what[NFIG] = {"raw swapcontext", "weave_yield handoff",
-                                           "spawn + join, empty task"};
-static const char *const fig_unit[NFIG] = {"ns/switch", "ns/handoff", "ns/task"};
-static const char *const fig_key[NFIG] = {"raw_swapcontext_ns", "yield_handoff_ns",
-                                          "spawn_join_ns"};
+static const char *const fig_what[NFIG] = {"raw swapcontext", "raw register switch",
+                                           "weave_yield handoff", "spawn + join, empty task"};
+static const char *const fig_unit[NFIG] = {"ns/switch", "ns/switch", "ns/handoff", "ns/task"};
+static const char *const fig_key[NFIG] = {"raw_swapcontext_ns", "raw_register_switch_ns",
+                                          "yield_handoff_ns", "spawn_join_ns"};
 
 struct options {
     uint64_t iterations;
@@ -179,6 +180,105 @@ static double raw_measure(uint64_t iterations)
     return (double)(t1 - t0) / (2.0 * (double)iterations);
 }
 
+/* ---- the floor: a bare register switch ------------------------------------ */
+
+/*
+ * The least a stackful switch can do: push the callee-saved registers, swap
+ * stack pointers, pop, return (no signal mask, no floating-point control
+ * state, no bookkeeping). The bench's own, so that the figure does not
+ * depend on how weave was built. x86-64 and aarch64; not under ASan, which
+ * would need the switch announced.
+ */
+#if (defined(__x86_64__) || defined(__aarch64__)) && !defined(BENCH_ASAN)
+#define HAVE_REG_SWITCH 1
+void bench_reg_swap(void **save, void *load);
+void bench_reg_boot(void);
+#if defined(__x86_64__)
+__asm__(".text\n"
+        ".p2align 4\n"
+        "bench_reg_swap:\n"
+        "  pushq %rbp\n  pushq %rbx\n  pushq %r12\n  pushq %r13\n  pushq %r14\n  pushq %r15\n"
+        "  movq %rsp, (%rdi)\n  movq %rsi, %rsp\n"
+        "  popq %r15\n  popq %r14\n  popq %r13\n  popq %r12\n  popq %rbx\n  popq %rbp\n"
+        "  ret\n"
+        "bench_reg_boot:\n"
+        "  callq *%r12\n"
+        "  ud2\n");
+#define REG_FRAME_WORDS 7 /* r15 r14 r13 r12 rbx rbp, return address */
+#define REG_FRAME_FN    3 /* r12 */
+#define REG_FRAME_RET   6
+#define REG_FRAME_BELOW 2 /* words left above: the call is 16-aligned */
+#else
+__asm__(".text\n"
+        ".p2align 4\n"
+        "bench_reg_swap:\n"
+        "  sub sp, sp, #160\n"
+        "  stp x19, x20, [sp, #0]\n  stp x21, x22, [sp, #16]\n  stp x23, x24, [sp, #32]\n"
+        "  stp x25, x26, [sp, #48]\n  stp x27, x28, [sp, #64]\n  stp x29, x30, [sp, #80]\n"
+        "  stp d8, d9, [sp, #96]\n  stp d10, d11, [sp, #112]\n  stp d12, d13, [sp, #128]\n"
+        "  stp d14, d15, [sp, #144]\n"
+        "  mov x9, sp\n  str x9, [x0]\n  mov sp, x1\n"
+        "  ldp x19, x20, [sp, #0]\n  ldp x21, x22, [sp, #16]\n  ldp x23, x24, [sp, #32]\n"
+        "  ldp x25, x26, [sp, #48]\n  ldp x27, x28, [sp, #64]\n  ldp x29, x30, [sp, #80]\n"
+        "  ldp d8, d9, [sp, #96]\n  ldp d10, d11, [sp, #112]\n  ldp d12, d13, [sp, #128]\n"
+        "  ldp d14, d15, [sp, #144]\n"
+        "  add sp, sp, #160\n  ret\n"
+        "bench_reg_boot:\n"
+        "  blr x19\n"
+        "  brk #0\n");
+#define REG_FRAME_WORDS 20
+#define REG_FRAME_FN    0  /* x19 */
+#define REG_FRAME_RET   11 /* x30 */
+#define REG_FRAME_BELOW 0
+#endif
+
+static void *reg_main_sp, *reg_co_sp;
+
+static void reg_co(void)
+{
+    for (;;)
+        bench_reg_swap(&reg_co_sp, reg_main_sp);
+}
+
+/* ns per register switch over 2 * iterations switches, or -1. */
+static double reg_measure(uint64_t iterations)
+{
+    char *stack = malloc(RAW_STACK_BYTES);
+    uint64_t *frame;
+    int64_t t0, t1;
+#ifdef WEAVE_HAVE_VALGRIND_H
+    unsigned vg_id;
+#endif
+
+    if (!stack)
+        return -1;
+#ifdef WEAVE_HAVE_VALGRIND_H
+    vg_id = VALGRIND_STACK_REGISTER(stack, stack + RAW_STACK_BYTES);
+#endif
+    frame = (uint64_t *)(void *)(((uintptr_t)stack + RAW_STACK_BYTES) & ~(uintptr_t)15) -
+            REG_FRAME_BELOW - REG_FRAME_WORDS;
+    memset(frame, 0, REG_FRAME_WORDS * sizeof(*frame));
+    frame[REG_FRAME_FN] = (uint64_t)(uintptr_t)reg_co;
+    frame[REG_FRAME_RET] = (uint64_t)(uintptr_t)bench_reg_boot;
+    reg_co_sp = frame;
+    t0 = bench_now_ns();
+    for (uint64_t i = 0; i < iterations; i++)
+        bench_reg_swap(&reg_main_sp, reg_co_sp);
+    t1 = bench_now_ns();
+#ifdef WEAVE_HAVE_VALGRIND_H
+    VALGRIND_STACK_DEREGISTER(vg_id);
+#endif
+    free(stack); /* reg_co is left parked on it for good */
+    return (double)(t1 - t0) / (2.0 * (double)iterations);
+}
+#else
+static double reg_measure(uint64_t iterations)
+{
+    (void)iterations;
+    return 0; /* not measured here */
+}
+#endif
+
 /* ---- weave -------------------------------------------------------------- */
 
 /* The two yielding tasks' shared state. */
@@ -282,7 +382,7 @@ static void *rep_main(void *arg)
 int main(int argc, char **argv)
 {
     struct options o;
-    double *samples[NFIG] = {NULL, NULL, NULL};
+    double *samples[NFIG] = {NULL, NULL, NULL, NULL};
     double med[NFIG], min[NFIG];
     int status = 0;
 
@@ -299,7 +399,7 @@ int main(int argc, char **argv)
     /* Repetition 0 is the warm-up. */
     for (uint64_t k = 0; k <= o.reps; k++) {
         struct rep r;
-        double raw = raw_measure(o.iterations);
+        double raw = raw_measure(o.iterations), reg = reg_measure(o.iterations);
 
         if (raw < 0) {
             (void)fprintf(stderr, "switch_bench: raw swapcontext setup: %s\n", strerror(errno));
@@ -323,6 +423,7 @@ int main(int argc, char **argv)
         if (k == 0)
             continue;
         samples[RAW][k - 1] = raw;
+        samples[REG][k - 1] = reg;
         samples[YIELD][k - 1] = r.ns[YIELD];
         samples[SPAWN][k - 1] = r.ns[SPAWN];
     }
@@ -337,9 +438,11 @@ int main(int argc, char **argv)
                (unsigned long long)o.iterations, (unsigned long long)o.reps);
         for (int f = 0; f < NFIG; f++)
             printf(",\"%s_median\":%.2f,\"%s_min\":%.2f", fig_key[f], med[f], fig_key[f], min[f]);
-        printf(",\"yield_over_raw\":%.3f}\n", med[YIELD] / med[RAW]);
+        printf(",\"yield_over_raw\":%.3f,\"spawn_join_over_raw\":%.3f,\"context\":\"%s\"}\n",
+               med[YIELD] / med[RAW], med[SPAWN] / med[RAW], weave_context_backend());
     } else {
-        printf("switch_bench: cost of a task switch, one thread\n");
+        printf("switch_bench: cost of a task switch, one thread; weave's switch: %s\n",
+               weave_context_backend());
         printf("parameters: iterations=%llu per figure and repetition, repetitions=%llu "
                "(after 1 warm-up), figures interleaved\n",
                (unsigned long long)o.iterations, (unsigned long long)o.reps);
@@ -347,11 +450,22 @@ int main(int argc, char **argv)
                "(malloc)\n\n",
                WEAVE_STACK_DEFAULT, RAW_STACK_BYTES);
         printf("%-26s %-11s %10s %10s\n", "what", "unit", "median", "min");
-        for (int f = 0; f < NFIG; f++)
-            printf("%-26s %-11s %10.1f %10.1f\n", fig_what[f], fig_unit[f], med[f], min[f]);
-        printf("\nyield handoff / raw swapcontext: %.2fx (medians); scheduler overhead %+.1f "
-               "ns per handoff\n",
-               med[YIELD] / med[RAW], med[YIELD] - med[RAW]);
+        for (int f = 0; f < NFIG; f++) {
+            if (f == REG && med[REG] <= 0)
+                printf("%-26s %-11s %10s %10s\n", fig_what[f], fig_unit[f], "-", "-");
+            else
+                printf("%-26s %-11s %10.1f %10.1f\n", fig_what[f], fig_unit[f], med[f], min[f]);
+        }
+        if (strcmp(weave_context_backend(), "ucontext") == 0)
+            printf("\nyield handoff / raw swapcontext: %.2fx; spawn + join / raw swapcontext: "
+                   "%.2fx (medians)\n",
+                   med[YIELD] / med[RAW], med[SPAWN] / med[RAW]);
+        else
+            printf("\n");
+        if (med[REG] > 0)
+            printf("yield handoff / raw register switch: %.2fx; scheduler's own cost %+.1f ns "
+                   "per handoff\n",
+                   med[YIELD] / med[REG], med[YIELD] - med[REG]);
     }
     if (fflush(stdout) != 0) {
         perror("switch_bench: stdout");

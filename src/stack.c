@@ -60,7 +60,9 @@
 #define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
 #endif
 #define PIDFD_SELF_PROCESS (-10001) /* process_madvise on ourselves, Linux 6.14 */
-#define BATCH              512      /* ranges per process_madvise call */
+#define BATCH                                                                                      \
+    64 /* ranges per process_madvise call (1 KiB of iovecs
+                                       on the stack: this may run on a small task stack) */
 
 #define NO_INDEX        UINT32_MAX
 #define HOT_MAX         WEAVE__STACK_HOT_MAX
@@ -364,10 +366,22 @@ int weave__stack_alloc(struct weave__stack_pool *pool, size_t size, struct weave
     return 0;
 }
 
+/* Give the pages of the k stacks in iov back: in a few system calls where
+ * the kernel allows, else one madvise per stack. */
+static void release_pages(struct weave__stack_pool *pool, struct iovec *iov, size_t k)
+{
+    if (k == 0 || madvise_batch(pool, iov, k, MADV_DONTNEED) == 0)
+        return;
+    for (size_t j = 0; j < k; j++)
+        (void)madvise(iov[j].iov_base, iov[j].iov_len, MADV_DONTNEED);
+}
+
 /* Hand the pages of hot free stacks of c back until c has at most keep. */
 static void class_trim(struct weave__stack_pool *pool, struct weave__stack_class *c, uint64_t keep)
 {
     struct weave_link *n, *tmp;
+    struct iovec iov[BATCH];
+    size_t k = 0;
 
     weave__list_each(n, tmp, &c->slabs) {
         struct weave__slab *s = weave__container_of(n, struct weave__slab, all);
@@ -378,13 +392,19 @@ static void class_trim(struct weave__stack_pool *pool, struct weave__stack_class
              i = s->next_free[i]) {
             if (s->cold[i])
                 continue;
-            (void)madvise(s->base + (size_t)i * c->stride + pool->guard, c->size, MADV_DONTNEED);
+            iov[k].iov_base = s->base + (size_t)i * c->stride + pool->guard;
+            iov[k].iov_len = c->size;
+            if (++k == BATCH) {
+                release_pages(pool, iov, k);
+                k = 0;
+            }
             s->cold[i] = 1;
             s->hot--;
             c->hot--;
             pool->hot--;
         }
     }
+    release_pages(pool, iov, k);
 }
 
 void weave__stack_trim(struct weave__stack_pool *pool)
