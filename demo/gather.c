@@ -290,7 +290,7 @@ static void fetch_all(struct gather *gt, const struct server *sv)
     print_clock("started");
     for (int i = 0; i < NSERVERS; i++) {
         char name[WEAVE_NAME_MAX];
-        weave_task_opts opts = {0, name};
+        weave_task_opts opts = {.name = name};
 
         memset(&f[i], 0, sizeof(f[i]));
         f[i].index = i;

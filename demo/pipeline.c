@@ -217,7 +217,7 @@ static void *collector(void *arg)
 /* Spawn one member of the pipeline's group; on failure, cancel the rest. */
 static int spawn(struct pipeline *p, const char *name, weave_fn fn, void *arg)
 {
-    weave_task_opts opts = {0, name};
+    weave_task_opts opts = {.name = name};
 
     if (weave_group_spawn_with(p->group, &opts, fn, arg))
         return 0;

@@ -89,6 +89,18 @@ extern "C" {
 #define WEAVE_STACK_MIN     ((size_t)16 * 1024)          /* smaller: EINVAL */
 #define WEAVE_STACK_MAX     ((size_t)1024 * 1024 * 1024) /* larger: EINVAL */
 
+/*
+ * Guards. Below each stack lies a guard region that faults when touched: a
+ * frame that jumps a guard smaller than itself (a large array or alloca in
+ * code built without -fstack-clash-protection) would write into the stack
+ * below, so the default guard is large. Guards installed with
+ * MADV_GUARD_INSTALL (Linux 6.13) cost no memory, only address space and
+ * page-table entries; on older kernels they are PROT_NONE pages. The size is
+ * rounded up to whole pages.
+ */
+#define WEAVE_GUARD_DEFAULT ((size_t)256 * 1024)       /* 256 KiB */
+#define WEAVE_GUARD_MAX     ((size_t)64 * 1024 * 1024) /* larger: EINVAL */
+
 /* Task names longer than this (including the NUL) are truncated. */
 #define WEAVE_NAME_MAX 32
 
@@ -102,14 +114,28 @@ typedef void *(*weave_fn)(void *arg);
 typedef struct weave_task_opts {
     size_t stack_size; /* bytes; 0 = the scheduler's default */
     const char *name;  /* copied (see WEAVE_NAME_MAX); NULL = "task-<id>" */
+    size_t guard_size; /* bytes of guard below the stack, rounded up to
+                          pages; 0 = the scheduler's default (see
+                          WEAVE_GUARD_DEFAULT) */
 } weave_task_opts;
 
 /* Flags for weave_run_opts.flags. */
 enum {
-    /* Do not install weave's SIGSEGV handler that names the task whose
-     * stack overflowed (the handler chains to any handler installed before
-     * it, for faults that are not stack overflows). */
-    WEAVE_NO_OVERFLOW_HANDLER = 1u << 0
+    /* Do not install weave's fatal-signal handlers (SIGSEGV, SIGBUS,
+     * SIGILL, SIGFPE, SIGABRT) that name the task that crashed and the
+     * task whose stack overflowed. They chain to any handler installed
+     * before them, then let the default action happen. */
+    WEAVE_NO_OVERFLOW_HANDLER = 1u << 0,
+    /* Do not print the task list (weave_dump) on stderr when weave_run
+     * finds a deadlock. */
+    WEAVE_NO_DEADLOCK_DUMP = 1u << 1,
+    /* A virtual clock, for tests: whenever every task waits on timers
+     * alone (no fd, no offload call), time jumps to the earliest deadline
+     * instead of passing, so an hour of timeouts runs in microseconds.
+     * While a task waits on an fd or a worker, the clock follows real time.
+     * Time spent running tasks is not counted. weave_now and every timeout
+     * and deadline of the scheduler read this clock. */
+    WEAVE_VIRTUAL_CLOCK = 1u << 2
 };
 
 /* Options of weave_run_with. A zeroed struct means the defaults. */
@@ -117,6 +143,14 @@ typedef struct weave_run_opts {
     size_t default_stack_size; /* bytes; 0 = WEAVE_STACK_DEFAULT */
     unsigned offload_threads;  /* worker threads of weave_offload; 0 = 4 */
     unsigned flags;            /* WEAVE_NO_OVERFLOW_HANDLER | ... */
+    size_t guard_size;         /* default guard below each stack, bytes,
+                                  rounded up to pages; 0 = WEAVE_GUARD_DEFAULT */
+    int dump_signal;           /* 0 = none; else a signal (SIGUSR1, say) on
+                                  which weave_dump(2) runs between tasks; the
+                                  signal is blocked on this thread and read
+                                  through a signalfd */
+    int64_t watchdog_ms;       /* 0 = off; else report on stderr a task that
+                                  runs this long without giving up the thread */
 } weave_run_opts;
 
 /*
@@ -798,6 +832,78 @@ typedef struct weave_stats {
 /* Fill *st for the calling thread's scheduler. EPERM outside one, EINVAL if
  * st is NULL. */
 WEAVE_API int weave_get_stats(weave_stats *st);
+
+/* What a task waits on (weave_task_info.wait). */
+typedef enum weave_wait_kind {
+    WEAVE_WAIT_NONE = 0, /* not parked: running, runnable or ended */
+    WEAVE_WAIT_SLEEP,    /* weave_sleep, or a pause between retries */
+    WEAVE_WAIT_FD,       /* an fd (weave_wait_fd and the I/O calls) */
+    WEAVE_WAIT_JOIN,     /* another task's end (weave_join) */
+    WEAVE_WAIT_GROUP,    /* a group (weave_group_wait, weave_group_free) */
+    WEAVE_WAIT_CHAN,     /* a channel (send or receive) */
+    WEAVE_WAIT_SELECT,   /* several channels (weave_select) */
+    WEAVE_WAIT_MUTEX,    /* a weave_mutex */
+    WEAVE_WAIT_COND,     /* a weave_cond */
+    WEAVE_WAIT_SEM,      /* a weave_sem */
+    WEAVE_WAIT_EVENT,    /* a weave_event */
+    WEAVE_WAIT_OFFLOAD,  /* a worker thread (weave_offload) */
+    WEAVE_WAIT_SIGNAL    /* a signal */
+} weave_wait_kind;
+
+/* A task's state (weave_task_info.state). */
+typedef enum weave_task_state {
+    WEAVE_TASK_RUNNING = 0, /* the calling task */
+    WEAVE_TASK_READY,       /* runnable, waiting for its turn */
+    WEAVE_TASK_PARKED,      /* waiting (see wait) */
+    WEAVE_TASK_ENDED        /* its function returned; not joined yet */
+} weave_task_state;
+
+/* Bits of weave_task_info.flags. */
+enum {
+    WEAVE_TASK_MAIN = 1u << 0,      /* weave_run's main task */
+    WEAVE_TASK_CANCELLED = 1u << 1, /* weave_cancel was called on it */
+    WEAVE_TASK_DETACHED = 1u << 2,  /* nobody will join it */
+    WEAVE_TASK_SHIELDED = 1u << 3   /* a shield is up */
+};
+
+/* One task, as weave_tasks sees it. */
+typedef struct weave_task_info {
+    uint64_t id;               /* weave_task_id: 1 = main, then spawn order */
+    char name[WEAVE_NAME_MAX]; /* weave_task_name */
+    weave_task_state state;
+    weave_wait_kind wait;    /* what it waits on, while PARKED */
+    const void *wait_object; /* the channel, lock, group ... it waits on */
+    int wait_fd;             /* the fd, for WEAVE_WAIT_FD; else -1 */
+    uint64_t wait_task;      /* the task it joins, for WEAVE_WAIT_JOIN */
+    int64_t parked_us;       /* how long it has been parked (to the poll
+                                   step's resolution); 0 if not parked */
+    int64_t timeout_us;      /* time left before its wait times out (its
+                                   own timeout or a deadline scope), or -1 */
+    size_t stack_size;       /* usable bytes of its stack */
+    size_t stack_used;       /* high-water mark: bytes of its stack that
+                                   were ever touched, in whole pages (a reused
+                                   stack counts what earlier tasks touched,
+                                   until weave hands its pages back) */
+    unsigned flags;          /* WEAVE_TASK_MAIN | ... */
+} weave_task_info;
+
+/*
+ * List the calling scheduler's tasks: the live ones, then the ended ones
+ * nobody joined yet, each in spawn order. Fills at most n entries of out and
+ * returns how many tasks there are (which may be more than n: call again
+ * with a larger array). The list is a snapshot; nothing blocks.
+ * Errors: EPERM outside a scheduler; EINVAL out is NULL while n > 0.
+ */
+WEAVE_API ssize_t weave_tasks(weave_task_info *out, size_t n);
+
+/*
+ * Write the task list to fd as text, one line per task (id, name, state,
+ * what it waits on and for how long, stack use), headed by a summary line;
+ * Go's goroutine dump, without stacks. Writes with write(2), so it can be
+ * aimed at stderr from anywhere in a task. Returns 0, or -1 with EPERM
+ * outside a scheduler, or the errno of a failed write.
+ */
+WEAVE_API int weave_dump(int fd);
 
 /* How this build of weave switches tasks: "ucontext" (makecontext and
  * swapcontext) or "asm" (weave's own switch; configured with

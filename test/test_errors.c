@@ -52,7 +52,7 @@ START_TEST(outside_a_task_eperm)
 {
     int p[2];
     weave_stats st;
-    weave_task_opts o = {0, "x"};
+    weave_task_opts o = {.name = "x"};
 
     ck_assert_int_eq(pipe(p), 0);
     WT_FAILS(weave_sleep(10), EPERM);
@@ -151,7 +151,7 @@ END_TEST
 
 static void *m_nested(void *arg)
 {
-    weave_run_opts o = {0, 0, 0};
+    weave_run_opts o = {0};
 
     (void)arg;
     WT_FAILS(weave_run(wt_nothing, NULL, NULL), EBUSY);
@@ -213,7 +213,7 @@ static void *m_bad_args(void *arg)
 {
     static const size_t bad_stack[] = {1, WEAVE_STACK_MIN - 1, WEAVE_STACK_MAX + 1, SIZE_MAX};
     static const int64_t bad_time[] = {-2, -1000, INT64_MIN};
-    weave_task_opts o = {0, "x"};
+    weave_task_opts o = {.name = "x"};
     weave_stats before, after;
     int p[2];
 

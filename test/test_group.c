@@ -598,8 +598,8 @@ static void *m_member_handles(void *arg)
 {
     weave_group *g = new_group();
     struct mem named = mem_of(-1, 1), timed = mem_of(20, 2);
-    weave_task_opts opts = {0, "worker-7"};
-    weave_task_opts bad = {1, "tiny"};
+    weave_task_opts opts = {.name = "worker-7"};
+    weave_task_opts bad = {.stack_size = 1, .name = "tiny"};
     weave_select_case sc;
     weave_task *h, *h2;
     int64_t t0;
@@ -878,7 +878,7 @@ END_TEST
 static void *m_misuse(void *arg)
 {
     weave_group *g = new_group();
-    weave_task_opts opts = {0, "x"};
+    weave_task_opts opts = {.name = "x"};
     void *r;
 
     (void)arg;

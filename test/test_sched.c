@@ -1012,7 +1012,7 @@ static void *m_names(void *arg)
     char name[64];
     char longname[100];
     weave_task *t, *u, *v;
-    weave_task_opts o = {0, NULL};
+    weave_task_opts o = {0};
 
     (void)arg;
     ck_assert_uint_eq(weave_task_id(weave_self()), 1);

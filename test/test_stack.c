@@ -116,7 +116,7 @@ static void *m_default_size(void *arg)
 
 START_TEST(run_default_stack_size_is_used)
 {
-    weave_run_opts o = {MiB, 0, 0};
+    weave_run_opts o = {.default_stack_size = MiB};
 
     ck_assert_int_eq(weave_run_with(&o, m_default_size, NULL, NULL), 0);
 }
@@ -181,11 +181,11 @@ START_TEST(run_stack_size_limits)
     static const size_t good[] = {0, WEAVE_STACK_MIN, 256 * KiB + 1};
 
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        weave_run_opts o = {bad[i], 0, 0};
+        weave_run_opts o = {.default_stack_size = bad[i]};
         WT_FAILS(weave_run_with(&o, m_run_sizes, NULL, NULL), EINVAL);
     }
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
-        weave_run_opts o = {good[i], 0, 0};
+        weave_run_opts o = {.default_stack_size = good[i]};
         void *res = NULL;
         ck_assert_int_eq(weave_run_with(&o, m_run_sizes, wt_ptr(9), &res), 0);
         ck_assert_ptr_eq(res, wt_ptr(9));
@@ -485,7 +485,7 @@ END_TEST
 
 START_TEST(overflow_without_handler_is_sigsegv)
 {
-    weave_run_opts o = {0, 0, WEAVE_NO_OVERFLOW_HANDLER};
+    weave_run_opts o = {.flags = WEAVE_NO_OVERFLOW_HANDLER};
 
     weave_run_with(&o, m_overflow, NULL, NULL);
 }

@@ -242,7 +242,7 @@ END_TEST
  * scheduler: the report names the task of the thread that overflowed. */
 static void *m_overflowing(void *arg)
 {
-    weave_task_opts o = {64 * 1024, "thread-two-deep"};
+    weave_task_opts o = {.stack_size = 64 * 1024, .name = "thread-two-deep"};
     weave_task *t = weave_spawn_with(&o, wt_overflow_task, NULL);
 
     (void)arg;
@@ -267,7 +267,7 @@ static void *calm_task(void *arg)
 static void *m_calm(void *arg)
 {
     pthread_t th;
-    weave_task_opts o = {0, "thread-one-calm"};
+    weave_task_opts o = {.name = "thread-one-calm"};
 
     (void)arg;
     weave_spawn_with(&o, calm_task, NULL);
