@@ -172,7 +172,8 @@ static int chan_op(weave_chan *c, void *elem, bool send, enum mode mode)
         return mode == TRY ? -EAGAIN : -ETIMEDOUT;
     if (!s)
         return -EPERM;
-    return woke(weave__wait_in(s, weave__chan_queue(c, send), elem, WEAVE__NO_DEADLINE, NULL));
+    return woke(weave__wait_in(s, WEAVE_WAIT_CHAN, c, weave__chan_queue(c, send), elem,
+                               WEAVE__NO_DEADLINE, NULL));
 }
 
 int weave_chan_send(weave_chan *c, const void *elem)

@@ -81,6 +81,11 @@ struct weave__wait {
     int why;                     /* enum weave__why, set by the wake */
     struct weave__waiter *fired; /* EVENT or CLOSED: the clause that fired */
     int64_t timeout;             /* the call's own deadline (ns), or WEAVE__NO_DEADLINE */
+    int64_t since;               /* when it parked: the poll step's clock (ns) */
+    const void *object;          /* what it waits on, for weave_tasks: a channel,
+                                    a lock, the task joined ... or NULL */
+    int fd;                      /* the fd, for WEAVE_WAIT_FD; else -1 */
+    uint8_t kind;                /* enum weave_wait_kind */
 };
 
 /*
@@ -127,6 +132,8 @@ struct weave__watcher {
 
 struct weave__fdtab;
 struct weave__offload;
+struct weave__sigdump;
+struct weave__watchdog;
 
 struct weave__sched {
     struct weave__ctx root;      /* the thread's own stack (weave_run) */
@@ -145,15 +152,26 @@ struct weave__sched {
     struct weave__timers timers;
     struct weave__poller poller;
     struct weave__stack_pool stacks;
-    struct weave__fdtab *fds;       /* fd.c's table */
-    struct weave__offload *offload; /* offload.c's pool */
-    size_t default_stack;           /* usable bytes for weave_spawn */
-    uint64_t rng;                   /* state of weave__random */
-    bool shutting_down;             /* main returned: cancel everything */
-    bool deadlocked;                /* nothing could ever wake */
-    bool vclock;                    /* WEAVE_VIRTUAL_CLOCK: time is vnow */
-    int64_t vnow;                   /* the virtual clock, ns */
-    struct weave__ctx_tmpl tmpl;    /* what every new context starts from */
+    struct weave__fdtab *fds;         /* fd.c's table */
+    struct weave__offload *offload;   /* offload.c's pool */
+    size_t default_stack;             /* usable bytes for weave_spawn */
+    uint64_t rng;                     /* state of weave__random */
+    bool shutting_down;               /* main returned: cancel everything */
+    bool deadlocked;                  /* nothing could ever wake */
+    bool vclock;                      /* WEAVE_VIRTUAL_CLOCK: time is vnow */
+    int64_t loop_ns;                  /* the clock at the last poll step */
+    bool dump_on_deadlock;            /* print the task list on deadlock */
+    bool always_poll;                 /* poll between rounds even with no fd
+                                       waiter (the dump signal's signalfd) */
+    struct weave__sigdump *sigdump;   /* introspect.c: dump on a signal */
+    struct weave__watchdog *watchdog; /* introspect.c: the watchdog thread */
+    uint64_t picks;                   /* tasks picked to run (the watchdog
+                                         reads it from its thread) */
+    uint64_t running_id;              /* id of the running task; 0 idle */
+    uint64_t stall_id;                /* a task the watchdog reported */
+    int64_t stall_since;              /* when that task began to run */
+    int64_t vnow;                     /* the virtual clock, ns */
+    struct weave__ctx_tmpl tmpl;      /* what every new context starts from */
 };
 
 /* The scheduler running on this thread, or NULL. initial-exec keeps reads

@@ -196,7 +196,8 @@ int weave__fd_park(struct weave__sched *s, struct weave__fd *st, int events, int
         weave__queue_push(s, &st->ready[0], &w[n++], NULL);
     if (events & WEAVE_OUT)
         weave__queue_push(s, &st->ready[1], &w[n++], NULL);
-    weave__wait_init(&wait, w, n, timeout);
+    weave__wait_init(&wait, w, n, timeout, WEAVE_WAIT_FD, NULL);
+    wait.fd = st->fd;
     s->fds->waiters++;
     s->io_waiters++;
     r = weave__park(s, &wait);

@@ -204,7 +204,7 @@ static int group_wait(weave_group *g, int64_t timeout_ms)
             r = -ETIMEDOUT;
             break;
         }
-        why = weave__wait_in(s, &g->waiters, NULL, timeout, NULL);
+        why = weave__wait_in(s, WEAVE_WAIT_GROUP, g, &g->waiters, NULL, timeout, NULL);
         r = weave__why_errno(why);
     }
     g->waiting--;
@@ -256,7 +256,8 @@ int weave_group_free(weave_group *g)
         /* Wait for them even if we are cancelled or past a deadline. */
         weave_shield_begin(&sh);
         while (g->nlive > 0)
-            (void)weave__wait_in(s, &g->waiters, NULL, WEAVE__NO_DEADLINE, NULL);
+            (void)weave__wait_in(s, WEAVE_WAIT_GROUP, g, &g->waiters, NULL, WEAVE__NO_DEADLINE,
+                                 NULL);
         weave_shield_end(&sh);
     }
     for (size_t i = 0; i < g->n; i++)

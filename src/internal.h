@@ -260,4 +260,27 @@ int weave__timed_end(weave_deadline *d, int r);
 void *weave__overflow_thread_begin(void);
 void weave__overflow_thread_end(void *token);
 
+/* ---- introspect.c ------------------------------------------------------------ */
+
+/* Check the introspection options of o (dump_signal, watchdog_ms): 0 or
+ * -EINVAL. */
+int weave__introspect_check(const weave_run_opts *o);
+
+/* Start what o asks for: the deadlock dump (unless turned off), the dump
+ * signal's signalfd, the watchdog thread. 0 or -errno, with nothing
+ * started. */
+int weave__introspect_start(struct weave__sched *s, const weave_run_opts *o);
+
+/* Stop what weave__introspect_start started; the thread's signal mask is
+ * restored. */
+void weave__introspect_stop(struct weave__sched *s);
+
+/* weave_run found a deadlock: print the task list on stderr, unless the
+ * run turned that off. */
+void weave__deadlock_report(struct weave__sched *s);
+
+/* The task the watchdog reported gives up the thread: name it, with its
+ * whole time. */
+void weave__watchdog_report(struct weave__sched *s);
+
 #endif /* WEAVE_INTERNAL_H */

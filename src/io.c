@@ -346,7 +346,7 @@ static int backoff(struct weave__sched *s, int64_t pause, int64_t overall)
     struct weave__wait w;
     int why;
 
-    weave__wait_init(&w, NULL, 0, pause < overall ? pause : overall);
+    weave__wait_init(&w, NULL, 0, pause < overall ? pause : overall, WEAVE_WAIT_SLEEP, NULL);
     why = weave__park(s, &w);
     if (why == WEAVE__WHY_TIMEOUT)
         return pause < overall ? 0 : -ETIMEDOUT;

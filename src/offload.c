@@ -242,7 +242,7 @@ int weave__offload(struct weave__sched *s, weave_fn fn, void *arg, void **result
     weave__queue_push(s, &j->waiter, &w[0], NULL);
     if (also)
         weave__queue_push(s, also, &w[1], NULL);
-    weave__wait_init(&wait, w, also ? 2 : 1, timeout);
+    weave__wait_init(&wait, w, also ? 2 : 1, timeout, WEAVE_WAIT_OFFLOAD, j);
     pool->waiters++;
     s->io_waiters++;
     r = weave__park(s, &wait);

@@ -15,41 +15,58 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* SIGPIPE as weave_run found it. */
-struct sigpipe_state {
-    sigset_t set;        /* just SIGPIPE */
-    sigset_t old_mask;   /* the thread's mask before weave_run */
-    bool pending_before; /* a SIGPIPE was pending already: not ours */
+/* The signals weave_run blocks on its thread, as it found them: SIGPIPE,
+ * and the dump signal if there is one. */
+struct sigmask_state {
+    int sig[2];             /* the signals; 0 = none */
+    sigset_t old_mask;      /* the thread's mask before weave_run */
+    bool pending_before[2]; /* pending already: not ours to take */
 };
 
-static bool sigpipe_pending(void)
+static bool sig_pending(int sig)
 {
     sigset_t pending;
 
-    return sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
+    return sigpending(&pending) == 0 && sigismember(&pending, sig);
 }
 
-/* Block SIGPIPE before the context template is taken, so that every task
- * runs with it blocked: a write to a closed pipe or socket then fails with
- * EPIPE instead of killing the process. */
-static void block_sigpipe(struct sigpipe_state *ps)
+/* Block SIGPIPE (and the dump signal) before the context template is
+ * taken, so that every task runs with them blocked: a write to a closed
+ * pipe or socket then fails with EPIPE instead of killing the process, and
+ * the dump signal is read through a signalfd only. */
+static void block_signals(struct sigmask_state *ms, int dump_signal)
 {
-    sigemptyset(&ps->set);
-    sigaddset(&ps->set, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &ps->set, &ps->old_mask);
-    ps->pending_before = sigpipe_pending();
+    sigset_t set;
+
+    ms->sig[0] = SIGPIPE;
+    ms->sig[1] = dump_signal;
+    sigemptyset(&set);
+    for (int i = 0; i < 2; i++)
+        if (ms->sig[i])
+            sigaddset(&set, ms->sig[i]);
+    pthread_sigmask(SIG_BLOCK, &set, &ms->old_mask);
+    for (int i = 0; i < 2; i++)
+        ms->pending_before[i] = ms->sig[i] && sig_pending(ms->sig[i]);
 }
 
-/* Drop a SIGPIPE that a write left pending (it was reported as EPIPE
- * already), then unblock SIGPIPE unless the caller had it blocked. */
-static void restore_sigpipe(const struct sigpipe_state *ps)
+/* Take what the run left pending (a SIGPIPE was reported as EPIPE already;
+ * a dump signal that came too late to be read would otherwise kill the
+ * process), then unblock each signal unless the caller had it blocked. */
+static void restore_signals(const struct sigmask_state *ms)
 {
-    if (!ps->pending_before && sigpipe_pending()) {
+    for (int i = 0; i < 2; i++) {
+        sigset_t one;
         struct timespec zero = {0, 0};
-        (void)sigtimedwait(&ps->set, NULL, &zero);
+
+        if (!ms->sig[i])
+            continue;
+        sigemptyset(&one);
+        sigaddset(&one, ms->sig[i]);
+        if (!ms->pending_before[i] && sig_pending(ms->sig[i]))
+            (void)sigtimedwait(&one, NULL, &zero);
+        if (!sigismember(&ms->old_mask, ms->sig[i]))
+            pthread_sigmask(SIG_UNBLOCK, &one, NULL);
     }
-    if (!sigismember(&ps->old_mask, SIGPIPE))
-        pthread_sigmask(SIG_UNBLOCK, &ps->set, NULL);
 }
 
 static void sched_free(struct weave__sched *s)
@@ -92,7 +109,7 @@ int weave_run_with(const weave_run_opts *opts, weave_fn main_fn, void *arg, void
     struct weave__sched *s = NULL;
     struct weave__task *main_task;
     void *overflow = NULL;
-    struct sigpipe_state sigpipe;
+    struct sigmask_state sigmask;
     int err;
     bool deadlocked;
 
@@ -100,21 +117,27 @@ int weave_run_with(const weave_run_opts *opts, weave_fn main_fn, void *arg, void
         opts = &defaults;
     if (!main_fn || (opts->flags & ~(unsigned)WEAVE__RUN_FLAGS) ||
         (opts->default_stack_size && weave__check_stack_size(opts->default_stack_size) < 0) ||
-        opts->offload_threads > WEAVE_OFFLOAD_MAX)
+        opts->offload_threads > WEAVE_OFFLOAD_MAX || weave__introspect_check(opts) < 0)
         return weave__ret(-EINVAL);
     if (weave__tls)
         return weave__ret(-EBUSY);
-    block_sigpipe(&sigpipe);
+    block_signals(&sigmask, opts->dump_signal);
     if (!(s = sched_new(opts, &err))) {
-        restore_sigpipe(&sigpipe);
+        restore_signals(&sigmask);
+        return weave__ret(err);
+    }
+    if ((err = weave__introspect_start(s, opts)) < 0) {
+        sched_free(s);
+        restore_signals(&sigmask);
         return weave__ret(err);
     }
     weave__tls = s;
     main_task = weave__spawn_main(s, main_fn, arg, &err);
     if (!main_task) {
         weave__tls = NULL;
+        weave__introspect_stop(s);
         sched_free(s);
-        restore_sigpipe(&sigpipe);
+        restore_signals(&sigmask);
         return weave__ret(err);
     }
     if (!(opts->flags & WEAVE_NO_OVERFLOW_HANDLER))
@@ -127,9 +150,10 @@ int weave_run_with(const weave_run_opts *opts, weave_fn main_fn, void *arg, void
     if (result)
         *result = main_task->result;
     deadlocked = s->deadlocked;
+    weave__introspect_stop(s);
     weave__tls = NULL;
     sched_free(s);
-    restore_sigpipe(&sigpipe);
+    restore_signals(&sigmask);
     return deadlocked ? weave__ret(-EDEADLK) : 0;
 }
 

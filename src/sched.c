@@ -197,10 +197,11 @@ static void poll_step(struct weave__sched *s)
         int64_t deadline;
         int n;
 
+        s->loop_ns = weave__clock_ns();
         if (weave__timers_any(&s->timers))
-            fire_timers(s, weave__clock_ns());
+            fire_timers(s, s->loop_ns);
         if (s->runq_len > 0) {
-            if (polled || s->io_waiters == 0)
+            if (polled || (s->io_waiters == 0 && !s->always_poll))
                 return;
             deadline = WEAVE__POLL_NOW;
         } else if (weave__timers_any(&s->timers)) {
@@ -208,6 +209,8 @@ static void poll_step(struct weave__sched *s)
         } else if (s->io_waiters > 0) {
             deadline = WEAVE__POLL_FOREVER;
         } else {
+            if (!s->deadlocked)
+                weave__deadlock_report(s);
             s->deadlocked = true;
             s->shutting_down = true;
             weave__cancel_all(s);
@@ -215,8 +218,11 @@ static void poll_step(struct weave__sched *s)
                 fatal("no task can run and none can be woken", EDEADLK);
             continue;
         }
-        if (deadline != WEAVE__POLL_NOW && weave__stack_trim_due(&s->stacks))
-            weave__stack_trim(&s->stacks); /* idle: hand back spare stack pages */
+        if (deadline != WEAVE__POLL_NOW) {
+            __atomic_store_n(&s->running_id, 0, __ATOMIC_RELAXED); /* idle */
+            if (weave__stack_trim_due(&s->stacks))
+                weave__stack_trim(&s->stacks); /* hand back spare stack pages */
+        }
         if (s->vclock) {
             if (deadline != WEAVE__POLL_NOW && s->io_waiters == 0) {
                 s->vnow = deadline; /* only timers can wake anyone: jump */
@@ -243,6 +249,8 @@ static struct weave__task *pick_next(struct weave__sched *s)
 {
     struct weave__task *t;
 
+    if (__builtin_expect(__atomic_load_n(&s->stall_id, __ATOMIC_RELAXED) != 0, 0))
+        weave__watchdog_report(s);
     while (s->round_left == 0) {
         poll_step(s);
         s->round_left = s->runq_len;
@@ -250,6 +258,9 @@ static struct weave__task *pick_next(struct weave__sched *s)
     s->round_left--;
     t = runq_pop(s);
     t->state = WEAVE__RUNNING;
+    /* Relaxed stores: plain moves, read by the watchdog's thread. */
+    __atomic_store_n(&s->picks, s->picks + 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->running_id, t->id, __ATOMIC_RELAXED);
     return t;
 }
 
@@ -305,6 +316,7 @@ int weave__park(struct weave__sched *s, struct weave__wait *w)
              t->deadline < w->timeout)
         w->why = WEAVE__WHY_DEADLINE;
     else {
+        w->since = s->loop_ns;
         t->wait = w;
         t->state = WEAVE__PARKED;
         if (at != WEAVE__NO_DEADLINE)

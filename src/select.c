@@ -124,7 +124,7 @@ static int wait_cases(struct weave__sched *s, weave_select_case *cases, size_t n
         if (r == 0)
             k = 2 * (i + 1);
     }
-    weave__wait_init(&wait, w, (unsigned)k, timeout);
+    weave__wait_init(&wait, w, (unsigned)k, timeout, WEAVE_WAIT_SELECT, cases);
     if (r < 0) {
         for (i = 0; i < k; i++)
             weave__list_del(&w[i].link);

@@ -162,7 +162,7 @@ static int cond_wait(weave_cond *c, weave_mutex *m, bool poll)
     if (poll)
         return -ETIMEDOUT; /* nothing can signal without waiting */
     weave__lock_release(s, m);
-    why = weave__wait_in(s, &c->priv_waiters, NULL, WEAVE__NO_DEADLINE, NULL);
+    why = weave__wait_in(s, WEAVE_WAIT_COND, c, &c->priv_waiters, NULL, WEAVE__NO_DEADLINE, NULL);
     /* Take m back whatever happened, and without being interrupted: the
      * caller must hold it when this returns. */
     weave_shield_begin(&sh);
@@ -254,7 +254,8 @@ static int sem_acquire(weave_sem *sem, bool poll)
     if (poll)
         return -ETIMEDOUT;
     /* Served: weave_sem_release handed its permit to us. */
-    return weave__why_errno(weave__wait_in(s, &sem->priv_waiters, NULL, WEAVE__NO_DEADLINE, NULL));
+    return weave__why_errno(
+        weave__wait_in(s, WEAVE_WAIT_SEM, sem, &sem->priv_waiters, NULL, WEAVE__NO_DEADLINE, NULL));
 }
 
 int weave_sem_acquire(weave_sem *sem)
@@ -369,7 +370,8 @@ static int event_wait(weave_event *e, bool poll)
         return 0;
     if (poll)
         return -ETIMEDOUT;
-    return weave__why_errno(weave__wait_in(s, &e->priv_waiters, NULL, WEAVE__NO_DEADLINE, NULL));
+    return weave__why_errno(
+        weave__wait_in(s, WEAVE_WAIT_EVENT, e, &e->priv_waiters, NULL, WEAVE__NO_DEADLINE, NULL));
 }
 
 int weave_event_wait(weave_event *e)

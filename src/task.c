@@ -190,7 +190,8 @@ int weave_join(weave_task *h, void **result)
     if (t->state != WEAVE__DONE) {
         /* t cannot be released while we wait: only its joiner (us) could. */
         t->flags |= WEAVE__JOINING;
-        r = weave__why_errno(weave__wait_in(s, &t->ended, NULL, WEAVE__NO_DEADLINE, NULL));
+        r = weave__why_errno(
+            weave__wait_in(s, WEAVE_WAIT_JOIN, t, &t->ended, NULL, WEAVE__NO_DEADLINE, NULL));
         t->flags &= (uint8_t)~WEAVE__JOINING;
         if (r < 0)
             return weave__ret(r);

@@ -44,7 +44,7 @@ static int sleep_for(int64_t amount, int64_t unit_ns)
         weave__yield(s);
         return 0;
     }
-    weave__wait_init(&w, NULL, 0, timeout);
+    weave__wait_init(&w, NULL, 0, timeout, WEAVE_WAIT_SLEEP, NULL);
     r = weave__park(s, &w);
     return r == WEAVE__WHY_TIMEOUT ? 0 : weave__why_errno(r);
 }

@@ -7,15 +7,15 @@
  */
 #include "internal.h"
 
-int weave__wait_in(struct weave__sched *s, struct weave_waitq *q, void *data, int64_t timeout,
-                   intptr_t *value)
+int weave__wait_in(struct weave__sched *s, int kind, const void *object, struct weave_waitq *q,
+                   void *data, int64_t timeout, intptr_t *value)
 {
     struct weave__waiter w;
     struct weave__wait wait;
     int why;
 
     weave__queue_push(s, q, &w, data);
-    weave__wait_init(&wait, &w, 1, timeout);
+    weave__wait_init(&wait, &w, 1, timeout, kind, object);
     why = weave__park(s, &wait);
     if (value)
         *value = w.value;
@@ -44,7 +44,7 @@ int weave__lock_acquire(struct weave__sched *s, weave_mutex *l, int64_t timeout)
 
     if (weave__lock_try(s, l))
         return 0;
-    why = weave__wait_in(s, &l->priv_waiters, NULL, timeout, NULL);
+    why = weave__wait_in(s, WEAVE_WAIT_MUTEX, l, &l->priv_waiters, NULL, timeout, NULL);
     /* Served: weave__lock_release made us the owner before waking us. */
     return weave__why_errno(why);
 }

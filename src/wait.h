@@ -46,23 +46,28 @@ static inline void weave__queue_push(struct weave__sched *s, struct weave_waitq 
     weave__list_push(&q->waiters, &w->link);
 }
 
-/* A wait of n clauses (already linked) with the call's own deadline. */
+/* A wait of n clauses (already linked) with the call's own deadline, on
+ * what kind (enum weave_wait_kind) and object say, for weave_tasks. */
 static inline void weave__wait_init(struct weave__wait *w, struct weave__waiter *clauses,
-                                    unsigned n, int64_t timeout)
+                                    unsigned n, int64_t timeout, int kind, const void *object)
 {
     w->clauses = clauses;
     w->n = n;
     w->fired = NULL;
     w->why = WEAVE__WHY_EVENT;
     w->timeout = timeout;
+    w->object = object;
+    w->fd = -1;
+    w->kind = (uint8_t)kind;
 }
 
 /* Wait in q alone until served, timeout (absolute ns, or WEAVE__NO_DEADLINE)
- * passes, a deadline passes or the task is cancelled. data is the waiter's
- * data for the owner of q; *value receives what the server handed over.
- * Returns the reason (enum weave__why). */
-int weave__wait_in(struct weave__sched *s, struct weave_waitq *q, void *data, int64_t timeout,
-                   intptr_t *value);
+ * passes, a deadline passes or the task is cancelled. kind and object say
+ * what the task waits on (weave__wait_init). data is the waiter's data for
+ * the owner of q; *value receives what the server handed over. Returns the
+ * reason (enum weave__why). */
+int weave__wait_in(struct weave__sched *s, int kind, const void *object, struct weave_waitq *q,
+                   void *data, int64_t timeout, intptr_t *value);
 
 /* Wake every waiter of q with value (WEAVE__WHY_EVENT). */
 void weave__queue_wake_all(struct weave__sched *s, struct weave_waitq *q, intptr_t value);
