@@ -329,7 +329,7 @@ START_TEST(deadlock_dump_can_be_turned_off)
     deadlock_flags = WEAVE_NO_DEADLOCK_DUMP;
     st = wt_run_child_capture(run_deadlock, out, sizeof(out));
     ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 7, "status %d: %s", st, out);
-    ck_assert_str_eq(out, "");
+    ck_assert_msg(strstr(out, "weave:") == NULL, "%s", out); /* ASan may warn */
 }
 END_TEST
 
@@ -443,7 +443,7 @@ START_TEST(watchdog_is_quiet_when_tasks_yield)
     spin_yields = 1;
     st = wt_run_child_capture(run_watched, out, sizeof(out));
     ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 7, "status %d: %s", st, out);
-    ck_assert_str_eq(out, "");
+    ck_assert_msg(strstr(out, "weave:") == NULL, "%s", out); /* ASan may warn */
 }
 END_TEST
 
