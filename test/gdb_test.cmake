@@ -121,13 +121,13 @@ foreach(i RANGE 3)
     list(GET names ${i} name)
     expect("weave bt ${id}" "Task ${id} \"${name}\" \\([A-Z]+\\), function ${fn}:\n"
            "the header of task ${id}")
-    expect("weave bt ${id}" "\n#[0-9]+ +0x[0-9a-f]+ in ${call} \\(" "${call} on the stack")
-    expect("weave bt ${id}" "\n#[0-9]+ +0x[0-9a-f]+ in ${fn} \\([^\n]*gdb_target\\.c:[0-9]+\n"
+    expect("weave bt ${id}" "\n#[0-9]+ +(0x[0-9a-f]+ in )?${call} \\(" "${call} on the stack")
+    expect("weave bt ${id}" "\n#[0-9]+ +(0x[0-9a-f]+ in )?${fn} \\([^\n]*gdb_target\\.c:[0-9]+\n"
            "${fn} on the stack, with its source line")
-    expect("weave bt ${id}" "\n#[0-9]+ +0x[0-9a-f]+ in task_main \\(" "task_main at the bottom")
+    expect("weave bt ${id}" "\n#[0-9]+ +(0x[0-9a-f]+ in )?task_main \\(" "task_main at the bottom")
     foreach(other IN LISTS fns)
         if(NOT other STREQUAL fn)
-            refuse("weave bt ${id}" " in ${other} \\(" "another task's function, ${other}")
+            refuse("weave bt ${id}" "${other} \\(" "another task's function, ${other}")
         endif()
     endforeach()
     refuse("weave bt ${id}" "wt_gdb_stop_here|main_task" "the running task's frames")
@@ -136,7 +136,7 @@ endforeach()
 expect("weave bt 6" "Task 6 \"task-6\" \\(DONE\\), function wt_gdb_finisher:\n  it has ended"
        "that task 6 has ended")
 expect("weave bt 99" "weave: no task 99 in this scheduler" "an error for a task that is not")
-expect("weave bt root" " in weave_run_with \\(.*\n#[0-9]+ +0x[0-9a-f]+ in main \\("
+expect("weave bt root" " weave_run_with \\(.*\n#[0-9]+ +(0x[0-9a-f]+ in )?main \\("
        "the thread's own stack, weave_run called from main")
 
 # The thread's registers are its own again, and the program ends normally.

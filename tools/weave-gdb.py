@@ -109,6 +109,20 @@ class WeaveError(gdb.GdbError):
     pass
 
 
+def _reported(invoke):
+    """Report memory that cannot be read (a corrupt list, a core file that
+    lacks the task stacks) as a plain gdb error, not a Python exception."""
+
+    def wrapper(self, arg, from_tty):
+        try:
+            return invoke(self, arg, from_tty)
+        except gdb.MemoryError as e:
+            raise WeaveError("weave: cannot read the program's memory: %s" % e)
+
+    wrapper.__doc__ = invoke.__doc__
+    return wrapper
+
+
 def _u64(value):
     return int(value.cast(gdb.lookup_type("unsigned long long")))
 
@@ -177,8 +191,7 @@ def _ended_tasks(s):
 
 
 def _name(t):
-    name = t["name"].string(length=-1) if t["name"][0] != 0 else ""
-    name = name.split("\0", 1)[0]
+    name = t["name"].string(errors="replace") if int(t["name"][0]) != 0 else ""
     return name if name else "task-%d" % int(t["id"])
 
 
@@ -212,7 +225,7 @@ def _backend():
 def _check_arch():
     arch = gdb.selected_frame().architecture().name()
     if "x86-64" not in arch:
-        raise WeaveError("weave: backtraces of parked tasks are supported on x86-64 only, not %s" % arch)
+        raise WeaveError("weave: saved task registers are read on x86-64 only, not %s" % arch)
 
 
 def _saved_registers(ctx):
@@ -354,29 +367,38 @@ those that ended and are not joined yet, each in spawn order."""
     def __init__(self):
         super().__init__("weave tasks", gdb.COMMAND_STACK, gdb.COMPLETE_NONE)
 
+    @_reported
     def invoke(self, arg, from_tty):
         s = _sched()
         tasks, ended_listed = _all_tasks(s)
         current = _u64(s["current"])
         has_kind = "kind" in _field_names(gdb.lookup_type("struct weave__wait"))
         rows = []
+        unknown = None
         for t in tasks:
             state = int(t["state"])
-            call, caller = _where(s, t)
+            try:
+                call, caller = _where(s, t)
+            except (gdb.error, WeaveError) as e:
+                call, caller, unknown = "?", None, str(e)
+            kind = None
             if state == 2:
-                kind = _wait_kind(t) if has_kind else _call_kind(call)
-            else:
-                kind = None
+                # A kind of "none" on a parked task: a wait that does not
+                # say what it is; the call it is in tells.
+                if has_kind:
+                    kind = _wait_kind(t)
+                if kind in (None, "none"):
+                    kind = _call_kind(call)
             if call is None:
                 where = "-"
             elif caller is None:
                 where = call
             else:
                 where = "%s in %s" % (call, caller)
-            flags = [name for bit, name in _FLAGS if int(t["flags"]) & bit]
+            flags = "".join("," + name for bit, name in _FLAGS if int(t["flags"]) & bit)
             stack = t["stack"]
             lo, size = _u64(stack["lo"]), int(stack["size"])
-            if _u64(t.address) == current or state == _DONE:
+            if _u64(t.address) == current or state == _DONE or unknown:
                 used = ""
             else:
                 sp = _saved_registers(t["ctx"])["rsp"]
@@ -386,7 +408,7 @@ those that ended and are not joined yet, each in spawn order."""
                     "*" if _u64(t.address) == current else " ",
                     str(int(t["id"])),
                     _name(t),
-                    _STATES.get(state, "state-%d" % state) + ("," + ",".join(flags) if flags else ""),
+                    _STATES.get(state, "state-%d" % state) + flags,
                     kind or "-",
                     where,
                     "0x%x %s%s" % (lo, _kib(size), used),
@@ -401,6 +423,8 @@ those that ended and are not joined yet, each in spawn order."""
         notes = []
         if not has_kind:
             notes.append("WAITS ON is told by the call the task is parked in")
+        if unknown:
+            notes.append("IN is unknown: %s" % unknown)
         if not ended_listed:
             notes.append("ended tasks not joined yet are not listed")
         ended = sum(1 for t in tasks if int(t["state"]) == _DONE)
@@ -432,6 +456,7 @@ scheduler, as saved while a task runs."""
     def __init__(self):
         super().__init__("weave bt", gdb.COMMAND_STACK, gdb.COMPLETE_NONE)
 
+    @_reported
     def invoke(self, arg, from_tty):
         argv = gdb.string_to_argv(arg)
         if not argv:
