@@ -494,14 +494,35 @@ WEAVE_API int weave_connect(int fd, const struct sockaddr *addr, socklen_t addrl
  * weave_unix_connect retry, sleeping, until it connects or is cancelled.
  *
  * Errors: EINVAL bad arguments (NULL or empty port, a number above 65535,
- * backlog < 0); ENAMETOOLONG path too long; EADDRNOTAVAIL the name does not
- * resolve; EAGAIN a temporary resolver failure; EPERM outside a task (the
- * connect helpers and name resolution); ECANCELED; ETIMEDOUT.
+ * a service name the system does not know, backlog < 0); ENAMETOOLONG path
+ * too long; EPERM outside a task (the connect helpers and name
+ * resolution); ECANCELED; ETIMEDOUT; and those of socket(2), bind(2) and
+ * connect(2). A failed name resolution has errnos of its own, which
+ * neither those calls nor a TCP connection ever give:
+ *
+ *   ENXIO   no such name, or it has no address (EAI_NONAME, EAI_NODATA,
+ *           EAI_ADDRFAMILY)
+ *   EAGAIN  a temporary resolver failure (EAI_AGAIN): try again later
+ *   EIO     the resolver failed for good (EAI_FAIL)
+ *   ENOMEM  (EAI_MEMORY); EAI_SYSTEM gives the errno the resolver saw.
+ *
+ * weave_resolve_error says more. EADDRNOTAVAIL is bind's or connect's own
+ * ("Cannot assign requested address"), never a name's.
  */
 WEAVE_API int weave_tcp_listen(const char *host, const char *port, int backlog);
 WEAVE_API int weave_tcp_connect(const char *host, const char *port, int64_t timeout_ms);
 WEAVE_API int weave_unix_listen(const char *path, int backlog);
 WEAVE_API int weave_unix_connect(const char *path);
+
+/*
+ * The resolver's message (gai_strerror) for the last name resolution of
+ * the helpers above that failed on this thread's scheduler, such as "Name
+ * or service not known"; "" if none has failed. A successful resolution
+ * does not clear it. The record belongs to the running weave_run: outside
+ * one (before, after, or on another thread) this returns "". The string is
+ * static: never free it.
+ */
+WEAVE_API const char *weave_resolve_error(void);
 
 /* ======================================================================== */
 /*  Coordination: task groups, channels, select, locks and signals          */
