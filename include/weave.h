@@ -497,8 +497,8 @@ WEAVE_API int weave_connect(int fd, const struct sockaddr *addr, socklen_t addrl
  * a service name the system does not know, backlog < 0); ENAMETOOLONG path
  * too long; EPERM outside a task (the connect helpers and name
  * resolution); ECANCELED; ETIMEDOUT; and those of socket(2), bind(2) and
- * connect(2). A failed name resolution has errnos of its own, which
- * neither those calls nor a TCP connection ever give:
+ * connect(2). A failed name resolution has errnos of its own; the first
+ * three are ones that neither those calls nor a TCP connection give:
  *
  *   ENXIO   no such name, or it has no address (EAI_NONAME, EAI_NODATA,
  *           EAI_ADDRFAMILY)
@@ -516,8 +516,8 @@ WEAVE_API int weave_unix_connect(const char *path);
 
 /*
  * The resolver's message (gai_strerror) for the last name resolution of
- * the helpers above that failed on this thread's scheduler, such as "Name
- * or service not known"; "" if none has failed. A successful resolution
+ * weave_tcp_listen or weave_tcp_connect that failed on this thread's
+ * scheduler, such as "Name or service not known"; "" if none has failed. A successful resolution
  * does not clear it. The record belongs to the running weave_run: outside
  * one (before, after, or on another thread) this returns "". The string is
  * static: never free it.
