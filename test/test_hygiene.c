@@ -41,7 +41,7 @@ static bool nonblocking(int fd)
 static void child_expect(bool ok, int code, const char *what)
 {
     if (!ok) {
-        fprintf(stderr, "child: %s\n", what);
+        (void)fprintf(stderr, "child: %s\n", what);
         _exit(code);
     }
 }
@@ -121,7 +121,7 @@ START_TEST(stdin_pipe_blocking_after_run)
 
     wt_make_pipe(p, 0);
     ck_assert(!nonblocking(p[0]));
-    fflush(stderr);
+    (void)fflush(stderr);
     pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
@@ -178,7 +178,7 @@ START_TEST(stdin_pty_blocking_after_run)
     cfmakeraw(&tio);
     ck_assert_int_eq(tcsetattr(slave, TCSANOW, &tio), 0);
     ck_assert(!nonblocking(slave));
-    fflush(stderr);
+    (void)fflush(stderr);
     pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
