@@ -371,9 +371,35 @@ WEAVE_API int weave_wait_fd(int fd, int events, int64_t timeout_ms);
 
 /*
  * Wake every task waiting on fd with -1/EBADF and drop weave's registration
- * and cached state of fd, without closing it. Call it before handing an fd
- * to code that will close(2) it. Returns 0; -1 with EBADF for a negative fd.
- * Outside a scheduler there is nothing to forget: it returns 0.
+ * and cached state of fd, without closing it, and give back its blocking
+ * mode (below). Call it before handing an fd to code that will close(2) it,
+ * or that expects it blocking again. Returns 0; -1 with EBADF for a
+ * negative fd. Outside a scheduler there is nothing to forget: it returns 0.
+ *
+ * What weave changes on an fd it did not create, it changes back. The I/O
+ * calls below switch a pollable fd of the caller's to O_NONBLOCK on first
+ * use; that flag is on the open file description, which dups and other
+ * processes share (a shell's terminal on stdin). weave clears it again:
+ *
+ *   - when the fd is forgotten: weave_fd_forget, and weave_close, before
+ *     it closes the fd (so a dup elsewhere is blocking again);
+ *   - for every fd still in use when weave_run returns.
+ *
+ * Only a flag weave set is cleared: an fd that was non-blocking already
+ * stays so, and so do the fds weave makes itself (weave_accept's, the TCP
+ * and Unix helpers'), which are non-blocking by design. When another fd
+ * that weave still uses shares the description (a dup of it), the
+ * description stays non-blocking until that one is forgotten in turn.
+ * Schedulers on several threads should not share a description that
+ * weave makes non-blocking: the first run to end clears the flag under the
+ * others. Make it non-blocking yourself first, and weave leaves it alone.
+ *
+ * An fd closed with close(2) behind weave's back is a mistake: weave can
+ * give nothing back to it. If its number is reused, weave checks that the
+ * number still names the same file (fstat's st_dev and st_ino) before it
+ * clears the flag, so a different file under that number is never touched;
+ * but the same file opened again under the same number (a terminal, a
+ * FIFO) cannot be told apart, and would have O_NONBLOCK cleared.
  */
 WEAVE_API int weave_fd_forget(int fd);
 
@@ -395,7 +421,8 @@ WEAVE_API int weave_close(int fd);
  *
  *   - Sockets, pipes, FIFOs, terminals and other pollable fds are switched
  *     to O_NONBLOCK on first use (the flag is on the open file description,
- *     so other processes sharing it see it too).
+ *     so other processes sharing it see it too, until weave gives it back:
+ *     see weave_fd_forget).
  *   - Regular files and block devices cannot be polled. A read is first
  *     tried with preadv2(RWF_NOWAIT), which succeeds at once for data in the
  *     page cache; otherwise, and for every write, the call runs on the
@@ -467,14 +494,35 @@ WEAVE_API int weave_connect(int fd, const struct sockaddr *addr, socklen_t addrl
  * weave_unix_connect retry, sleeping, until it connects or is cancelled.
  *
  * Errors: EINVAL bad arguments (NULL or empty port, a number above 65535,
- * backlog < 0); ENAMETOOLONG path too long; EADDRNOTAVAIL the name does not
- * resolve; EAGAIN a temporary resolver failure; EPERM outside a task (the
- * connect helpers and name resolution); ECANCELED; ETIMEDOUT.
+ * a service name the system does not know, backlog < 0); ENAMETOOLONG path
+ * too long; EPERM outside a task (the connect helpers and name
+ * resolution); ECANCELED; ETIMEDOUT; and those of socket(2), bind(2) and
+ * connect(2). A failed name resolution has errnos of its own; the first
+ * three are ones that neither those calls nor a TCP connection give:
+ *
+ *   ENXIO   no such name, or it has no address (EAI_NONAME, EAI_NODATA,
+ *           EAI_ADDRFAMILY)
+ *   EAGAIN  a temporary resolver failure (EAI_AGAIN): try again later
+ *   EIO     the resolver failed for good (EAI_FAIL)
+ *   ENOMEM  (EAI_MEMORY); EAI_SYSTEM gives the errno the resolver saw.
+ *
+ * weave_resolve_error says more. EADDRNOTAVAIL is bind's or connect's own
+ * ("Cannot assign requested address"), never a name's.
  */
 WEAVE_API int weave_tcp_listen(const char *host, const char *port, int backlog);
 WEAVE_API int weave_tcp_connect(const char *host, const char *port, int64_t timeout_ms);
 WEAVE_API int weave_unix_listen(const char *path, int backlog);
 WEAVE_API int weave_unix_connect(const char *path);
+
+/*
+ * The resolver's message (gai_strerror) for the last name resolution of
+ * weave_tcp_listen or weave_tcp_connect that failed on this thread's
+ * scheduler, such as "Name or service not known"; "" if none has failed. A successful resolution
+ * does not clear it. The record belongs to the running weave_run: outside
+ * one (before, after, or on another thread) this returns "". The string is
+ * static: never free it.
+ */
+WEAVE_API const char *weave_resolve_error(void);
 
 /* ======================================================================== */
 /*  Coordination: task groups, channels, select, locks and signals          */

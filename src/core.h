@@ -154,6 +154,8 @@ struct weave__sched {
     struct weave__stack_pool stacks;
     struct weave__fdtab *fds;         /* fd.c's table */
     struct weave__offload *offload;   /* offload.c's pool */
+    const char *resolve_error;        /* net.c: gai_strerror of the last failed
+                                         name resolution, NULL if none */
     size_t default_stack;             /* usable bytes for weave_spawn */
     uint64_t rng;                     /* state of weave__random */
     bool shutting_down;               /* main returned: cancel everything */

@@ -16,6 +16,22 @@
  * write that writes everything holds its side until it is done, so two
  * writers never interleave. Forgetting an fd wakes every task in any of its
  * queues with EBADF.
+ *
+ * An fd the user hands weave for I/O is switched to O_NONBLOCK on first
+ * use. The flag lives on the open file description, which other fds and
+ * other processes may share (the shell's terminal on stdin), so weave
+ * remembers that it set the flag and clears it again when it is done with
+ * the fd: when the fd is forgotten (weave_fd_forget, weave_close) and, for
+ * every fd still known, when weave_run ends. An fd that was non-blocking
+ * already is left as it is, and so are the fds weave makes itself.
+ *
+ * An fd closed with close(2) behind weave's back may have its number
+ * reused. Before clearing the flag weave checks with fstat that the number
+ * still names the file (st_dev, st_ino) it set the flag on; a number that
+ * names another file is left alone. That is as far as the kernel lets a
+ * process tell: the same file opened again under the same number (a
+ * terminal, a FIFO) cannot be told from the description weave changed,
+ * which is why weave.h asks for weave_close or weave_fd_forget.
  */
 #include "internal.h"
 
@@ -35,14 +51,21 @@ int weave__fdtab_init(struct weave__sched *s)
     return s->fds ? 0 : -ENOMEM;
 }
 
+static void give_back(struct weave__sched *s, struct weave__fd *st, bool pass);
+
 void weave__fdtab_term(struct weave__sched *s)
 {
     struct weave__fdtab *tab = s->fds;
 
     if (!tab)
         return;
-    for (size_t i = 0; i < tab->nchunks; i++)
+    for (size_t i = 0; i < tab->nchunks; i++) {
+        if (!tab->chunks[i])
+            continue;
+        for (unsigned j = 0; j < CHUNK; j++)
+            give_back(s, &tab->chunks[i][j], false);
         free(tab->chunks[i]);
+    }
     free(tab->chunks);
     free(tab);
     s->fds = NULL;
@@ -284,6 +307,58 @@ static void forget(struct weave__sched *s, struct weave__fd *st)
     st->short_drains = st->drained = st->read_closed = 0;
 }
 
+/* Whether st's fd still names the file weave learned at its number. */
+static bool same_file(const struct weave__fd *st)
+{
+    struct stat sb;
+
+    return fstat(st->fd, &sb) == 0 && sb.st_dev == st->dev && sb.st_ino == st->ino;
+}
+
+/* st's fd was just made blocking again. Another fd that weave still uses
+ * may share its open file description (a dup of it), and would now block
+ * the thread. Such an fd names the same file and, being in use, was
+ * non-blocking until a moment ago: make it non-blocking again and let it
+ * give the mode back in its turn. An fd of the same file that is still
+ * non-blocking has a description of its own. Costs a walk of the table,
+ * only when weave gives back an fd it made non-blocking. */
+static void pass_on(struct weave__sched *s, const struct weave__fd *st)
+{
+    struct weave__fdtab *tab = s->fds;
+
+    for (size_t i = 0; i < tab->nchunks; i++) {
+        struct weave__fd *chunk = tab->chunks[i];
+
+        for (unsigned j = 0; chunk && j < CHUNK; j++) {
+            struct weave__fd *o = &chunk[j];
+            int fl;
+
+            if (o == st || o->kind != WEAVE__FD_POLL || o->dev != st->dev || o->ino != st->ino ||
+                !same_file(o) || (fl = fcntl(o->fd, F_GETFL)) < 0 || (fl & O_NONBLOCK))
+                continue;
+            if (fcntl(o->fd, F_SETFL, fl | O_NONBLOCK) == 0)
+                o->made_nonblocking = 1;
+            return;
+        }
+    }
+}
+
+/* Clear O_NONBLOCK on st's fd if weave set it there and the fd still names
+ * the same file; then, if pass, keep the fds sharing its description that
+ * weave still uses non-blocking. */
+static void give_back(struct weave__sched *s, struct weave__fd *st, bool pass)
+{
+    int fl;
+
+    if (!st->made_nonblocking)
+        return;
+    st->made_nonblocking = 0;
+    if (!same_file(st) || (fl = fcntl(st->fd, F_GETFL)) < 0 || !(fl & O_NONBLOCK))
+        return;
+    if (fcntl(st->fd, F_SETFL, fl & ~O_NONBLOCK) == 0 && pass)
+        pass_on(s, st);
+}
+
 int weave_fd_forget(int fd)
 {
     struct weave__sched *s = weave__tls;
@@ -291,8 +366,10 @@ int weave_fd_forget(int fd)
 
     if (fd < 0)
         return weave__ret(-EBADF);
-    if (s && (st = weave__fd_find(s, fd)) != NULL)
+    if (s && (st = weave__fd_find(s, fd)) != NULL) {
         forget(s, st);
+        give_back(s, st, true);
+    }
     return 0;
 }
 
@@ -307,6 +384,11 @@ void weave__fd_fresh(int fd, bool short_drains)
         forget(s, st);
     else if (!(st = fd_state(s, fd)))
         return; /* out of memory: the first I/O call learns the fd instead */
+    /* The number was free, so whatever file it named before was closed
+     * behind weave's back: there is nothing left to give back to. */
+    st->made_nonblocking = 0;
+    st->dev = 0;
+    st->ino = 0;
     st->kind = WEAVE__FD_POLL;
     st->short_drains = short_drains;
 }
@@ -355,6 +437,10 @@ struct weave__fd *weave__fd_learn(struct weave__sched *s, int fd, int *err)
         *err = -errno;
         return NULL;
     }
+    /* Only a flag weave set is weave's to clear: not the user's own. */
+    st->made_nonblocking = !(fl & O_NONBLOCK);
+    st->dev = sb.st_dev;
+    st->ino = sb.st_ino;
     st->kind = WEAVE__FD_POLL;
     st->short_drains = short_read_drains(fd, &sb, fl);
     return st;

@@ -25,6 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 #include <sys/uio.h>
 
 #include "core.h"
@@ -73,7 +74,7 @@ int weave__check_stack_size(size_t size);
 
 enum weave__fd_kind {
     WEAVE__FD_UNKNOWN = 0, /* not used for I/O yet (or forgotten) */
-    WEAVE__FD_POLL = 1,    /* pollable; weave made it O_NONBLOCK */
+    WEAVE__FD_POLL = 1,    /* pollable; O_NONBLOCK (weave's own or set by weave) */
     WEAVE__FD_FILE = 2     /* regular file or block device: not pollable */
 };
 
@@ -96,6 +97,9 @@ struct weave__fd {
     uint8_t short_drains;          /* a short read empties it: TCP, pipes */
     uint8_t drained;               /* a short read emptied it, no input since */
     uint8_t read_closed;           /* the peer hung up, or an error came */
+    uint8_t made_nonblocking;      /* weave set O_NONBLOCK: clear it when done */
+    dev_t dev;                     /* the file learned at this number (fstat), */
+    ino_t ino;                     /* to tell it from a later one; 0 if weave's */
 };
 
 #define WEAVE__FD_CHUNK_BITS 8 /* 256 records a chunk */
@@ -118,7 +122,8 @@ static inline struct weave__fd *weave__fd_find(const struct weave__sched *s, int
     return &s->fds->chunks[c][(unsigned)fd & ((1u << WEAVE__FD_CHUNK_BITS) - 1)];
 }
 
-/* Make and free the scheduler's fd table. init returns 0 or -ENOMEM. */
+/* Make and free the scheduler's fd table. init returns 0 or -ENOMEM; term
+ * first clears O_NONBLOCK where weave set it on an fd of the user's. */
 int weave__fdtab_init(struct weave__sched *s);
 void weave__fdtab_term(struct weave__sched *s);
 

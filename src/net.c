@@ -5,6 +5,28 @@
  * scheduler's thread with a name to look up: a numeric address (and a
  * numeric port) is parsed in place with AI_NUMERICHOST | AI_NUMERICSERV,
  * which never blocks, and anything else is resolved on the offload pool.
+ *
+ * A failed resolution has errnos of its own, ones that no socket, bind or
+ * connect of a TCP socket gives, so that "no such name" is never mistaken
+ * for a connection error:
+ *
+ *   EAI_NONAME, EAI_NODATA, EAI_ADDRFAMILY   ENXIO   no such name (or no
+ *                                                    address for it)
+ *   EAI_AGAIN                                EAGAIN  try again later
+ *   EAI_FAIL                                 EIO     the resolver failed
+ *   EAI_MEMORY                               ENOMEM
+ *   EAI_SYSTEM                               its errno
+ *   EAI_SERVICE, EAI_BADFLAGS, EAI_FAMILY,   EINVAL  a bad argument (a
+ *   EAI_SOCKTYPE                                     service name unknown)
+ *
+ * ENXIO ("No such device or address") is in none of the error lists of
+ * socket(2), bind(2), connect(2) or the SO_ERROR of a TCP connection;
+ * EADDRNOTAVAIL, which resolution gave before, is bind's and connect's
+ * ("Cannot assign requested address": no free local port). EAGAIN from
+ * connect means a full Unix backlog, which weave__connect waits out, so a
+ * TCP helper returns it only from resolution. EIO is what a device gives
+ * for a failure it cannot recover from; no TCP call gives it. The
+ * resolver's own message is kept on the scheduler for weave_resolve_error.
  */
 #include "internal.h"
 
@@ -47,23 +69,42 @@ static void lookup_free(void *result, void *p)
     free(l);
 }
 
-static int gai_errno(int rc, int err)
+/* The negative errno of getaddrinfo's failure rc (err: errno after it),
+ * as the table above says; its message is kept for weave_resolve_error. */
+static int gai_errno(struct weave__sched *s, int rc, int err)
 {
+    if (s)
+        s->resolve_error = gai_strerror(rc);
     switch (rc) {
+    case EAI_NONAME:
+#ifdef EAI_NODATA
+    case EAI_NODATA:
+#endif
+#ifdef EAI_ADDRFAMILY
+    case EAI_ADDRFAMILY:
+#endif
+        return -ENXIO;
     case EAI_AGAIN:
         return -EAGAIN;
     case EAI_MEMORY:
         return -ENOMEM;
     case EAI_SYSTEM:
-        return err ? -err : -EIO;
+        return err > 0 ? -err : -EIO;
     case EAI_SERVICE:
     case EAI_BADFLAGS:
     case EAI_FAMILY:
     case EAI_SOCKTYPE:
         return -EINVAL;
-    default: /* EAI_NONAME, EAI_NODATA, EAI_FAIL, ... */
-        return -EADDRNOTAVAIL;
+    default: /* EAI_FAIL, and any code glibc may add */
+        return -EIO;
     }
+}
+
+const char *weave_resolve_error(void)
+{
+    struct weave__sched *s = weave__tls;
+
+    return s && s->resolve_error ? s->resolve_error : "";
 }
 
 /* A port is a number from 0 to 65535 or a service name; getaddrinfo would
@@ -105,7 +146,7 @@ static int resolve(const char *host, const char *port, bool passive, int64_t dea
     if (rc == 0)
         return 0;
     if (rc != EAI_NONAME)
-        return gai_errno(rc, errno);
+        return gai_errno(s, rc, errno);
     /* A name (of the host or the service): look it up on the pool. */
     if (!s)
         return -EPERM;
@@ -124,7 +165,7 @@ static int resolve(const char *host, const char *port, bool passive, int64_t dea
     r = weave__offload(s, lookup_run, l, NULL, lookup_free, deadline, NULL);
     if (r == -ECANCELED || r == -ETIMEDOUT)
         return r; /* l belongs to lookup_free now */
-    if (r == 0 && (r = l->rc == 0 ? 0 : gai_errno(l->rc, l->err)) == 0) {
+    if (r == 0 && (r = l->rc == 0 ? 0 : gai_errno(s, l->rc, l->err)) == 0) {
         *res = l->res;
         l->res = NULL;
     }

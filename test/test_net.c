@@ -550,8 +550,8 @@ END_TEST
 /* ---- bad arguments ------------------------------------------------------------------ */
 
 /* What weave should answer for a name that does not resolve, from what
- * getaddrinfo says on this machine (weave.h: EADDRNOTAVAIL when the name
- * does not resolve, EAGAIN for a temporary resolver failure). */
+ * getaddrinfo says on this machine (weave.h: ENXIO when the name does not
+ * resolve, EAGAIN for a temporary resolver failure). */
 static const char *const nx_host = "no.such.host.invalid";
 static int nx_errno;
 
@@ -612,7 +612,7 @@ START_TEST(bad_arguments)
         freeaddrinfo(res);
     ck_assert_msg(rc != 0, "%s resolves on this machine", nx_host);
     /* Here: EAI_NONAME (the resolver answers "no such name"). */
-    nx_errno = rc == EAI_AGAIN ? EAGAIN : EADDRNOTAVAIL;
+    nx_errno = rc == EAI_AGAIN ? EAGAIN : ENXIO;
     WT_RUN(m_bad_args, NULL);
 }
 END_TEST
