@@ -151,6 +151,8 @@ struct weave__sched {
     uint64_t rng;                   /* state of weave__random */
     bool shutting_down;             /* main returned: cancel everything */
     bool deadlocked;                /* nothing could ever wake */
+    bool vclock;                    /* WEAVE_VIRTUAL_CLOCK: time is vnow */
+    int64_t vnow;                   /* the virtual clock, ns */
     struct weave__ctx_tmpl tmpl;    /* what every new context starts from */
 };
 
@@ -158,12 +160,25 @@ struct weave__sched {
  * cheap and safe in the stack overflow handler. */
 extern _Thread_local struct weave__sched *weave__tls __attribute__((tls_model("initial-exec")));
 
-static inline int64_t weave__clock_ns(void)
+/* CLOCK_MONOTONIC, in ns: what the poller's timerfd counts in. */
+static inline int64_t weave__clock_real_ns(void)
 {
     struct timespec ts;
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The scheduler's clock, in ns: CLOCK_MONOTONIC, or the virtual clock of a
+ * scheduler run with WEAVE_VIRTUAL_CLOCK (poll_step moves it). Every
+ * timeout, deadline and weave_now reads this one. */
+static inline int64_t weave__clock_ns(void)
+{
+    const struct weave__sched *s = weave__tls;
+
+    if (__builtin_expect(s != NULL && s->vclock, 0))
+        return s->vnow;
+    return weave__clock_real_ns();
 }
 
 /* now + delta_ns, or WEAVE__NO_DEADLINE when that does not fit. */

@@ -31,8 +31,12 @@
 #include "wait.h"
 #include "weave.h"
 
-#define WEAVE_OFFLOAD_DEFAULT 4    /* offload threads unless told */
-#define WEAVE_OFFLOAD_MAX     1024 /* more is refused with EINVAL */
+#define WEAVE_OFFLOAD_DEFAULT 4 /* offload threads unless told */
+
+#define WEAVE_OFFLOAD_MAX 1024 /* more is refused with EINVAL */
+
+/* Every flag weave_run_opts.flags may carry; others are EINVAL. */
+#define WEAVE__RUN_FLAGS (WEAVE_NO_OVERFLOW_HANDLER | WEAVE_NO_DEADLOCK_DUMP | WEAVE_VIRTUAL_CLOCK)
 
 /* Set errno from a negative errno code and return -1 (or pass r >= 0). */
 static inline int weave__ret(int r)

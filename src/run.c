@@ -75,6 +75,8 @@ static struct weave__sched *sched_new(const weave_run_opts *opts, int *err)
         free(s);
         return NULL;
     }
+    s->vclock = (opts->flags & WEAVE_VIRTUAL_CLOCK) != 0;
+    s->vnow = weave__clock_real_ns();
     if ((*err = weave__fdtab_init(s)) < 0 ||
         (*err = weave__offload_init(s, opts->offload_threads ? opts->offload_threads
                                                              : WEAVE_OFFLOAD_DEFAULT)) < 0) {
@@ -96,7 +98,7 @@ int weave_run_with(const weave_run_opts *opts, weave_fn main_fn, void *arg, void
 
     if (!opts)
         opts = &defaults;
-    if (!main_fn || (opts->flags & ~(unsigned)WEAVE_NO_OVERFLOW_HANDLER) ||
+    if (!main_fn || (opts->flags & ~(unsigned)WEAVE__RUN_FLAGS) ||
         (opts->default_stack_size && weave__check_stack_size(opts->default_stack_size) < 0) ||
         opts->offload_threads > WEAVE_OFFLOAD_MAX)
         return weave__ret(-EINVAL);

@@ -166,6 +166,23 @@ static void fire_timers(struct weave__sched *s, int64_t now)
     }
 }
 
+/* A poller wait under the virtual clock: the deadline is translated to
+ * real time, and the virtual clock advances by the real time waited. */
+static int poll_virtual(struct weave__sched *s, int64_t deadline)
+{
+    int64_t t0 = weave__clock_real_ns();
+    int64_t real = deadline;
+    int n;
+
+    if (deadline != WEAVE__POLL_NOW && deadline != WEAVE__POLL_FOREVER)
+        real = deadline <= s->vnow                              ? WEAVE__POLL_NOW
+               : deadline - s->vnow >= WEAVE__POLL_FOREVER - t0 ? WEAVE__POLL_FOREVER
+                                                                : t0 + (deadline - s->vnow);
+    n = weave__poller_wait(&s->poller, real);
+    s->vnow += weave__clock_real_ns() - t0;
+    return n;
+}
+
 /*
  * Take in expired timers and ready fds. With tasks runnable, poll fds once
  * without blocking (only if a task waits on one); with none, block until
@@ -200,7 +217,15 @@ static void poll_step(struct weave__sched *s)
         }
         if (deadline != WEAVE__POLL_NOW && weave__stack_trim_due(&s->stacks))
             weave__stack_trim(&s->stacks); /* idle: hand back spare stack pages */
-        n = weave__poller_wait(&s->poller, deadline);
+        if (s->vclock) {
+            if (deadline != WEAVE__POLL_NOW && s->io_waiters == 0) {
+                s->vnow = deadline; /* only timers can wake anyone: jump */
+                continue;
+            }
+            n = poll_virtual(s, deadline);
+        } else {
+            n = weave__poller_wait(&s->poller, deadline);
+        }
         polled = true;
         if (n < 0) {
             if (n != -EINTR)
