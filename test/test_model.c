@@ -141,7 +141,6 @@ static struct model {
     uint64_t tasks;     /* spawned, roots included */
     uint64_t live;      /* model tasks that have not ended */
     bool stopping;      /* the budget is spent: tasks wind down */
-    bool vclock;        /* the run has the virtual clock */
     struct mtask **reg; /* tasks whose handle is valid, roots excepted */
     size_t nreg, capreg;
     weave_task *grave[GRAVE];
@@ -163,6 +162,7 @@ static struct model {
     weave_event ev;
     uint64_t ev_sets;
 
+    int64_t vstart, vend; /* weave_now_us as the run began and ended */
     uint64_t n_ok, n_canceled, n_timedout, n_pipe, n_recvd; /* outcomes, printed */
 } m;
 
@@ -340,7 +340,7 @@ static int64_t rnd_timeout(void)
         return 0;
     if (k < 6)
         return 1 + (int64_t)rnd(5);
-    return 5 + (int64_t)rnd(m.vclock ? 200 : 10);
+    return 5 + (int64_t)rnd(200);
 }
 
 static struct mtask *new_mtask(enum kind kind, int depth)
@@ -452,7 +452,7 @@ static void op_cancel(struct mtask *me)
 static void op_sleep(struct mtask *me)
 {
     bool us = chance(30);
-    int64_t d = us ? (int64_t)rnd(m.vclock ? 20000 : 2000) : (int64_t)rnd(m.vclock ? 30 : 3);
+    int64_t d = us ? (int64_t)rnd(20000) : (int64_t)rnd(30);
     int64_t d_us = us ? d : d * 1000;
     struct call c = begin_call(me, "weave_sleep", -1);
     int r;
@@ -970,6 +970,7 @@ static void *model_main(void *arg)
     weave_stats st;
 
     (void)arg;
+    m.vstart = weave_now_us();
     for (int i = 0; i < ROOTS; i++) {
         roots[i] = new_mtask(ROOT, 0);
         roots[i]->h = weave_spawn(task_fn, roots[i]);
@@ -996,6 +997,7 @@ static void *model_main(void *arg)
         free(roots[i]);
     }
     ck_assert_uint_eq(m.nreg, 0);
+    m.vend = weave_now_us();
 
     /* Nothing is left in the scheduler but this task. */
     ck_assert_int_eq(weave_get_stats(&st), 0);
@@ -1051,7 +1053,7 @@ static uint64_t env_u64(const char *name, uint64_t dflt)
 static void model_run(uint64_t seed, uint64_t ops)
 {
     weave_run_opts opts;
-    int64_t w0 = wt_now_ns(), v0, v1;
+    int64_t w0 = wt_now_ns();
     void *res = wt_ptr(-1);
 
     memset(&m, 0, sizeof(m));
@@ -1071,21 +1073,17 @@ static void model_run(uint64_t seed, uint64_t ops)
 
     memset(&opts, 0, sizeof(opts));
     opts.flags = WEAVE_VIRTUAL_CLOCK;
-    if (weave_run_with(&opts, wt_nothing, NULL, NULL) != 0)
-        opts.flags = 0; /* not there yet: real time, shorter waits */
-    m.vclock = opts.flags != 0;
     fprintf(stderr, "model: seed=0x%016" PRIx64 " ops=%" PRIu64 " starting\n", seed, ops);
-    v0 = weave_now_us();
     errno = 0;
     ck_assert_msg(weave_run_with(&opts, model_main, NULL, &res) == 0, "weave_run: errno %d", errno);
-    v1 = weave_now_us();
     ck_assert_ptr_null(res);
     fprintf(stderr,
             "model: seed=0x%016" PRIx64 " ops=%" PRIu64 " tasks=%" PRIu64
             " time=%.2fs vtime=%.2fs (calls: %" PRIu64 " ok, %" PRIu64 " ECANCELED, %" PRIu64
             " ETIMEDOUT, %" PRIu64 " EPIPE; %" PRIu64 " values received)\n",
-            seed, m.ops, m.tasks, (double)(wt_now_ns() - w0) / 1e9, (double)(v1 - v0) / 1e6, m.n_ok,
-            m.n_canceled, m.n_timedout, m.n_pipe, m.n_recvd);
+            seed, m.ops, m.tasks, (double)(wt_now_ns() - w0) / 1e9,
+            (double)(m.vend - m.vstart) / 1e6, m.n_ok, m.n_canceled, m.n_timedout, m.n_pipe,
+            m.n_recvd);
     free(m.reg);
     free(m.retired);
     free(m.accepted);
