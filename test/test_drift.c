@@ -43,8 +43,11 @@
  * they are the long run's) and 1,000 connections for 5 s. Under valgrind
  * (20-50 times slower) 10^4 cycles, a burst of 10^4 and 50 connections for
  * 1 s; under ASan (whose allocator and shadow memory change RSS) 10^5
- * cycles, a burst of 10^5 and 200 connections for 3 s. WEAVE_DRIFT_CYCLES,
+ * cycles, a burst of 3x10^4 and 200 connections for 3 s. WEAVE_DRIFT_CYCLES,
  * WEAVE_DRIFT_BURST, WEAVE_DRIFT_CONNS and WEAVE_SOAK_SECONDS override them.
+ * Under ASan the RSS figures are printed but not asserted: its quarantine
+ * holds freed memory back and the shadow of every stack ever used stays
+ * resident; LeakSanitizer looks for leaks there instead.
  *
  * The long run (a burst of 10^6, a soak of 60 s):
  *
@@ -76,7 +79,7 @@
 #define WARMUP       100 /* batches */
 #define FLAT_TOL_KIB 1024
 
-#define BURST         size("WEAVE_DRIFT_BURST", WT_ON_VALGRIND ? 10000 : 100000)
+#define BURST         size("WEAVE_DRIFT_BURST", WT_ON_VALGRIND ? 10000 : WT_ASAN ? 30000 : 100000)
 #define BURST_STACK   WEAVE_STACK_MIN
 #define HOT_KEPT      64 /* WEAVE__STACK_HOT_MAX in src/stack.h */
 #define AFTER_TOL_KIB 4096
@@ -163,6 +166,8 @@ START_TEST(spawn_exit_flat)
     WT_RUN(flat_main, wt_ptr(n));
     snprintf(extra, sizeof(extra), " (%ld cycles, after %d warm-up)", n, WARMUP * BATCH);
     rss_print("spawn_exit", &flat, extra);
+    if (WT_ASAN)
+        return; /* see the top: RSS means little under ASan */
     ck_assert_msg(flat.end <= flat.start + FLAT_TOL_KIB,
                   "RSS grew by %ld KiB over %ld spawn/exit cycles", flat.end - flat.start, n);
 }
@@ -228,6 +233,8 @@ START_TEST(sleep_burst)
              " (%ld tasks; bound %ld KiB; before weave_run %ld KiB, after %ld KiB)", n, bound,
              before, after);
     rss_print("sleep_burst", &burst, extra);
+    if (WT_ASAN)
+        return;
     ck_assert_msg(burst.end <= bound, "RSS after the burst: %ld KiB, more than %ld KiB", burst.end,
                   bound);
     ck_assert_msg(after <= before + before / 10 + AFTER_TOL_KIB,
