@@ -146,6 +146,8 @@ struct weave__sched {
     struct weave__task *dead;    /* ended task whose stack is not freed */
     uint64_t zombie_count;       /* ended, not yet joined */
     uint64_t spawned;            /* tasks ever spawned */
+    uint64_t trim_spawned;       /* spawned when the handle table was last
+                                    offered a shrink */
     uint64_t next_id;            /* id of the last task spawned */
     uint64_t io_waiters;         /* parked tasks an fd or worker event may wake */
     struct weave__handles handles;

@@ -75,6 +75,39 @@ void weave__handle_free(struct weave__handles *h, uint32_t slot)
     h->free_slot = slot;
 }
 
+void weave__handles_shrink(struct weave__handles *h)
+{
+    uint32_t used = 0, n = 64, far = 0;
+    struct weave__slot *v;
+
+    for (uint32_t i = 0; i < h->nslots; i++)
+        if (h->slots[i].task)
+            used = i + 1;
+    while (n < used)
+        n *= 2;
+    if ((uint64_t)n * 4 > h->nslots)
+        return; /* a task in a high slot, or not worth a copy */
+    /* Slots made again later start past every generation the dropped
+     * ones reached, so a stale handle to one never names a later task. */
+    for (uint32_t i = n; i < h->nslots; i++) {
+        uint32_t d = (h->slots[i].gen - h->gen_seed) & GEN_MASK;
+
+        if (d > far)
+            far = d;
+    }
+    if ((v = realloc(h->slots, n * sizeof(*v))) == NULL)
+        return;
+    h->gen_seed += far + 1;
+    h->slots = v;
+    h->nslots = n;
+    h->free_slot = NO_SLOT;
+    for (uint32_t i = n; i-- > 0;)
+        if (!v[i].task) {
+            v[i].next_free = h->free_slot;
+            h->free_slot = i;
+        }
+}
+
 weave_task *weave__handle_of(const struct weave__handles *h, uint32_t slot)
 {
     uint64_t gen = h->slots[slot].gen & GEN_MASK;

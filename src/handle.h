@@ -51,6 +51,11 @@ int weave__handle_alloc(struct weave__handles *h, struct weave__task *t, uint32_
 /* Free a slot: its handle is stale from now on. */
 void weave__handle_free(struct weave__handles *h, uint32_t slot);
 
+/* Give back the part of the table past the highest slot in use, when that
+ * is most of it. O(slots): call it rarely (the scheduler, when idle after
+ * a burst of tasks). */
+void weave__handles_shrink(struct weave__handles *h);
+
 /* The handle of the record in slot. */
 weave_task *weave__handle_of(const struct weave__handles *h, uint32_t slot);
 

@@ -166,6 +166,20 @@ static void fire_timers(struct weave__sched *s, int64_t now)
     }
 }
 
+/* Idle after a burst of tasks: give back the room the timer heap and the
+ * handle table grew for it. The table's shrink scans it, so it is tried
+ * again only after as many spawns as half its slots. */
+static void trim_tables(struct weave__sched *s)
+{
+    if (s->timers.cap > 256 && s->timers.cap / 4 > s->live_count + 1)
+        weave__timers_shrink(&s->timers, (size_t)s->live_count + 1);
+    if (s->handles.nslots > 256 && s->live_count + s->zombie_count < s->handles.nslots / 4 &&
+        s->spawned - s->trim_spawned >= s->handles.nslots / 2) {
+        s->trim_spawned = s->spawned;
+        weave__handles_shrink(&s->handles);
+    }
+}
+
 /* A poller wait under the virtual clock: the deadline is translated to
  * real time, and the virtual clock advances by the real time waited. */
 static int poll_virtual(struct weave__sched *s, int64_t deadline)
@@ -222,6 +236,7 @@ static void poll_step(struct weave__sched *s)
             __atomic_store_n(&s->running_id, 0, __ATOMIC_RELAXED); /* idle */
             if (weave__stack_trim_due(&s->stacks))
                 weave__stack_trim(&s->stacks); /* hand back spare stack pages */
+            trim_tables(s);
         }
         if (s->vclock) {
             if (deadline != WEAVE__POLL_NOW && s->io_waiters == 0) {

@@ -46,6 +46,21 @@ int weave__timers_reserve(struct weave__timers *h, size_t n)
     return 0;
 }
 
+void weave__timers_shrink(struct weave__timers *h, size_t n)
+{
+    struct weave__timer_slot *p;
+    size_t cap = 64;
+
+    while (cap < n || cap < h->len)
+        cap *= 2;
+    if (cap * 4 > h->cap)
+        return; /* not worth a copy */
+    if ((p = realloc(h->heap, cap * sizeof(*p))) == NULL)
+        return; /* keep the larger one */
+    h->heap = p;
+    h->cap = cap;
+}
+
 static inline int before(const struct weave__timer_slot *a, const struct weave__timer_slot *b)
 {
     return a->deadline < b->deadline || (a->deadline == b->deadline && a->seq < b->seq);

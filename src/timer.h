@@ -49,6 +49,10 @@ void weave__timers_term(struct weave__timers *h);
  * at most n are armed. Returns 0 or -ENOMEM. */
 int weave__timers_reserve(struct weave__timers *h, size_t n);
 
+/* Give back memory beyond the room for n armed timers, when that is most
+ * of it; never below what is armed. */
+void weave__timers_shrink(struct weave__timers *h, size_t n);
+
 /* Arm t at deadline; t must be idle and room reserved. */
 void weave__timers_add(struct weave__timers *h, struct weave__timer *t, int64_t deadline);
 
