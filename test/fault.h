@@ -1,0 +1,77 @@
+/*
+ * fault.h - fault injection for weave's system calls and allocations, for
+ * the fault suite (test_fault.c).
+ *
+ * The mechanism. The library is not built any differently: the fault
+ * suite links the very weave_static archive the other suites use. What
+ * changes is how it is linked. test/CMakeLists.txt first makes one
+ * relocatable object (`cc -r`) of every member of the archive together with
+ * fault.c, with `-Wl,--wrap=<sym>` for each call below. Inside that partial
+ * link the linker resolves every reference to <sym> to __wrap_<sym> (defined
+ * here) and every reference to __real_<sym> (made here) to the real <sym>.
+ * The suite's executable then links that object like any other, with no
+ * --wrap: the test's own code, Check and glibc's internal calls (strdup's or
+ * getaddrinfo's malloc, say) reach the real functions and are never counted
+ * or failed. Only the library's own calls are.
+ *
+ * Each __wrap_<sym> counts the call and forwards it to __real_<sym>, unless
+ * the rule of <sym> says to fail this call: then it returns the function's
+ * failure value with the rule's errno (pthread_create returns it). A rule
+ * fails the k-th call counted after it was set, once or every call from
+ * the k-th on. Rules and counts are per process (Check forks a child per
+ * test, so a test starts with none) and shared by its threads; counts use
+ * atomics, since offload workers may call in too.
+ *
+ * Link-time optimisation. In a build type where the library is built with
+ * it, its objects hold compiler IR that the partial link cannot rename, so
+ * the fault suite is built only where the library is not (Debug, the build
+ * type of every test preset); test/CMakeLists.txt checks this.
+ */
+#ifndef WEAVE_FAULT_H
+#define WEAVE_FAULT_H
+
+#include <stdbool.h>
+
+/* The calls weave makes that can fail, and that a rule can fail. */
+enum fault_call {
+    FAULT_MALLOC,
+    FAULT_CALLOC,
+    FAULT_REALLOC,
+    FAULT_MMAP,
+    FAULT_MADVISE,
+    FAULT_MPROTECT,
+    FAULT_SYSCALL, /* process_madvise is reached through syscall(2) */
+    FAULT_EPOLL_CREATE1,
+    FAULT_EPOLL_CTL,
+    FAULT_EPOLL_WAIT,
+    FAULT_EPOLL_PWAIT2,
+    FAULT_EVENTFD,
+    FAULT_TIMERFD_CREATE,
+    FAULT_TIMERFD_SETTIME,
+    FAULT_SIGNALFD,
+    FAULT_PTHREAD_CREATE,
+    FAULT_FCNTL, /* F_DUPFD and F_DUPFD_CLOEXEC only */
+    FAULT_NCALLS
+};
+
+/* Fail the k-th call (k >= 1) of call made from now on with err; with
+ * every_from, that call and every later one. Replaces call's rule and
+ * restarts its count. */
+void fault_set(enum fault_call call, unsigned long k, int err, bool every_from);
+
+/* Remove call's rule; its count goes on. */
+void fault_unset(enum fault_call call);
+
+/* Remove every rule and zero every count. */
+void fault_clear(void);
+
+/* Calls of call made since its rule was last set (or since fault_clear). */
+unsigned long fault_count(enum fault_call call);
+
+/* Of those, the ones failed by the rule. */
+unsigned long fault_failed(enum fault_call call);
+
+/* The function's name: "malloc", "epoll_ctl", ... */
+const char *fault_name(enum fault_call call);
+
+#endif /* WEAVE_FAULT_H */
