@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -19,8 +20,10 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 struct rule {
     atomic_bool armed;      /* a rule is set */
@@ -32,6 +35,19 @@ struct rule {
 };
 
 static struct rule rules[FAULT_NCALLS];
+
+/* The thread whose calls are counted and failed: the one that last set a
+ * rule or cleared them. Calls made on weave's worker threads pass through
+ * uncounted, so that the k-th call is the same one in every run, whatever
+ * the threads' timing. */
+static pthread_t owner;
+static atomic_bool have_owner;
+
+static void own(void)
+{
+    owner = pthread_self();
+    atomic_store(&have_owner, true);
+}
 
 static const char *const names[FAULT_NCALLS] = {
     [FAULT_MALLOC] = "malloc",
@@ -51,6 +67,11 @@ static const char *const names[FAULT_NCALLS] = {
     [FAULT_SIGNALFD] = "signalfd",
     [FAULT_PTHREAD_CREATE] = "pthread_create",
     [FAULT_FCNTL] = "fcntl",
+    [FAULT_READ] = "read",
+    [FAULT_WRITE] = "write",
+    [FAULT_POLL] = "poll",
+    [FAULT_SOCKET] = "socket",
+    [FAULT_ACCEPT4] = "accept4",
 };
 
 void fault_set(enum fault_call call, unsigned long k, int err, bool every_from)
@@ -63,6 +84,7 @@ void fault_set(enum fault_call call, unsigned long k, int err, bool every_from)
     atomic_store(&r->every_from, every_from);
     atomic_store(&r->count, 0);
     atomic_store(&r->failed, 0);
+    own();
     atomic_store(&r->armed, true);
 }
 
@@ -78,6 +100,7 @@ void fault_clear(void)
         atomic_store(&rules[i].count, 0);
         atomic_store(&rules[i].failed, 0);
     }
+    own();
 }
 
 unsigned long fault_count(enum fault_call call)
@@ -99,8 +122,11 @@ const char *fault_name(enum fault_call call)
 static int hit(enum fault_call call)
 {
     struct rule *r = &rules[call];
-    unsigned long n = atomic_fetch_add(&r->count, 1) + 1;
-    unsigned long at;
+    unsigned long n, at;
+
+    if (!atomic_load(&have_owner) || !pthread_equal(pthread_self(), owner))
+        return 0;
+    n = atomic_fetch_add(&r->count, 1) + 1;
 
     if (!atomic_load(&r->armed))
         return 0;
@@ -133,6 +159,11 @@ int __real_signalfd(int fd, const sigset_t *mask, int flags);
 int __real_pthread_create(pthread_t *th, const pthread_attr_t *attr, void *(*fn)(void *),
                           void *arg);
 int __real_fcntl(int fd, int cmd, ...);
+ssize_t __real_read(int fd, void *buf, size_t n);
+ssize_t __real_write(int fd, const void *buf, size_t n);
+int __real_poll(struct pollfd *fds, nfds_t n, int timeout);
+int __real_socket(int domain, int type, int protocol);
+int __real_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
 
 void *__wrap_malloc(size_t size);
 void *__wrap_calloc(size_t n, size_t size);
@@ -154,6 +185,11 @@ int __wrap_signalfd(int fd, const sigset_t *mask, int flags);
 int __wrap_pthread_create(pthread_t *th, const pthread_attr_t *attr, void *(*fn)(void *),
                           void *arg);
 int __wrap_fcntl(int fd, int cmd, ...);
+ssize_t __wrap_read(int fd, void *buf, size_t n);
+ssize_t __wrap_write(int fd, const void *buf, size_t n);
+int __wrap_poll(struct pollfd *fds, nfds_t n, int timeout);
+int __wrap_socket(int domain, int type, int protocol);
+int __wrap_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
 
 /* Fail the call with the rule's errno and return what the function
  * returns on failure. */
@@ -321,4 +357,34 @@ int __wrap_fcntl(int fd, int cmd, ...)
     }
     va_end(ap);
     return r;
+}
+
+ssize_t __wrap_read(int fd, void *buf, size_t n)
+{
+    FAIL_OR_PASS(FAULT_READ, -1);
+    return __real_read(fd, buf, n);
+}
+
+ssize_t __wrap_write(int fd, const void *buf, size_t n)
+{
+    FAIL_OR_PASS(FAULT_WRITE, -1);
+    return __real_write(fd, buf, n);
+}
+
+int __wrap_poll(struct pollfd *fds, nfds_t n, int timeout)
+{
+    FAIL_OR_PASS(FAULT_POLL, -1);
+    return __real_poll(fds, n, timeout);
+}
+
+int __wrap_socket(int domain, int type, int protocol)
+{
+    FAIL_OR_PASS(FAULT_SOCKET, -1);
+    return __real_socket(domain, type, protocol);
+}
+
+int __wrap_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
+{
+    FAIL_OR_PASS(FAULT_ACCEPT4, -1);
+    return __real_accept4(fd, addr, len, flags);
 }

@@ -22,8 +22,8 @@
  * calls were failed in turn (sites) and in all (failed), and what the
  * scenario's calls returned (ok: success; else the errno, with counts).
  *
- * Check timeouts: "fault" 30 s x 12 tests = 360 s; the CTest timeout in
- * CMakeLists.txt (400 s) is above their sum.
+ * Check timeouts: "fault" 30 s x 13 tests = 390 s; the CTest timeout in
+ * CMakeLists.txt (420 s) is above their sum.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -39,7 +39,7 @@
 /* The errnos the man pages give for each function, in the cases weave
  * can meet (no bad arguments, no file mappings, no locks). */
 struct errnos {
-    int e[3];
+    int e[5];
 };
 static const struct errnos man_errnos[FAULT_NCALLS] = {
     [FAULT_MALLOC] = {{ENOMEM}},
@@ -59,6 +59,11 @@ static const struct errnos man_errnos[FAULT_NCALLS] = {
     [FAULT_SIGNALFD] = {{EMFILE, ENFILE, ENOMEM}},
     [FAULT_PTHREAD_CREATE] = {{EAGAIN}},
     [FAULT_FCNTL] = {{EMFILE}}, /* F_DUPFD_CLOEXEC */
+    [FAULT_READ] = {{EINTR}},
+    [FAULT_WRITE] = {{EINTR}},
+    [FAULT_POLL] = {{EINTR, ENOMEM}},
+    [FAULT_SOCKET] = {{EMFILE, ENFILE, ENOMEM, ENOBUFS}},
+    [FAULT_ACCEPT4] = {{EINTR, EMFILE, ENFILE, ENOMEM, ENOBUFS}},
 };
 
 static const char *errno_name(int e)
@@ -78,6 +83,8 @@ static const char *errno_name(int e)
         return "EAGAIN";
     case ENOSPC:
         return "ENOSPC";
+    case ENOBUFS:
+        return "ENOBUFS";
     case EINVAL:
         return "EINVAL";
     case ENOSYS:
@@ -183,7 +190,7 @@ static void *usable_main(void *arg)
 struct scenario {
     const char *name;
     int (*body)(void); /* NULL: weave_run itself is the scenario */
-    int allowed[4];
+    int allowed[6];
 };
 
 static int sc_spawn_size(void)
@@ -425,6 +432,86 @@ static int sc_select(void)
     return r < 0 ? e : 0;
 }
 
+/* A write to a regular file: a dup of the fd is written on the pool. */
+static int sc_file_write(void)
+{
+    char path[] = "/tmp/weave-fault-XXXXXX", back[4] = {0};
+    int fd = mkstemp(path), e;
+    ssize_t n;
+
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(unlink(path), 0);
+    arm();
+    errno = 0;
+    n = weave_write(fd, "abc", 3);
+    e = errno;
+    disarm();
+    if (n >= 0) {
+        ck_assert_int_eq(n, 3);
+        ck_assert_int_eq(pread(fd, back, 3, 0), 3);
+        ck_assert_str_eq(back, "abc");
+    }
+    ck_assert_int_eq(weave_close(fd), 0);
+    return n < 0 ? e : 0;
+}
+
+static struct {
+    char port[16];
+    int err; /* the client's errno, or 0 */
+} tcp;
+
+/* Connect by name (resolved on the pool), send a byte, hang up. */
+static void *tcp_client(void *arg)
+{
+    int fd;
+
+    (void)arg;
+    errno = 0;
+    if ((fd = weave_tcp_connect("localhost", tcp.port, -1)) < 0) {
+        tcp.err = errno;
+        return NULL;
+    }
+    ck_assert_int_eq(weave_write(fd, "y", 1), 1);
+    ck_assert_int_eq(weave_close(fd), 0);
+    return NULL;
+}
+
+static int sc_tcp(void)
+{
+    int lfd, afd, e = 0;
+    weave_task *t;
+    char c = 0;
+
+    arm();
+    errno = 0;
+    if ((lfd = weave_tcp_listen("127.0.0.1", "0", 8)) < 0) {
+        e = errno;
+        disarm();
+        return e;
+    }
+    (void)snprintf(tcp.port, sizeof(tcp.port), "%u", wt_port_of(lfd));
+    tcp.err = 0;
+    t = WT_SPAWN(tcp_client, NULL);
+    WT_JOIN(t); /* the connection waits in the backlog */
+    if (tcp.err) {
+        disarm();
+        ck_assert_int_eq(weave_close(lfd), 0);
+        return tcp.err;
+    }
+    errno = 0;
+    afd = weave_accept(lfd, NULL, NULL);
+    e = afd < 0 ? errno : 0;
+    disarm();
+    if (afd < 0) /* the listening fd stays usable: the connection waits */
+        ck_assert_int_ge(afd = weave_accept(lfd, NULL, NULL), 0);
+    ck_assert_int_eq(weave_read(afd, &c, 1), 1);
+    ck_assert_int_eq(c, 'y');
+    ck_assert_int_eq(weave_read(afd, &c, 1), 0);
+    ck_assert_int_eq(weave_close(afd), 0);
+    ck_assert_int_eq(weave_close(lfd), 0);
+    return e;
+}
+
 static const struct scenario sc_run_ = {"weave_run", NULL, {ENOMEM, EMFILE, ENFILE}};
 
 /* ---- the sweep ---------------------------------------------------------------- */
@@ -503,11 +590,15 @@ static bool allowed(const struct scenario *sc, int e)
 {
     if (e == 0)
         return true;
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 6; i++)
         if (sc->allowed[i] == e)
             return true;
     return false;
 }
+
+/* WEAVE_FAULT_TRACE=1 names each run on stderr before it begins: what a
+ * run that hangs or crashes was doing. */
+static bool trace;
 
 #define K_MAX 10000 /* a bound on the calls one scenario makes, for safety */
 
@@ -528,6 +619,9 @@ static void sweep(const struct scenario *sc, enum kernel kern, enum fault_call c
         probe.k = k;
         probe.err = err;
         probe.every_from = every_from;
+        if (trace)
+            fprintf(stderr, "fault: %s: %s %s %s, call %lu\n", sc->name, fault_name(call),
+                    errno_name(err), every_from ? "from" : "once", k);
         e = run_once(sc, kern);
         if (probe.failed == 0)
             break; /* no k-th call any more */
@@ -545,7 +639,7 @@ static void sweep(const struct scenario *sc, enum kernel kern, enum fault_call c
     for (int j = 0; j < nerrs; j++)
         len += (size_t)snprintf(outcome + len, sizeof(outcome) - len, "%s%s %d", j ? ", " : "",
                                 errno_name(errs[j]), counts[j]);
-    printf("fault: %-34s %-16s %-7s %-5s %5lu %6lu  %s\n", sc->name, fault_name(call),
+    printf("fault: %-44s %-16s %-7s %-5s %5lu %6lu  %s\n", sc->name, fault_name(call),
            errno_name(err), every_from ? "from" : "once", k - 1, total, outcome);
 }
 
@@ -555,16 +649,17 @@ static void sweep_all(const struct scenario *sc, enum kernel kern)
     unsigned long made[FAULT_NCALLS];
     char title[96];
 
+    fault_clear(); /* count this thread's calls */
     probe.measure = true;
     (void)run_once(sc, kern);
     memcpy(made, probe.made, sizeof(made));
     (void)snprintf(title, sizeof(title), "%s%s", sc->name, kernel_names[kern]);
-    printf("fault: %-34s %-16s %-7s %-5s %5s %6s  %s\n", "scenario", "call", "errno", "mode",
+    printf("fault: %-44s %-16s %-7s %-5s %5s %6s  %s\n", "scenario", "call", "errno", "mode",
            "sites", "failed", "outcome");
     for (int c = 0; c < FAULT_NCALLS; c++) {
         if (!made[c] || kernel_owns(kern, (enum fault_call)c))
             continue;
-        for (int i = 0; i < 3 && man_errnos[c].e[i]; i++) {
+        for (int i = 0; i < 5 && man_errnos[c].e[i]; i++) {
             struct scenario named = *sc;
             int err = man_errnos[c].e[i];
 
@@ -646,6 +741,24 @@ START_TEST(fault_offload_many)
 }
 END_TEST
 
+START_TEST(fault_file_write)
+{
+    static const struct scenario sc = {
+        "write (regular file)", sc_file_write, {ENOMEM, EAGAIN, EMFILE, ENFILE}};
+
+    sweep_all(&sc, KERNEL_NOW);
+}
+END_TEST
+
+START_TEST(fault_tcp)
+{
+    static const struct scenario sc = {
+        "tcp listen, connect by name, accept", sc_tcp, {ENOMEM, EAGAIN, EMFILE, ENFILE, ENOBUFS}};
+
+    sweep_all(&sc, KERNEL_NOW);
+}
+END_TEST
+
 START_TEST(fault_chan)
 {
     static const struct scenario sc = {"chan_new", sc_chan, {ENOMEM}};
@@ -693,6 +806,8 @@ static Suite *fault_suite(void)
     wt_tag_native(tc);
     tcase_add_test(tc, fault_offload);
     tcase_add_test(tc, fault_offload_many);
+    tcase_add_test(tc, fault_file_write);
+    tcase_add_test(tc, fault_tcp);
     suite_add_tcase(s, tc);
     return s;
 }
@@ -700,5 +815,6 @@ static Suite *fault_suite(void)
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0); /* each row out before a failure can cut it */
+    trace = getenv("WEAVE_FAULT_TRACE") != NULL;
     return wt_main(fault_suite());
 }
