@@ -22,8 +22,8 @@
  * calls were failed in turn (sites) and in all (failed), and what the
  * scenario's calls returned (ok: success; else the errno, with counts).
  *
- * Check timeouts: "fault" 30 s x 13 tests = 390 s; the CTest timeout in
- * CMakeLists.txt (420 s) is above their sum.
+ * Check timeouts: "fault" 60 s x 13 tests = 780 s; the CTest timeout in
+ * CMakeLists.txt (800 s) is above their sum.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -788,7 +788,7 @@ static Suite *fault_suite(void)
     Suite *s = suite_create("fault");
     TCase *tc = tcase_create("sweep");
 
-    tcase_set_timeout(tc, 30);
+    tcase_set_timeout(tc, 60);
     tcase_add_test(tc, fault_run);
     tcase_add_test(tc, fault_spawn_new_size);
     tcase_add_test(tc, fault_spawn_many);
@@ -802,7 +802,7 @@ static Suite *fault_suite(void)
 
     /* Worker threads: not under qemu-user (see wt_tag_native). */
     tc = tcase_create("threads");
-    tcase_set_timeout(tc, 30);
+    tcase_set_timeout(tc, 60);
     wt_tag_native(tc);
     tcase_add_test(tc, fault_offload);
     tcase_add_test(tc, fault_offload_many);
