@@ -45,6 +45,11 @@ static atomic_bool have_owner;
 
 static void own(void)
 {
+    /* Written only when it changes, which never happens while a worker
+     * runs: workers live within a weave_run of the owning thread. */
+    if (atomic_load(&have_owner) && pthread_equal(owner, pthread_self()))
+        return;
+    atomic_store(&have_owner, false);
     owner = pthread_self();
     atomic_store(&have_owner, true);
 }

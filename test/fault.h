@@ -19,13 +19,18 @@
  * failure value with the rule's errno (pthread_create returns it). A rule
  * fails the k-th call counted after it was set, once or every call from
  * the k-th on. Rules and counts are per process (Check forks a child per
- * test, so a test starts with none) and shared by its threads; counts use
- * atomics, since offload workers may call in too.
+ * test, so a test starts with none), and only the calls of one thread are
+ * counted and failed: the thread that last set a rule or cleared them (the
+ * scheduler's). Calls on weave's worker threads pass through uncounted, so
+ * that the k-th call is the same one in every run whatever the threads'
+ * timing; the rules are atomic all the same, since workers read them.
  *
- * Link-time optimisation. In a build type where the library is built with
- * it, its objects hold compiler IR that the partial link cannot rename, so
- * the fault suite is built only where the library is not (Debug, the build
- * type of every test preset); test/CMakeLists.txt checks this.
+ * Link-time optimisation. Where the library is built with it (the release
+ * build types), its objects hold GCC's IR rather than code: the partial
+ * link then runs the link-time optimisation first (-flinker-output=
+ * nolto-rel) and renames the calls of the code it produces, which works
+ * as well (checked with RelWithDebInfo). For other compilers' IR the
+ * suite is not built; test/CMakeLists.txt decides.
  */
 #ifndef WEAVE_FAULT_H
 #define WEAVE_FAULT_H
