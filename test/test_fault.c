@@ -18,9 +18,10 @@
  *     a read from a pipe work, and the scheduler holds nothing more than
  *     the main task; where weave_run itself failed, the next one works;
  *   - no fd is left open (valgrind and ASan check the memory).
- * Each test prints its table: scenario, call, errno, mode, how many of the
- * calls were failed in turn (sites) and in all (failed), and what the
- * scenario's calls returned (ok: success; else the errno, with counts).
+ * Each test prints its table: scenario, call, errno, how many of the
+ * calls were failed in turn (sites) and in all (failed, both modes), and
+ * what the scenario's calls returned in each mode (ok: success; else the
+ * errno; with the number of runs that ended so).
  *
  * Check timeouts: "fault" 60 s x 13 tests = 780 s; the CTest timeout in
  * CMakeLists.txt (800 s) is above their sum.
@@ -602,14 +603,21 @@ static bool trace;
 
 #define K_MAX 10000 /* a bound on the calls one scenario makes, for safety */
 
-/* Fail each call of `call` in turn; print the row. */
-static void sweep(const struct scenario *sc, enum kernel kern, enum fault_call call, int err,
-                  bool every_from)
+/* What a sweep did: the calls failed in turn (sites), in all (failed),
+ * and what the scenario returned, e.g. "ENOMEM 3, ok 1". */
+struct tally {
+    unsigned long sites, failed;
+    char outcome[96];
+};
+
+/* Fail each call of `call` in turn, as the scenario makes them. */
+static struct tally sweep(const struct scenario *sc, enum kernel kern, enum fault_call call,
+                          int err, bool every_from)
 {
     int errs[8] = {0}, counts[8] = {0}, nerrs = 0;
-    unsigned long k, total = 0;
-    char outcome[128];
+    struct tally t = {0, 0, ""};
     size_t len = 0;
+    unsigned long k;
 
     for (k = 1; k <= K_MAX; k++) {
         int e, j;
@@ -625,9 +633,10 @@ static void sweep(const struct scenario *sc, enum kernel kern, enum fault_call c
         e = run_once(sc, kern);
         if (probe.failed == 0)
             break; /* no k-th call any more */
-        total += probe.failed;
-        ck_assert_msg(allowed(sc, e), "%s%s: %s failing with %s at call %lu: got %s (%d)", sc->name,
-                      kernel_names[kern], fault_name(call), errno_name(err), k, errno_name(e), e);
+        t.failed += probe.failed;
+        ck_assert_msg(allowed(sc, e), "%s: %s failing with %s (%s) at call %lu: got %s (%d)",
+                      sc->name, fault_name(call), errno_name(err), every_from ? "from" : "once", k,
+                      errno_name(e), e);
         for (j = 0; j < nerrs && errs[j] != e; j++)
             continue;
         if (j == nerrs && nerrs < 8)
@@ -635,18 +644,22 @@ static void sweep(const struct scenario *sc, enum kernel kern, enum fault_call c
         counts[j]++;
     }
     ck_assert_uint_lt(k, K_MAX);
-    outcome[0] = '\0';
+    t.sites = k - 1;
     for (int j = 0; j < nerrs; j++)
-        len += (size_t)snprintf(outcome + len, sizeof(outcome) - len, "%s%s %d", j ? ", " : "",
+        len += (size_t)snprintf(t.outcome + len, sizeof(t.outcome) - len, "%s%s %d", j ? ", " : "",
                                 errno_name(errs[j]), counts[j]);
-    printf("fault: %-44s %-16s %-7s %-5s %5lu %6lu  %s\n", sc->name, fault_name(call),
-           errno_name(err), every_from ? "from" : "once", k - 1, total, outcome);
+    return t;
 }
 
-/* The dry run, then every sweep of every call the scenario reached. */
+#define ROW "fault: %-44s %-15s %-7s %5s %6s  %-24s %s\n"
+
+/* The dry run, then the sweeps of every call the scenario reached, one row
+ * for each call and errno: failing the k-th call only (once), and every
+ * call from the k-th on (from; not for EINTR, which would spin). */
 static void sweep_all(const struct scenario *sc, enum kernel kern)
 {
     unsigned long made[FAULT_NCALLS];
+    struct scenario named = *sc;
     char title[96];
 
     fault_clear(); /* count this thread's calls */
@@ -654,19 +667,23 @@ static void sweep_all(const struct scenario *sc, enum kernel kern)
     (void)run_once(sc, kern);
     memcpy(made, probe.made, sizeof(made));
     (void)snprintf(title, sizeof(title), "%s%s", sc->name, kernel_names[kern]);
-    printf("fault: %-44s %-16s %-7s %-5s %5s %6s  %s\n", "scenario", "call", "errno", "mode",
-           "sites", "failed", "outcome");
+    named.name = title;
+    printf(ROW, "scenario", "call", "errno", "sites", "failed", "outcome: once", "from");
     for (int c = 0; c < FAULT_NCALLS; c++) {
         if (!made[c] || kernel_owns(kern, (enum fault_call)c))
             continue;
         for (int i = 0; i < 5 && man_errnos[c].e[i]; i++) {
-            struct scenario named = *sc;
             int err = man_errnos[c].e[i];
+            struct tally once = sweep(&named, kern, (enum fault_call)c, err, false);
+            struct tally from = {0, 0, "-"};
+            char sites[16], failed[32];
 
-            named.name = title;
-            sweep(&named, kern, (enum fault_call)c, err, false);
-            if (err != EINTR) /* a call failing EINTR for ever would spin */
-                sweep(&named, kern, (enum fault_call)c, err, true);
+            if (err != EINTR)
+                from = sweep(&named, kern, (enum fault_call)c, err, true);
+            (void)snprintf(sites, sizeof(sites), "%lu", once.sites);
+            (void)snprintf(failed, sizeof(failed), "%lu", once.failed + from.failed);
+            printf(ROW, title, fault_name((enum fault_call)c), errno_name(err), sites, failed,
+                   once.outcome, from.outcome);
         }
     }
     fflush(stdout);
