@@ -16,6 +16,7 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
@@ -58,6 +59,7 @@ static const char *const names[FAULT_NCALLS] = {
     [FAULT_MALLOC] = "malloc",
     [FAULT_CALLOC] = "calloc",
     [FAULT_REALLOC] = "realloc",
+    [FAULT_STRDUP] = "strdup",
     [FAULT_MMAP] = "mmap",
     [FAULT_MADVISE] = "madvise",
     [FAULT_MPROTECT] = "mprotect",
@@ -147,6 +149,7 @@ static int hit(enum fault_call call)
 void *__real_malloc(size_t size);
 void *__real_calloc(size_t n, size_t size);
 void *__real_realloc(void *p, size_t size);
+char *__real_strdup(const char *str);
 void *__real_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off);
 int __real_madvise(void *addr, size_t len, int advice);
 int __real_mprotect(void *addr, size_t len, int prot);
@@ -173,6 +176,7 @@ int __real_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
 void *__wrap_malloc(size_t size);
 void *__wrap_calloc(size_t n, size_t size);
 void *__wrap_realloc(void *p, size_t size);
+char *__wrap_strdup(const char *str);
 void *__wrap_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off);
 int __wrap_madvise(void *addr, size_t len, int advice);
 int __wrap_mprotect(void *addr, size_t len, int prot);
@@ -223,6 +227,13 @@ void *__wrap_realloc(void *p, size_t size)
 {
     FAIL_OR_PASS(FAULT_REALLOC, NULL);
     return __real_realloc(p, size);
+}
+
+/* strdup allocates inside glibc, where --wrap cannot reach its malloc. */
+char *__wrap_strdup(const char *str)
+{
+    FAIL_OR_PASS(FAULT_STRDUP, NULL);
+    return __real_strdup(str);
 }
 
 void *__wrap_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)

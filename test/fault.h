@@ -42,6 +42,7 @@ enum fault_call {
     FAULT_MALLOC,
     FAULT_CALLOC,
     FAULT_REALLOC,
+    FAULT_STRDUP,
     FAULT_MMAP,
     FAULT_MADVISE,
     FAULT_MPROTECT,

@@ -46,6 +46,7 @@ static const struct errnos man_errnos[FAULT_NCALLS] = {
     [FAULT_MALLOC] = {{ENOMEM}},
     [FAULT_CALLOC] = {{ENOMEM}},
     [FAULT_REALLOC] = {{ENOMEM}},
+    [FAULT_STRDUP] = {{ENOMEM}},
     [FAULT_MMAP] = {{ENOMEM}},
     [FAULT_MADVISE] = {{ENOMEM, EAGAIN}},
     [FAULT_MPROTECT] = {{ENOMEM}},
