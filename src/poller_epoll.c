@@ -40,7 +40,9 @@ int weave__poller_init(struct weave__poller *p)
         goto fail;
     return 0;
 fail:
-    r = -errno;
+    /* epoll_ctl fails with ENOSPC at the user's limit of epoll watches
+     * (max_user_watches): for the caller, that is out of memory. */
+    r = errno == ENOSPC ? -ENOMEM : -errno;
     weave__poller_term(p);
     return r;
 }
