@@ -15,30 +15,25 @@
  *     methods 405 with an Allow header. Any target is accepted.
  *   - Persistent connections: HTTP/1.1 keeps the connection unless the
  *     request says "Connection: close"; HTTP/1.0 closes it unless the
- *     request says "Connection: keep-alive".
- *   - Pipelined requests that arrive together are answered in order, and
- *     their responses leave in one write.
- *   - A request body announced by Content-Length (any size up to 2^63 - 1)
- *     is read and thrown away as it comes, since the server needs none of
- *     it; Transfer-Encoding is answered 501 and the connection closed.
- *   - A malformed request line or header, a missing Host in HTTP/1.1 or a
- *     bad Content-Length gets 400, a head over HEAD_MAX bytes 431, an HTTP
- *     major version other than 1 gets 505; then the connection closes.
+ *     request says "Connection: keep-alive". Pipelined requests are
+ *     answered in order, their responses gathered into one write.
+ *   - A body announced by Content-Length (up to 2^63 - 1) is thrown away as
+ *     it comes; Transfer-Encoding is answered 501. A malformed request, a
+ *     missing Host in HTTP/1.1 or a bad Content-Length gets 400, a head
+ *     over HEAD_MAX bytes 431, an HTTP major version other than 1 gets
+ *     505; then the connection closes.
  *
- * What it does against slow or idle clients, and for memory:
- *   - An idle connection (no request begins within --idle-ms) is closed,
- *     and so is one whose body stalls that long.
- *   - The whole head of a request must arrive within --head-ms (a deadline
- *     scope around reading it), however slowly its bytes trickle in: a
- *     client sending a byte every 50 ms cannot hold a connection, as it
- *     could if each byte only restarted an idle wait (slowloris).
- *   - An idle connection holds no buffer: the stream allocates its buffers
- *     while a request is in flight and frees them once they are empty, and
- *     the connection task runs on a small stack (weave_spawn_with).
- *   - Closing is "lingering": the server shuts down its sending side and
- *     drains the client's input for a moment (a deadline scope around the
- *     reads) before close, so that unread pipelined input cannot turn the
- *     close into a reset that destroys the last response on its way.
+ * Against slow clients, and for memory:
+ *   - No request begins within --idle-ms, or a body stalls that long: the
+ *     connection is closed.
+ *   - The whole head must arrive within --head-ms (a deadline scope around
+ *     reading it), however slowly its bytes trickle in, so a client sending
+ *     a byte every 50 ms cannot hold a connection (slowloris).
+ *   - The stream holds buffers only while a request is in flight, and the
+ *     task has a small stack: an idle connection costs about 4.5 KB.
+ *   - Closing "lingers": the server shuts down its sending side and drains
+ *     the client's input for a moment before close, so that unread input
+ *     cannot turn the close into a reset that destroys the last response.
  *
  * SIGINT and SIGTERM stop the server through a signalfd read by the main
  * task (no weave call in a signal handler).
@@ -76,8 +71,6 @@
 #define BODY_PIECE   65536 /* bytes of a body discarded per timeout */
 #define EMFILE_PAUSE 50    /* ms to wait after accept runs out of fds */
 
-static const char hello[] = "hello\n";
-
 struct server {
     int listen_fd;
     int64_t idle_ms;
@@ -105,7 +98,7 @@ struct request {
 
 struct conn {
     struct server *srv;
-    int fd;
+    weave_stream *s; /* over the connection's socket */
 };
 
 /* ---- parsing ------------------------------------------------------------ */
@@ -250,17 +243,13 @@ static int read_head(weave_stream *s, struct request *rq)
         len = (size_t)n - 1;
         if (len > 0 && line[len - 1] == '\r')
             len--;
-        if (first && len == 0) {
-            status = 0; /* empty lines before a request line are ignored */
-        } else if (first) {
-            status = parse_request_line(line, len, rq);
-            first = false;
-        } else if (len == 0) {
-            (void)weave_stream_skip(s, n); /* the blank line: the head is complete */
+        if (!first && len == 0) {
+            (void)weave_stream_skip(s, n); /* the blank line ends the head */
             break;
-        } else {
-            status = parse_field(line, len, rq);
         }
+        /* Empty lines before the request line are ignored. */
+        status = first ? (len ? parse_request_line(line, len, rq) : 0) : parse_field(line, len, rq);
+        first = first && len == 0;
         if (status != 0)
             return status;
         (void)weave_stream_skip(s, n); /* buffered: never waits */
@@ -287,56 +276,43 @@ static const char *date_header(struct server *srv)
     return srv->date_hdr;
 }
 
+/* The answers, by status; the last one is the default. */
+static const struct answer {
+    int status;
+    const char *reason, *body, *extra;
+} answers[] = {
+    {200, "OK", "hello\n", ""},
+    {405, "Method Not Allowed", "method not allowed\n", "Allow: GET, HEAD\r\n"},
+    {431, "Request Header Fields Too Large", "request header fields too large\n", ""},
+    {501, "Not Implemented", "transfer codings are not implemented\n", ""},
+    {505, "HTTP Version Not Supported", "HTTP version not supported\n", ""},
+    {400, "Bad Request", "bad request\n", ""},
+};
+
 /* Buffer one response on s. */
 static int respond(struct server *srv, weave_stream *s, int status, bool head_only, bool keep_alive,
                    bool say_keep_alive)
 {
-    const char *reason, *body, *extra = "";
+    const struct answer *a = answers;
 
-    switch (status) {
-    case 200:
-        reason = "OK";
-        body = hello;
-        break;
-    case 405:
-        reason = "Method Not Allowed";
-        body = "method not allowed\n";
-        extra = "Allow: GET, HEAD\r\n";
-        break;
-    case 431:
-        reason = "Request Header Fields Too Large";
-        body = "request header fields too large\n";
-        break;
-    case 501:
-        reason = "Not Implemented";
-        body = "transfer codings are not implemented\n";
-        break;
-    case 505:
-        reason = "HTTP Version Not Supported";
-        body = "HTTP version not supported\n";
-        break;
-    default:
-        reason = "Bad Request";
-        body = "bad request\n";
-        break;
-    }
+    while (a->status != status && a->status != 400)
+        a++;
     srv->requests++;
     return weave_stream_printf(
         s,
         "HTTP/1.1 %d %s\r\nServer: weave-http_hello\r\n%sContent-Type: text/plain\r\n"
         "Content-Length: %zu\r\n%s%s\r\n%s",
-        status, reason, date_header(srv), strlen(body), extra,
+        a->status, a->reason, date_header(srv), strlen(a->body), a->extra,
         !keep_alive      ? "Connection: close\r\n"
         : say_keep_alive ? "Connection: keep-alive\r\n"
                          : "",
-        head_only ? "" : body);
+        head_only ? "" : a->body);
 }
 
 /* ---- one connection ----------------------------------------------------- */
 
-/* Throw a request body of len bytes away as it comes, a piece at a time, so
- * that each piece gets the stream's timeout: a body may be as long as it
- * likes, but must not stall. Returns whether all of it came. */
+/* Throw a body away as it comes, a piece per stream timeout: a body may be
+ * as long as it likes, but must not stall. Returns whether all of it came. */
 static bool discard_body(weave_stream *s, int64_t len)
 {
     while (len > 0) {
@@ -349,10 +325,9 @@ static bool discard_body(weave_stream *s, int64_t len)
     return true;
 }
 
-/* Shut down our side and drain the peer's input for a moment, then close:
- * closing with unread input would send a reset, which can destroy the
- * response still on its way to the client. The deadline scope bounds the
- * whole drain, however many reads it takes. */
+/* Shut down our side and drain the peer's input for a moment (a deadline
+ * scope bounds the whole drain), then close: closing with unread input
+ * would send a reset, which can destroy the response on its way. */
 static void linger_close(weave_stream *s)
 {
     weave_deadline d;
@@ -369,14 +344,9 @@ static void *serve_conn(void *arg)
 {
     struct conn *c = arg;
     struct server *srv = c->srv;
-    weave_stream_opts so = {HEAD_MAX, OUT_MAX, 0, 0};
-    weave_stream *s = weave_stream_new(c->fd, &so);
+    weave_stream *s = c->s;
     bool keep_alive = true; /* false once we decided to close */
 
-    if (!s) {
-        weave_close(c->fd);
-        goto out;
-    }
     /* Every call on the stream that waits (for a request to begin, for a
      * piece of a body, for the client to take our output) gives up after
      * the idle timeout. */
@@ -424,7 +394,6 @@ static void *serve_conn(void *arg)
         linger_close(s);
     else
         (void)weave_stream_close(s);
-out:
     srv->active--;
     free(c);
     return NULL;
@@ -436,6 +405,7 @@ static void *accept_loop(void *arg)
 {
     struct server *srv = arg;
     weave_task_opts small = {CONN_STACK, NULL, 0};
+    weave_stream_opts so = {HEAD_MAX, OUT_MAX, 0, 0};
     int one = 1;
 
     for (;;) {
@@ -460,14 +430,15 @@ static void *accept_loop(void *arg)
         }
         /* Responses are written whole: no reason to wait for more. */
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        c = malloc(sizeof(*c));
-        if (c) {
+        /* A small stack: the task parses lines in the stream's buffer, so
+         * it touches a page or two of it. */
+        if ((c = malloc(sizeof(*c)))) {
             c->srv = srv;
-            c->fd = fd;
+            c->s = weave_stream_new(fd, &so);
         }
-        /* A small stack: the task only parses lines in the stream's
-         * buffer, so it touches a page or two of it. */
-        if (!c || !(t = weave_spawn_with(&small, serve_conn, c))) {
+        if (!c || !c->s || !(t = weave_spawn_with(&small, serve_conn, c))) {
+            if (c && c->s)
+                (void)weave_stream_free(c->s);
             weave_close(fd);
             free(c);
             continue;
