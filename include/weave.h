@@ -686,9 +686,10 @@ WEAVE_API ssize_t weave_stream_read_until(weave_stream *s, const void *delim, si
  * waits until the buffer holds the delimiter and returns the length of the
  * record up to and including it (at end of file without one, the bytes
  * left; 0 if none), under the same limit as weave_stream_read_until
- * (line_max, else EMSGSIZE). The pointer stays valid until the next call on
- * s; weave_stream_skip then consumes what was looked at, which together
- * reads a record without copying it.
+ * (line_max, else EMSGSIZE). The pointer stays valid until the next call
+ * on s that reads (the write calls leave the read buffer alone);
+ * weave_stream_skip then consumes what was looked at, which together reads
+ * a record without copying it.
  *
  * Errors: EINVAL data NULL, n above the read buffer's size, delim NULL,
  * dlen 0 or above line_max; EMSGSIZE; and the read errors.
