@@ -9,9 +9,9 @@
  * task writes scripted pieces with pauses between them, so a reader sees
  * data arrive in parts.
  *
- * Check timeouts: "read" 10 s x 12, "write" 10 s x 6, "interrupt" 10 s x
- * 6, "args" 10 s x 3; the CTest timeout in CMakeLists.txt (330 s) is above
- * their sum.
+ * Check timeouts: "read" 10 s x 10, "write" 10 s x 5, "interrupt" 10 s x
+ * 6, "args" 10 s x 2 = 230 s; the CTest timeout in CMakeLists.txt (330 s)
+ * is above their sum.
  */
 #include <errno.h>
 #include <fcntl.h>
