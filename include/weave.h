@@ -525,6 +525,218 @@ WEAVE_API int weave_unix_connect(const char *path);
 WEAVE_API const char *weave_resolve_error(void);
 
 /* ======================================================================== */
+/*  Buffered streams                                                         */
+/* ======================================================================== */
+
+/*
+ * A buffered reader and writer over any fd the I/O calls above take (a
+ * socket, a pipe, a terminal, a file): lines, delimited records, exact
+ * counts and peeking on the read side, gathered writes and printf on the
+ * write side (Go's bufio, asyncio's StreamReader and StreamWriter). Every
+ * call that waits is built on weave_read and weave_write, so it is a
+ * cancellation point and obeys deadline scopes like them.
+ *
+ * Nothing is lost to an interruption. A call that fails with ECANCELED,
+ * ETIMEDOUT or another error after reading part of what it wanted (half a
+ * line, say) consumes nothing: the bytes stay in the stream's buffer, and
+ * the next call starts with them. A write that fails leaves the bytes it
+ * had buffered in the buffer, for the next flush.
+ *
+ * Memory: the buffers are allocated on first use. Unless the stream is
+ * made with WEAVE_STREAM_KEEP_BUFFERS, each is freed again whenever it
+ * becomes empty (the read buffer once its last byte is consumed, the write
+ * buffer once flushed), and a read that finds its buffer empty waits for
+ * the fd to be readable (weave_wait_fd) before it allocates: a stream
+ * waiting for input holds only its record (under 100 bytes). An idle
+ * connection then costs little; the price is a malloc, a free and a
+ * poll(2) per refill.
+ *
+ * A stream belongs to one task at a time: two tasks must not call it at
+ * once (one may read while another writes only through separate streams
+ * over the same fd). Output is not flushed by reads: flush before waiting
+ * for a reply. Every call but weave_stream_new takes a stream from
+ * weave_stream_new; NULL is EINVAL.
+ *
+ * Errors of every call that reads or writes: EPERM outside a task;
+ * ECANCELED; ETIMEDOUT the stream's timeout or a deadline scope passed;
+ * EBADF the fd was closed with weave_close while the task waited; and
+ * those of read(2) and write(2) on the fd (ECONNRESET, EPIPE, ...).
+ */
+typedef struct weave_stream weave_stream; /* opaque */
+
+/* Buffer sizes: the defaults, and the bounds of weave_stream_opts. */
+#define WEAVE_STREAM_BUF_DEFAULT ((size_t)4096)
+#define WEAVE_STREAM_BUF_MIN     ((size_t)16)               /* smaller: EINVAL */
+#define WEAVE_STREAM_BUF_MAX     ((size_t)64 * 1024 * 1024) /* larger: EINVAL */
+
+/* Flags for weave_stream_opts.flags. */
+enum {
+    /* Keep each buffer from its first use until the stream is closed,
+     * instead of freeing it whenever it is empty. */
+    WEAVE_STREAM_KEEP_BUFFERS = 1u << 0
+};
+
+/* Options of weave_stream_new. A zeroed struct (or NULL) means the defaults. */
+typedef struct weave_stream_opts {
+    size_t read_size;  /* read buffer, bytes; 0 = WEAVE_STREAM_BUF_DEFAULT */
+    size_t write_size; /* write buffer, bytes; 0 = WEAVE_STREAM_BUF_DEFAULT */
+    size_t line_max;   /* longest record (delimiter included) the line and
+                          until calls accept; 0 = read_size; at most
+                          read_size */
+    unsigned flags;    /* WEAVE_STREAM_KEEP_BUFFERS */
+} weave_stream_opts;
+
+/*
+ * A stream over fd, which stays the caller's until weave_stream_close. No
+ * buffer is allocated yet and no I/O is done: this works outside a task.
+ * Errors: EBADF fd < 0; EINVAL a size outside [WEAVE_STREAM_BUF_MIN,
+ * WEAVE_STREAM_BUF_MAX], line_max above read_size, or an unknown flag;
+ * ENOMEM.
+ */
+WEAVE_API weave_stream *weave_stream_new(int fd, const weave_stream_opts *opts);
+
+/*
+ * Flush the output, close the fd with weave_close and free the stream. The
+ * fd is closed and the stream freed even when the flush fails (output not
+ * written then is lost): the call returns -1 with the flush's error, or
+ * with close(2)'s. Unread input is discarded. A cancelled task's flush
+ * fails with ECANCELED at once; to still deliver the output, close inside
+ * a shield (weave_shield_begin), bounded by a deadline scope.
+ */
+WEAVE_API int weave_stream_close(weave_stream *s);
+
+/*
+ * Flush the output and free the stream, leaving the fd open (and weave's
+ * state of it as it was): for handing the fd on. Unread input in the
+ * buffer is discarded (peek it first if it matters). The stream is freed
+ * even when the flush fails: -1 with the flush's error then.
+ */
+WEAVE_API int weave_stream_free(weave_stream *s);
+
+/* The stream's fd; -1 with EINVAL for NULL. */
+WEAVE_API int weave_stream_fd(const weave_stream *s);
+
+/*
+ * Bound every later call of s that waits: each one fails with ETIMEDOUT
+ * once timeout_ms have passed since it began (a deadline scope around the
+ * call, nested in the caller's own). -1 (the default) waits forever; 0
+ * is a scope that begins expired: a call that would read or write the fd
+ * fails at once, so only what is buffered can be had. A call's timeout covers all the reads or writes it makes,
+ * so a peer trickling bytes cannot stretch it. Errors: EINVAL timeout_ms <
+ * -1.
+ */
+WEAVE_API int weave_stream_set_timeout(weave_stream *s, int64_t timeout_ms);
+
+/* Bytes buffered for reading: what the read calls can return without
+ * waiting (0 for NULL). Never blocks. */
+WEAVE_API size_t weave_stream_buffered(const weave_stream *s);
+
+/* ---- reading --------------------------------------------------------------- */
+
+/*
+ * Read what is there: copy up to n buffered bytes into buf, or, with none
+ * buffered, wait for input (one read of the fd; a request of at least the
+ * buffer's size reads straight into buf). Returns the bytes copied (at
+ * least 1), 0 at end of file, or -1. EINVAL buf NULL or n 0.
+ */
+WEAVE_API ssize_t weave_stream_read(weave_stream *s, void *buf, size_t n);
+
+/*
+ * Read exactly n bytes into buf. Returns n, or fewer at end of file: the
+ * count that came (0 if none), all of them in buf and consumed. When n is
+ * at most the read buffer's size, a call that fails consumes nothing (what
+ * came stays buffered for the next call). A larger n reads straight into
+ * buf: stopped by an error after k > 0 bytes, it returns k (as weave_read
+ * would: the next call reports the error); so a short count from a large
+ * read means end of file or an error, and the next call tells which.
+ * EINVAL buf NULL or n 0.
+ */
+WEAVE_API ssize_t weave_stream_read_exact(weave_stream *s, void *buf, size_t n);
+
+/*
+ * Read one line, up to and including its '\n', into buf, and end it with a
+ * NUL; a line ending in "\r\n" keeps both. Returns its length (the '\n'
+ * included, the NUL not), 0 at end of file, or -1. The last line of the
+ * input may end without '\n': it is returned as it is, and the next call
+ * returns 0.
+ *
+ * Limits: a line of more than min(line_max, cap - 1) bytes (its '\n'
+ * included) fails with EMSGSIZE and consumes nothing, so the caller can
+ * still take the bytes: with a larger buf (if line_max allows), with
+ * weave_stream_read, or by skipping them. EINVAL buf NULL or cap < 2.
+ */
+WEAVE_API ssize_t weave_stream_read_line(weave_stream *s, char *buf, size_t cap);
+
+/*
+ * As weave_stream_read_line, for any delimiter of dlen bytes ("\r\n\r\n",
+ * say), which is included in what is returned; no NUL is added. A record
+ * of more than min(line_max, cap) bytes (its delimiter included) fails
+ * with EMSGSIZE and consumes nothing. At end of file the bytes left are
+ * returned without a delimiter, then 0. EINVAL buf or delim NULL, cap 0,
+ * dlen 0 or above line_max.
+ */
+WEAVE_API ssize_t weave_stream_read_until(weave_stream *s, const void *delim, size_t dlen,
+                                          void *buf, size_t cap);
+
+/*
+ * Look without consuming. weave_stream_peek waits until at least n bytes
+ * are buffered (or end of file), points *data at the buffered bytes and
+ * returns how many there are (n or more; fewer only at end of file; 0 with
+ * n 0 and nothing buffered, without waiting). weave_stream_peek_until
+ * waits until the buffer holds the delimiter and returns the length of the
+ * record up to and including it (at end of file without one, the bytes
+ * left; 0 if none), under the same limit as weave_stream_read_until
+ * (line_max, else EMSGSIZE). The pointer stays valid until the next call
+ * on s that reads (the write calls leave the read buffer alone);
+ * weave_stream_skip then consumes what was looked at, which together reads
+ * a record without copying it.
+ *
+ * Errors: EINVAL data NULL, n above the read buffer's size, delim NULL,
+ * dlen 0 or above line_max; EMSGSIZE; and the read errors.
+ */
+WEAVE_API ssize_t weave_stream_peek(weave_stream *s, size_t n, const void **data);
+WEAVE_API ssize_t weave_stream_peek_until(weave_stream *s, const void *delim, size_t dlen,
+                                          const void **data);
+
+/*
+ * Consume and discard n bytes, reading more as needed (a request body, the
+ * rest of an overlong line). Returns n, or fewer at end of file; stopped
+ * by an error after k > 0 bytes, it returns k (the next call reports the
+ * error); -1 if nothing was skipped. n 0 returns 0.
+ */
+WEAVE_API int64_t weave_stream_skip(weave_stream *s, int64_t n);
+
+/* ---- writing --------------------------------------------------------------- */
+
+/*
+ * Buffer n bytes for writing. What does not fit in the buffer's free room
+ * makes the stream flush first; n of at least the buffer's size then goes
+ * straight to the fd (weave_write), and is not buffered. Returns n. If the
+ * flush fails, none of buf is taken and -1 is returned (the buffered bytes
+ * stay for the next flush); a direct write stopped by an error after k > 0
+ * bytes returns k, as weave_write does. EINVAL buf NULL with n > 0.
+ */
+WEAVE_API ssize_t weave_stream_write(weave_stream *s, const void *buf, size_t n);
+
+/*
+ * Format as printf(3) does and buffer the result, as weave_stream_write.
+ * A result longer than the buffer is formatted into a temporary
+ * allocation. Returns the bytes buffered or written; EINVAL fmt NULL;
+ * EOVERFLOW the result exceeds INT_MAX bytes; ENOMEM.
+ */
+WEAVE_API int weave_stream_printf(weave_stream *s, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/*
+ * Write out everything buffered. Returns 0; on an error, -1, with the bytes
+ * not written still buffered (a later flush retries them).
+ */
+WEAVE_API int weave_stream_flush(weave_stream *s);
+
+/* ======================================================================== */
 /*  Coordination: task groups, channels, select, locks and signals          */
 /* ======================================================================== */
 
