@@ -195,7 +195,7 @@ static const char *code_text(int sig, int code)
                : code == SEGV_ACCERR ? "access not permitted"
                                      : NULL;
     case SIGBUS:
-        return code == BUS_ADRERR   ? "no such memory (a file mapped past its end?)"
+        return code == BUS_ADRERR   ? "no such memory; a file mapped past its end?"
                : code == BUS_ADRALN ? "misaligned access"
                : code == BUS_OBJERR ? "hardware error"
                                     : NULL;
