@@ -306,10 +306,11 @@ static void call_previous(int idx, int sig, siginfo_t *si, void *uctx)
 }
 
 /* What would have happened without weave: the previous handler runs, or
- * the default action kills the process. A fault (si_code > 0) needs no
- * raise: returning runs the faulting instruction again, which then meets
- * the default action, and the core shows the fault where it happened. A
- * sent signal is raised again (SA_NODEFER: it is not blocked here). */
+ * the default action kills the process. The signal is raised again, a
+ * fault too (SA_NODEFER: it is not blocked here), rather than left to
+ * strike again when the faulting instruction reruns: under valgrind a
+ * rerun SIGBUS dies as SIGSEGV. The core's stack still goes through the
+ * signal frame down to the fault. */
 static void pass_on(int idx, int sig, siginfo_t *si, void *uctx)
 {
     struct sigaction dfl;
@@ -322,8 +323,7 @@ static void pass_on(int idx, int sig, siginfo_t *si, void *uctx)
     dfl.sa_handler = SIG_DFL;
     sigemptyset(&dfl.sa_mask);
     sigaction(sig, &dfl, NULL);
-    if (si->si_code <= 0)
-        raise(sig);
+    raise(sig);
 }
 
 static void on_fatal(int sig, siginfo_t *si, void *uctx)

@@ -182,6 +182,12 @@ static void assert_died_of(int status, int sig)
         return;
     }
 #endif
+    /* memcheck's leak scan at the exit of a process dying of SIGBUS reads
+     * the task stacks' guard regions (which it believes readable) and
+     * valgrind then dies of SIGSEGV instead: the child did die, and weave's
+     * line, checked by the caller, named the SIGBUS. */
+    if (WT_ON_VALGRIND && sig == SIGBUS && WTERMSIG(status) == SIGSEGV)
+        return;
     ck_assert_msg(WTERMSIG(status) == sig, "child died of signal %d, not %d; stderr:\n%s",
                   WTERMSIG(status), sig, out);
 }
@@ -372,7 +378,9 @@ START_TEST(fatal_signal_names_the_task)
 END_TEST
 
 /* A handler installed before weave_run still gets the fault, after weave's
- * line; here it ends the process its own way. */
+ * line; here it ends the process its own way. The fault is a write to a
+ * read-only page: an address memcheck finds addressable, so that valgrind
+ * keeps the handler's exit status instead of its error exit code. */
 static void user_exits(int sig)
 {
     static const char msg[] = "user handler: called\n";
@@ -382,10 +390,19 @@ static void user_exits(int sig)
     _exit(42);
 }
 
+static volatile int *read_only;
+
+static void write_read_only(void)
+{
+    *read_only = 1;
+}
+
 static void chain_child(void)
 {
+    read_only = mmap(NULL, page_size(), PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ck_assert_ptr_ne((void *)read_only, MAP_FAILED);
     install_user_handler(user_exits);
-    plan.crash = wt_store_through_null;
+    plan.crash = write_read_only;
     weave_run(m_culprit, NULL, NULL);
 }
 
@@ -398,6 +415,7 @@ START_TEST(previous_handler_is_called)
     ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 42, "status 0x%x; stderr:\n%s",
                   status, out);
     ck_assert_msg(line && user && line < user, "stderr:\n%s", out);
+    assert_says("(access not permitted)");
 }
 END_TEST
 
