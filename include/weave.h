@@ -79,11 +79,17 @@ extern "C" {
 /*
  * Stack sizes. A task's stack is mmap'ed and committed lazily: a task that
  * touches one page costs one page of memory, whatever its size. Below each
- * stack sits a guard page, so an overflow faults instead of corrupting a
- * neighbour; weave reports it as "stack overflow in task <id> (<name>)" on
- * stderr and aborts. A requested size is rounded up to whole pages; the
- * task's bookkeeping (its saved context, about 1 KiB) is kept on an extra
- * page above the stack, so the whole requested size is usable.
+ * stack sits a guard region (see Guards), so an overflow faults instead of
+ * corrupting a neighbour; weave reports it as "stack overflow in task <id>
+ * (<name>)" on stderr and aborts. A requested size is rounded up to whole
+ * pages; the task's bookkeeping (its saved context, about 1 KiB) is kept on
+ * an extra page above the stack, so the whole requested size is usable.
+ *
+ * A frame larger than the guard (a big array, a VLA or alloca) can move the
+ * stack pointer past it in one step. Code built with -fstack-clash-protection
+ * probes every page of such a frame on the way down and always meets the
+ * guard: the CMake targets weave::weave and weave::weave_static and weave.pc
+ * pass the flag on to the code that uses them, where the compiler has it.
  */
 #define WEAVE_STACK_DEFAULT ((size_t)128 * 1024)         /* 128 KiB */
 #define WEAVE_STACK_MIN     ((size_t)16 * 1024)          /* smaller: EINVAL */
@@ -96,7 +102,33 @@ extern "C" {
  * below, so the default guard is large. Guards installed with
  * MADV_GUARD_INSTALL (Linux 6.13) cost no memory, only address space and
  * page-table entries; on older kernels they are PROT_NONE pages. The size is
- * rounded up to whole pages.
+ * rounded up to whole pages. Stacks with different guards never share a
+ * slab, so a task given a small guard endangers only stacks with the same.
+ *
+ * What a guard of g bytes promises, for code built without stack clash
+ * protection: an overflow by a frame of at most g bytes beyond the stack
+ * faults in the guard before it writes a byte below it. A larger frame may
+ * first write into whatever lies below (another task's stack); weave still
+ * recognises the overflow (the stack pointer has left the stack) when the
+ * fault comes, and names the task, but the damage below may be done.
+ *
+ * The default was chosen by measurement (bench/scale_bench --guard-kib,
+ * 10^6 tasks of 128 KiB alive at once, Linux 6.18, MADV_GUARD_INSTALL).
+ * A guard costs no resident memory (4.06 KiB a task, one page, at every
+ * size) but page tables and address space, per task:
+ *
+ *     guard      page tables   address space
+ *     4 KiB      273 bytes     136 KiB
+ *     64 KiB     393 bytes     196 KiB
+ *     256 KiB    778 bytes     388 KiB
+ *     1 MiB      2317 bytes    1156 KiB
+ *
+ * and a spawn that maps a new slab installs more guard entries (spawns
+ * from the pool install none). 256 KiB covers any frame of up to 256 KiB
+ * beyond the stack for about 0.5 KiB more page tables a task than one page
+ * (an eighth of the page the task touches anyway); 1 MiB would cost 2 KiB
+ * more (half of it). A million tasks reserve 370 GiB of the 128 TiB of
+ * address space a process has.
  */
 #define WEAVE_GUARD_DEFAULT ((size_t)256 * 1024)       /* 256 KiB */
 #define WEAVE_GUARD_MAX     ((size_t)64 * 1024 * 1024) /* larger: EINVAL */
@@ -116,7 +148,8 @@ typedef struct weave_task_opts {
     const char *name;  /* copied (see WEAVE_NAME_MAX); NULL = "task-<id>" */
     size_t guard_size; /* bytes of guard below the stack, rounded up to
                           pages; 0 = the scheduler's default (see
-                          WEAVE_GUARD_DEFAULT) */
+                          WEAVE_GUARD_DEFAULT); above WEAVE_GUARD_MAX:
+                          EINVAL */
 } weave_task_opts;
 
 /* Flags for weave_run_opts.flags. */
@@ -144,7 +177,8 @@ typedef struct weave_run_opts {
     unsigned offload_threads;  /* worker threads of weave_offload; 0 = 4 */
     unsigned flags;            /* WEAVE_NO_OVERFLOW_HANDLER | ... */
     size_t guard_size;         /* default guard below each stack, bytes,
-                                  rounded up to pages; 0 = WEAVE_GUARD_DEFAULT */
+                                  rounded up to pages; 0 = WEAVE_GUARD_DEFAULT;
+                                  above WEAVE_GUARD_MAX: EINVAL */
     int dump_signal;           /* 0 = none; else a signal (SIGUSR1, say) on
                                   which weave_dump(2) runs between tasks; the
                                   signal is blocked on this thread and read
@@ -183,7 +217,8 @@ WEAVE_API int weave_run_with(const weave_run_opts *opts, weave_fn main_fn, void 
  * defaults.
  *
  * Errors: EINVAL fn is NULL, or opts->stack_size is nonzero and below
- * WEAVE_STACK_MIN or above WEAVE_STACK_MAX; EPERM no scheduler runs on this
+ * WEAVE_STACK_MIN or above WEAVE_STACK_MAX, or opts->guard_size is above
+ * WEAVE_GUARD_MAX; EPERM no scheduler runs on this
  * thread; ENOMEM no memory, or no stack could be mapped (including when the
  * kernel's map count limit is reached); the other tasks are unaffected.
  */

@@ -94,6 +94,11 @@ static struct weave__sched *sched_new(const weave_run_opts *opts, int *err)
     }
     s->vclock = (opts->flags & WEAVE_VIRTUAL_CLOCK) != 0;
     s->vnow = weave__clock_real_ns();
+    /* Every stack gets the scheduler's guard unless its task asks for
+     * another. Rounding cannot overflow: the size is at most GUARD_MAX. */
+    weave__stack_set_guard(
+        &s->stacks,
+        weave__stack_round(&s->stacks, opts->guard_size ? opts->guard_size : WEAVE_GUARD_DEFAULT));
     if ((*err = weave__fdtab_init(s)) < 0 ||
         (*err = weave__offload_init(s, opts->offload_threads ? opts->offload_threads
                                                              : WEAVE_OFFLOAD_DEFAULT)) < 0) {
@@ -117,6 +122,7 @@ int weave_run_with(const weave_run_opts *opts, weave_fn main_fn, void *arg, void
         opts = &defaults;
     if (!main_fn || (opts->flags & ~(unsigned)WEAVE__RUN_FLAGS) ||
         (opts->default_stack_size && weave__check_stack_size(opts->default_stack_size) < 0) ||
+        weave__check_guard_size(opts->guard_size) < 0 ||
         opts->offload_threads > WEAVE_OFFLOAD_MAX || weave__introspect_check(opts) < 0)
         return weave__ret(-EINVAL);
     if (weave__tls)
