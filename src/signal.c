@@ -98,6 +98,9 @@ static void rewatch(struct weave__signals *sg)
 {
     sigset_t want;
 
+    /* sigemptyset clears only the kernel's part of a sigset_t; the whole
+     * of it is compared below. */
+    memset(&want, 0, sizeof(want));
     sigemptyset(&want);
     for (int sig = 1; sig < NSIG; sig++)
         if (sg->wanted[sig] > 0)
