@@ -920,7 +920,8 @@ WEAVE_API int weave_signal_wait(const sigset_t *set, int64_t timeout_ms);
  *
  * A second SIGINT or SIGTERM before weave_run returns ends the process at
  * once by that signal's default action (its disposition is reset first),
- * so a cleanup that hangs can still be interrupted.
+ * so a cleanup that hangs can still be interrupted. Tasks waiting for
+ * SIGINT or SIGTERM in weave_signal_wait are woken by them as well.
  *
  * Call it early in the main task: until then Ctrl-C acts as the program
  * set it up to (by default, it kills the process). caught must stay valid

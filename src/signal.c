@@ -109,11 +109,10 @@ static void rewatch(struct weave__signals *sg)
         sigaddset(&want, SIGINT);
         sigaddset(&want, SIGTERM);
     }
-    if (memcmp(&want, &sg->watched, sizeof(want)) == 0)
-        return;
-    sg->watched = want;
-    /* Changing the mask of a valid signalfd cannot fail. */
-    (void)signalfd(sg->fd, &want, 0);
+    /* Changing the mask of a valid signalfd fails only if the fd is bad;
+     * should it fail, the next change tries again. */
+    if (memcmp(&want, &sg->watched, sizeof(want)) != 0 && signalfd(sg->fd, &want, 0) >= 0)
+        sg->watched = want;
 }
 
 static void want(struct weave__signals *sg, const sigset_t *set, int delta)

@@ -9,7 +9,8 @@
  * pending for the next wait, even while other waits read the signalfd; the
  * mask holds in every task, spawned before or after the first wait, with
  * either task switch; weave_run gives the mask back and discards what
- * arrived late. Bad arguments and calls outside a task.
+ * arrived late. Bad arguments, calls outside a task, no fd left for the
+ * signalfd.
  *
  * Shutdown: SIGINT or SIGTERM cancel the main task, whatever it waits on;
  * weave_run returns -1/EINTR and names the signal. A forked child runs a
@@ -20,8 +21,8 @@
  * follows fork), and a leak there changes its exit status. A second
  * SIGINT during a slow shielded cleanup kills the child by SIGINT.
  *
- * Check timeouts: "wait" 8 s x 10, "mask" 8 s x 3, "misuse" 8 s x 2,
- * "shutdown" 15 s x 4 = 166 s; the CTest timeout in CMakeLists.txt
+ * Check timeouts: "wait" 8 s x 10, "mask" 8 s x 2, "misuse" 8 s x 3,
+ * "shutdown" 15 s x 4 = 180 s; the CTest timeout in CMakeLists.txt
  * (250 s) is above their sum.
  */
 #include <errno.h>
@@ -31,6 +32,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "weave_test.h"
@@ -509,6 +511,38 @@ START_TEST(outside_a_task)
 }
 END_TEST
 
+/* No fd left for the signalfd: the first call fails cleanly, blocking
+ * nothing, and a later one works. */
+static void *m_no_fds(void *arg)
+{
+    sigset_t set = set_of(SIGUSR1, 0);
+    struct rlimit old, low;
+    int next = dup(0);
+    int caught = 0;
+
+    (void)arg;
+    ck_assert_int_ge(next, 0);
+    close(next);
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+    low = old;
+    low.rlim_cur = (rlim_t)next; /* every fd below is taken */
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+    WT_FAILS(weave_signal_wait(&set, 0), EMFILE);
+    WT_FAILS(weave_cancel_on_signals(&caught), EMFILE);
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+    ck_assert(!blocked_here(SIGUSR1) && !blocked_here(SIGINT));
+    WT_FAILS(weave_signal_wait(&set, 0), ETIMEDOUT); /* blocks it now */
+    ck_assert_int_eq(kill(getpid(), SIGUSR1), 0);
+    ck_assert_int_eq(weave_signal_wait(&set, -1), SIGUSR1);
+    return NULL;
+}
+
+START_TEST(no_fd_for_the_signalfd)
+{
+    WT_RUN(m_no_fds, NULL);
+}
+END_TEST
+
 /* ---- shutdown on SIGINT / SIGTERM ------------------------------------------------------- */
 
 static void *m_stopped(void *arg)
@@ -763,6 +797,7 @@ static Suite *signal_suite(void)
     tcase_set_timeout(mis, 8);
     tcase_add_test(mis, bad_arguments);
     tcase_add_test(mis, outside_a_task);
+    tcase_add_test(mis, no_fd_for_the_signalfd);
     suite_add_tcase(s, mis);
 
     wt_tag_native(down);
