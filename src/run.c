@@ -51,6 +51,7 @@ static void block_signals(struct sigmask_state *ms, int dump_signal)
     pthread_sigmask(SIG_BLOCK, &set, &ms->old_mask);
     for (int i = 0; i < 2; i++)
         ms->pending_before[i] = ms->sig[i] && sig_pending(ms->sig[i]);
+    memset(&ms->tasks, 0, sizeof(ms->tasks)); /* sigorset reads all of it */
     sigemptyset(&ms->tasks);
 }
 

@@ -77,6 +77,7 @@ static void block_everywhere(struct weave__sched *s, struct weave__signals *sg, 
     sigset_t fresh;
     int any = 0;
 
+    memset(&fresh, 0, sizeof(fresh)); /* sigorset reads all of it */
     sigemptyset(&fresh);
     for (int sig = 1; sig < NSIG; sig++)
         if (sigismember(set, sig) == 1 && !sigismember(&sg->blocked, sig)) {
