@@ -245,6 +245,7 @@ static int signal_wait(const sigset_t *set, int64_t timeout_ms)
     struct weave__signals *sg;
     struct weave__waiter w;
     struct weave__wait wait;
+    sigset_t mine;
     int r, sig, any = 0;
 
     if (!set || timeout < 0)
@@ -270,16 +271,17 @@ static int signal_wait(const sigset_t *set, int64_t timeout_ms)
     }
     if (timeout_ms == 0)
         return -ETIMEDOUT;
-    want(sg, set, +1);
+    mine = *set; /* the caller's may change while we wait */
+    want(sg, &mine, +1);
     rewatch(sg);
-    weave__queue_push(s, &sg->waiters, &w, (void *)set);
+    weave__queue_push(s, &sg->waiters, &w, &mine);
     weave__wait_init(&wait, &w, 1, timeout, WEAVE_WAIT_SIGNAL, NULL);
     s->io_waiters++;
     r = weave__park(s, &wait);
     s->io_waiters--;
     if (r == WEAVE__WHY_EVENT)
         return (int)w.value; /* deliver took our wants off */
-    want(sg, set, -1);
+    want(sg, &mine, -1);
     rewatch(sg);
     return weave__why_errno(r);
 }
