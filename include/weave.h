@@ -52,6 +52,7 @@
 #ifndef WEAVE_H
 #define WEAVE_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -201,7 +202,8 @@ typedef struct weave_run_opts {
  *
  * Errors: EINVAL main_fn is NULL, or bad options; EBUSY a scheduler already
  * runs on this thread (a task called weave_run); ENOMEM, EMFILE, ENFILE the
- * scheduler's memory, epoll fd or first stack could not be had; EDEADLK.
+ * scheduler's memory, epoll fd or first stack could not be had; EDEADLK;
+ * EINTR a SIGINT or SIGTERM cancelled main (weave_cancel_on_signals).
  */
 WEAVE_API int weave_run(weave_fn main_fn, void *arg, void **result);
 WEAVE_API int weave_run_with(const weave_run_opts *opts, weave_fn main_fn, void *arg,
@@ -1100,6 +1102,84 @@ WEAVE_API int weave_event_is_set(const weave_event *e);
 WEAVE_API int weave_offload(weave_fn fn, void *arg, void **result);
 WEAVE_API int weave_offload_ex(weave_fn fn, void *arg, void **result,
                                void (*discard)(void *result, void *arg));
+
+/* ======================================================================== */
+/*  Signals                                                                  */
+/* ======================================================================== */
+
+/*
+ * Signals as events. A signal named here is blocked on the scheduler's
+ * thread from the first call that names it until weave_run returns, and
+ * read through a signalfd: no handler runs, and a task learns of it by
+ * waiting, as it would for data on an fd. Blocking holds in every task,
+ * whichever task switch weave was built with.
+ *
+ * A process-directed signal (kill, Ctrl-C from the terminal) goes to a
+ * thread that does not block it. weave's own threads (the offload pool,
+ * the watchdog) block every signal; other threads of the program must
+ * block the signals named here too (pthread_sigmask, or create them while
+ * the signals are blocked), or the kernel may hand such a signal to one of
+ * them. One scheduler per process should own a given signal: two threads
+ * waiting on the same signal each see it only if it is sent to them.
+ *
+ * When weave_run returns, each signal weave blocked is unblocked again
+ * (unless it was blocked before weave_run), and what arrived of it that no
+ * task took is discarded first: a late signal does not act on a program
+ * that has finished its run.
+ */
+
+/*
+ * Suspend the calling task until one of the signals in set arrives, and
+ * return its number. Every task waiting for a signal when it is taken is
+ * woken with it (a signal is news, as with Go's signal.Notify): two tasks
+ * waiting for SIGHUP both return SIGHUP. A signal of set that arrives while
+ * no task waits for it stays pending, and the next wait whose set holds it
+ * returns it at once (as sigwait does); the kernel keeps at most one
+ * pending instance of each standard signal, so several sent meanwhile are
+ * seen as one. When several are pending, the lowest number comes first.
+ * The signal's disposition is left alone; a signal whose action is SIG_IGN
+ * may be dropped by the kernel before anyone can take it.
+ *
+ * timeout_ms as everywhere: -1 waits until a signal arrives, 0 takes a
+ * pending one or fails at once. A cancellation point that obeys deadline
+ * scopes; weave_tasks shows the wait as WEAVE_WAIT_SIGNAL.
+ *
+ * Errors: EINVAL set is NULL or empty, timeout_ms below -1, or set holds a
+ * signal weave cannot wait for: SIGKILL, SIGSTOP, the synchronous signals
+ * (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS), SIGABRT, SIGPIPE
+ * (weave's own: writes to a closed peer fail with EPIPE), the run's
+ * dump_signal, or one the C library keeps for itself; EPERM outside a task;
+ * ECANCELED; ETIMEDOUT; EMFILE, ENFILE, ENOMEM the signalfd could not be
+ * made (first call of the run only).
+ */
+WEAVE_API int weave_signal_wait(const sigset_t *set, int64_t timeout_ms);
+
+/*
+ * Shut down gracefully on Ctrl-C (asyncio.run's behaviour): from this call
+ * until weave_run returns, the first SIGINT or SIGTERM cancels the main
+ * task. Its blocking calls fail with ECANCELED, its cleanup runs (in a
+ * shield where it must still wait: weave_shield_begin), and once it
+ * returns, weave_run cancels the tasks still alive and waits for them to
+ * unwind, as after any return of main. weave_run then returns -1 with
+ * errno EINTR (*result is still set), and *caught, if caught is not NULL,
+ * holds the signal's number, so the program can exit with 128 + its
+ * number (130 for SIGINT, 143 for SIGTERM), as the shell expects.
+ *
+ * A second SIGINT or SIGTERM before weave_run returns ends the process at
+ * once by that signal's default action (its disposition is reset first),
+ * so a cleanup that hangs can still be interrupted. Tasks waiting for
+ * SIGINT or SIGTERM in weave_signal_wait are woken by them as well.
+ *
+ * Call it early in the main task: until then Ctrl-C acts as the program
+ * set it up to (by default, it kills the process). caught must stay valid
+ * until weave_run returns; a later call replaces it. While this holds, a
+ * run whose tasks all wait on each other is not reported as a deadlock:
+ * a signal could still wake the main task.
+ *
+ * Returns 0. Errors: EPERM outside a task; EMFILE, ENFILE, ENOMEM the
+ * signalfd could not be made.
+ */
+WEAVE_API int weave_cancel_on_signals(int *caught);
 
 /* ======================================================================== */
 /*  Introspection */

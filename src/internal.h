@@ -293,4 +293,13 @@ void weave__deadlock_report(struct weave__sched *s);
  * whole time. */
 void weave__watchdog_report(struct weave__sched *s);
 
+/* ---- signal.c ----------------------------------------------------------------- */
+
+/* End what weave_signal_wait and weave_cancel_on_signals set up in this run
+ * (the poller must still be there): add to *blocked the signals they
+ * blocked on the thread, which weave_run unblocks once it has taken what is
+ * pending of them. Returns the signal that cancelled the main task, or 0.
+ * Ends the process as a second stop signal would if one is pending. */
+int weave__signal_term(struct weave__sched *s, sigset_t *blocked);
+
 #endif /* WEAVE_INTERNAL_H */
