@@ -92,10 +92,10 @@ static struct weave__fd *fd_state(struct weave__sched *s, int fd)
 
         while (n <= c)
             n *= 2;
-        v = realloc(tab->chunks, n * sizeof(*v));
+        v = realloc(tab->chunks, n * sizeof(struct weave__fd *));
         if (!v)
             return NULL;
-        memset(v + tab->nchunks, 0, (n - tab->nchunks) * sizeof(*v));
+        memset(v + tab->nchunks, 0, (n - tab->nchunks) * sizeof(struct weave__fd *));
         tab->chunks = v;
         tab->nchunks = n;
     }

@@ -106,7 +106,7 @@ static weave_task *group_spawn(weave_group *g, const weave_task_opts *opts, weav
     }
     if (kept && g->n == g->cap) {
         size_t cap = g->cap ? g->cap * 2 : 8;
-        struct member **v = realloc(g->members, cap * sizeof(*v));
+        struct member **v = realloc(g->members, cap * sizeof(struct member *));
         if (!v) {
             errno = ENOMEM;
             return NULL;

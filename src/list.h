@@ -74,13 +74,18 @@ static inline struct weave_link *weave__list_first(const struct weave_link *l)
     return l->next == l ? NULL : l->next;
 }
 
-/* Unlink and return the first node of l, or NULL if it is empty. */
+/* Unlink and return the first node of l, or NULL if it is empty. The head
+ * is relinked by name rather than through n->prev (which is l), so that the
+ * static analyzer sees l->next move on when the caller frees n. */
 static inline struct weave_link *weave__list_pop(struct weave_link *l)
 {
-    struct weave_link *n = weave__list_first(l);
+    struct weave_link *n = l->next;
 
-    if (n)
-        weave__list_del(n);
+    if (n == l)
+        return NULL;
+    l->next = n->next;
+    n->next->prev = l;
+    n->next = n->prev = n;
     return n;
 }
 

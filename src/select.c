@@ -168,7 +168,7 @@ static int select_cases(weave_select_case *cases, size_t n, int64_t timeout_ms)
         return -EINVAL;
     if (!s)
         return -EPERM;
-    if (n > LOCAL_CASES && !(tasks = malloc(n * sizeof(*tasks))))
+    if (n > LOCAL_CASES && !(tasks = malloc(n * sizeof(struct weave__task *))))
         return -ENOMEM;
     for (i = 0, r = 0; i < n && r == 0; i++) {
         tasks[i] = NULL;

@@ -290,13 +290,12 @@ static void put_byte(int fd)
 /*  Channels: happy paths                                                   */
 /* ======================================================================== */
 
-static void *m_rendezvous(void *arg)
+WT_TEST(rendezvous_hands_over)
 {
     weave_chan *c = new_chan(sizeof(long), 0);
     struct op s = op_send(c, 41), r = op_recv(c);
     weave_task *t;
 
-    (void)arg;
     /* A send waits until a receiver takes the element... */
     t = start(&s);
     ck_assert_int_eq(weave_sleep(10), 0);
@@ -321,23 +320,15 @@ static void *m_rendezvous(void *arg)
     ck_assert_uint_eq(weave_chan_len(c), 0);
     ck_assert_int_eq(weave_chan_free(c), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
 
-START_TEST(rendezvous_hands_over)
-{
-    WT_RUN(m_rendezvous, NULL);
-}
-END_TEST
-
-static void *m_buffered(void *arg)
+WT_TEST(buffered_fifo_and_len)
 {
     weave_chan *c = new_chan(sizeof(long), 4);
     struct op s = op_send(c, 14);
     weave_task *t;
     long v;
 
-    (void)arg;
     /* Sends do not wait while there is room; len counts. */
     for (long i = 0; i < 4; i++) {
         v = 10 + i;
@@ -371,14 +362,7 @@ static void *m_buffered(void *arg)
     }
     ck_assert_int_eq(weave_chan_free(c), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(buffered_fifo_and_len)
-{
-    WT_RUN(m_buffered, NULL);
-}
-END_TEST
 
 /* An element of an odd size, in a frame with guards on both sides. */
 struct big {
@@ -434,7 +418,7 @@ static void *big_recv_task(void *arg)
     return NULL;
 }
 
-static void *m_copies(void *arg)
+WT_TEST(elements_copied_whole)
 {
     weave_chan *c = new_chan(sizeof(struct big), 3);
     weave_chan *rv = new_chan(sizeof(struct big), 0);
@@ -443,7 +427,6 @@ static void *m_copies(void *arg)
     struct big b;
     weave_task *t;
 
-    (void)arg;
     /* Buffered: copied in at the send, out at the receive, whole and no
      * more; the sender's memory may change at once. */
     for (int k = 0; k < 3; k++) {
@@ -474,23 +457,15 @@ static void *m_copies(void *arg)
     ck_assert_int_eq(weave_chan_free(c), 0);
     ck_assert_int_eq(weave_chan_free(rv), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
 
-START_TEST(elements_copied_whole)
-{
-    WT_RUN(m_copies, NULL);
-}
-END_TEST
-
-static void *m_signals(void *arg)
+WT_TEST(signal_channels_elem_size_zero)
 {
     weave_chan *rv = new_chan(0, 0), *b = new_chan(0, 3), *huge = new_chan(0, SIZE_MAX);
     struct op s = op_send(rv, 5), r = op_recv(rv);
     weave_task *t;
     long v = 99;
 
-    (void)arg;
     /* Rendezvous signals: a send waits for a receiver, with a NULL
      * element. */
     s.null_elem = 1;
@@ -531,14 +506,7 @@ static void *m_signals(void *arg)
     ck_assert_int_eq(weave_chan_free(b), 0);
     ck_assert_int_eq(weave_chan_free(huge), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(signal_channels_elem_size_zero)
-{
-    WT_RUN(m_signals, NULL);
-}
-END_TEST
 
 #define NW 5
 
@@ -625,12 +593,11 @@ END_TEST
 /*  Close and free                                                          */
 /* ======================================================================== */
 
-static void *m_close_buffered(void *arg)
+WT_TEST(close_delivers_buffer_then_epipe)
 {
     weave_chan *c = new_chan(sizeof(long), 4);
     long v = 9;
 
-    (void)arg;
     for (long i = 1; i <= 3; i++)
         send_now(c, i);
     ck_assert_int_eq(weave_chan_close(c), 0);
@@ -655,14 +622,7 @@ static void *m_close_buffered(void *arg)
     WT_FAILS(weave_chan_close(c), EPIPE);
     ck_assert_int_eq(weave_chan_free(c), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(close_delivers_buffer_then_epipe)
-{
-    WT_RUN(m_close_buffered, NULL);
-}
-END_TEST
 
 static void *m_close_senders(void *arg)
 {
@@ -738,14 +698,13 @@ START_TEST(close_fails_waiting_receivers)
 }
 END_TEST
 
-static void *m_free_busy(void *arg)
+WT_TEST(free_while_waited_on_ebusy)
 {
     weave_chan *c = new_chan(sizeof(long), 0);
     struct op r[2] = {op_recv(c), op_recv(c)}, s = op_send(c, 3);
     weave_task *t[2], *ts, *tsel;
     struct sel sl;
 
-    (void)arg;
     /* Receivers wait: EBUSY, and the channel still works. */
     t[0] = start(&r[0]);
     t[1] = start(&r[1]);
@@ -777,27 +736,19 @@ static void *m_free_busy(void *arg)
 
     ck_assert_int_eq(weave_chan_free(c), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(free_while_waited_on_ebusy)
-{
-    WT_RUN(m_free_busy, NULL);
-}
-END_TEST
 
 /* ======================================================================== */
 /*  try_send, try_recv                                                      */
 /* ======================================================================== */
 
-static void *m_try(void *arg)
+WT_TEST(try_send_try_recv)
 {
     weave_chan *rv = new_chan(sizeof(long), 0), *b = new_chan(sizeof(long), 2);
     struct op r = op_recv(rv), s = op_send(rv, 6), sb = op_send(b, 3);
     weave_task *t;
     long v = 1;
 
-    (void)arg;
     /* EAGAIN where send and recv would wait. */
     WT_FAILS(weave_chan_try_send(rv, &v), EAGAIN);
     WT_FAILS(weave_chan_try_recv(rv, &v), EAGAIN);
@@ -834,14 +785,7 @@ static void *m_try(void *arg)
     ck_assert_int_eq(weave_chan_free(rv), 0);
     ck_assert_int_eq(weave_chan_free(b), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(try_send_try_recv)
-{
-    WT_RUN(m_try, NULL);
-}
-END_TEST
 
 /* ======================================================================== */
 /*  Waiters that give up: cancellation, deadlines, timeouts                  */
@@ -1012,13 +956,12 @@ static void *doomed(void *arg)
     return NULL;
 }
 
-static void *m_doomed(void *arg)
+WT_TEST(cancelled_or_expired_calls_fail_at_once)
 {
     struct doom d = {new_chan(sizeof(long), 0), new_chan(sizeof(long), 5), 0};
     struct op r = op_recv(d.rv);
     weave_task *t;
 
-    (void)arg;
     t = start(&r);
     send_now(d.b, 1);
     for (d.by_scope = 0; d.by_scope < 2; d.by_scope++) {
@@ -1034,26 +977,18 @@ static void *m_doomed(void *arg)
     ck_assert_int_eq(weave_chan_free(d.rv), 0);
     ck_assert_int_eq(weave_chan_free(d.b), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(cancelled_or_expired_calls_fail_at_once)
-{
-    WT_RUN(m_doomed, NULL);
-}
-END_TEST
 
 /* A waiter served before it is cancelled (its partner came first, and it
  * has not run since) keeps what it got: the cancel cannot undo the
  * transfer, so nothing is lost. */
-static void *m_served_then_cancelled(void *arg)
+WT_TEST(served_then_cancelled_keeps_it)
 {
     weave_chan *c = new_chan(sizeof(long), 0), *b = new_chan(sizeof(long), 1);
     struct op r = op_recv(c), s = op_send(c, 6), sb = op_send(b, 8);
     struct sel sl;
     weave_task *t;
 
-    (void)arg;
     /* A receiver handed an element. */
     t = start(&r);
     send_now(c, 5);
@@ -1089,16 +1024,9 @@ static void *m_served_then_cancelled(void *arg)
     ck_assert_int_eq(weave_chan_free(c), 0);
     ck_assert_int_eq(weave_chan_free(b), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
 
-START_TEST(served_then_cancelled_keeps_it)
-{
-    WT_RUN(m_served_then_cancelled, NULL);
-}
-END_TEST
-
-static void *m_timeouts(void *arg)
+WT_TEST(timeout_variants)
 {
     weave_chan *rv = new_chan(sizeof(long), 0), *b = new_chan(sizeof(long), 1);
     struct op s = op_send(rv, 8);
@@ -1106,7 +1034,6 @@ static void *m_timeouts(void *arg)
     int64_t t0;
     long v = 5;
 
-    (void)arg;
     /* Not ready: ETIMEDOUT, never before the timeout. */
     t0 = wt_now_ns();
     WT_FAILS(weave_chan_send_timeout(rv, &v, 30), ETIMEDOUT);
@@ -1156,14 +1083,7 @@ static void *m_timeouts(void *arg)
     ck_assert_int_eq(weave_chan_free(rv), 0);
     ck_assert_int_eq(weave_chan_free(b), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(timeout_variants)
-{
-    WT_RUN(m_timeouts, NULL);
-}
-END_TEST
 
 /* ======================================================================== */
 /*  Teardown with waiters queued                                            */
@@ -1241,14 +1161,13 @@ END_TEST
 /*  Misuse                                                                  */
 /* ======================================================================== */
 
-static void *m_einval(void *arg)
+WT_TEST(misuse_einval)
 {
     weave_chan *c = new_chan(sizeof(long), 2), *rv = new_chan(sizeof(long), 0);
     struct op r = op_recv(rv);
     weave_task *t;
     long v = 1;
 
-    (void)arg;
     WT_FAILS(weave_chan_send(NULL, &v), EINVAL);
     WT_FAILS(weave_chan_recv(NULL, &v), EINVAL);
     WT_FAILS(weave_chan_try_send(NULL, &v), EINVAL);
@@ -1288,14 +1207,7 @@ static void *m_einval(void *arg)
     ck_assert_int_eq(weave_chan_free(c), 0);
     ck_assert_int_eq(weave_chan_free(rv), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(misuse_einval)
-{
-    WT_RUN(m_einval, NULL);
-}
-END_TEST
 
 static void *m_drain_two(void *arg)
 {
@@ -1464,7 +1376,7 @@ END_TEST
 /*  Select                                                                  */
 /* ======================================================================== */
 
-static void *m_sel_chan(void *arg)
+WT_TEST(select_send_and_recv_cases)
 {
     weave_chan *rv = new_chan(sizeof(long), 0), *b = new_chan(sizeof(long), 2);
     struct op r = op_recv(rv), s = op_send(rv, 6);
@@ -1473,7 +1385,6 @@ static void *m_sel_chan(void *arg)
     weave_task *t;
     long out = 5, in = SENTINEL;
 
-    (void)arg;
     /* Ready at the call: a SEND to a waiting receiver... */
     t = start(&r);
     k = send_case(rv, &out);
@@ -1536,16 +1447,9 @@ static void *m_sel_chan(void *arg)
     ck_assert_int_eq(weave_chan_free(rv), 0);
     ck_assert_int_eq(weave_chan_free(b), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
 
-START_TEST(select_send_and_recv_cases)
-{
-    WT_RUN(m_sel_chan, NULL);
-}
-END_TEST
-
-static void *m_sel_fd(void *arg)
+WT_TEST(select_fd_cases)
 {
     int p[2], sv[2];
     weave_select_case k;
@@ -1554,7 +1458,6 @@ static void *m_sel_fd(void *arg)
     int64_t written;
     char ch;
 
-    (void)arg;
     wt_make_pipe(p, O_NONBLOCK);
     wt_make_socketpair(sv, SOCK_STREAM);
     /* Ready at the call; events says what was seen. */
@@ -1622,14 +1525,7 @@ static void *m_sel_fd(void *arg)
     ck_assert_int_eq(weave_close(sv[0]), 0);
     ck_assert_int_eq(weave_close(sv[1]), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(select_fd_cases)
-{
-    WT_RUN(m_sel_fd, NULL);
-}
-END_TEST
 
 static void *sleep_then(void *arg)
 {
@@ -1637,7 +1533,7 @@ static void *sleep_then(void *arg)
     return wt_ptr(77);
 }
 
-static void *m_sel_task(void *arg)
+WT_TEST(select_task_case)
 {
     weave_chan *c = new_chan(sizeof(long), 0);
     struct op r = op_recv(c);
@@ -1647,7 +1543,6 @@ static void *m_sel_task(void *arg)
     int64_t t0;
     long v = SENTINEL;
 
-    (void)arg;
     /* Completes once the task has ended; the task is still joinable. */
     t = WT_SPAWN(sleep_then, wt_ptr(30));
     t0 = wt_now_ns();
@@ -1692,16 +1587,9 @@ static void *m_sel_task(void *arg)
 
     ck_assert_int_eq(weave_chan_free(c), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
 
-START_TEST(select_task_case)
-{
-    WT_RUN(m_sel_task, NULL);
-}
-END_TEST
-
-static void *m_sel_timeouts(void *arg)
+WT_TEST(select_timeouts)
 {
     weave_chan *c = new_chan(sizeof(long), 0);
     weave_select_case k[2];
@@ -1711,7 +1599,6 @@ static void *m_sel_timeouts(void *arg)
     int p[2];
     int64_t t0;
 
-    (void)arg;
     wt_make_pipe(p, O_NONBLOCK);
     k[0] = recv_case(c, NULL);
     k[1] = fd_case(p[0], WEAVE_IN);
@@ -1756,16 +1643,9 @@ static void *m_sel_timeouts(void *arg)
     ck_assert_int_eq(weave_close(p[0]), 0);
     ck_assert_int_eq(weave_close(p[1]), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
 
-START_TEST(select_timeouts)
-{
-    WT_RUN(m_sel_timeouts, NULL);
-}
-END_TEST
-
-static void *m_sel_closed(void *arg)
+WT_TEST(select_closed_channel_epipe)
 {
     weave_chan *b = new_chan(sizeof(long), 2), *rv = new_chan(sizeof(long), 0);
     weave_chan *open = new_chan(sizeof(long), 0);
@@ -1774,7 +1654,6 @@ static void *m_sel_closed(void *arg)
     weave_task *t;
     long v = SENTINEL, out = 4;
 
-    (void)arg;
     /* Closed with an element: RECV gets it, then completes with EPIPE. */
     send_now(b, 1);
     ck_assert_int_eq(weave_chan_close(b), 0);
@@ -1819,23 +1698,15 @@ static void *m_sel_closed(void *arg)
     ck_assert_int_eq(weave_chan_free(rv), 0);
     ck_assert_int_eq(weave_chan_free(b), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
 
-START_TEST(select_closed_channel_epipe)
-{
-    WT_RUN(m_sel_closed, NULL);
-}
-END_TEST
-
-static void *m_sel_fd_closed(void *arg)
+WT_TEST(select_fd_closed_under_it_ebadf)
 {
     weave_chan *c = new_chan(sizeof(long), 0);
     struct sel sl;
     weave_task *t;
     int p[2];
 
-    (void)arg;
     wt_make_pipe(p, O_NONBLOCK);
     sel_init(&sl, -1);
     sel_add(&sl, recv_case(c, &sl.in[0]));
@@ -1850,16 +1721,9 @@ static void *m_sel_fd_closed(void *arg)
     close(p[1]);
     ck_assert_int_eq(weave_chan_free(c), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
 
-START_TEST(select_fd_closed_under_it_ebadf)
-{
-    WT_RUN(m_sel_fd_closed, NULL);
-}
-END_TEST
-
-static void *m_sel_one(void *arg)
+WT_TEST(select_completes_exactly_one)
 {
     weave_chan *b1 = new_chan(sizeof(long), 1), *b2 = new_chan(sizeof(long), 1);
     weave_chan *r1 = new_chan(sizeof(long), 0), *r2 = new_chan(sizeof(long), 0);
@@ -1870,7 +1734,6 @@ static void *m_sel_one(void *arg)
     int p[2], q[2];
     int r;
 
-    (void)arg;
     /* Both ready at the call: exactly one completes. */
     send_now(b1, 1);
     send_now(b2, 2);
@@ -1934,25 +1797,17 @@ static void *m_sel_one(void *arg)
     ck_assert_int_eq(weave_chan_free(r1), 0);
     ck_assert_int_eq(weave_chan_free(r2), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(select_completes_exactly_one)
-{
-    WT_RUN(m_sel_one, NULL);
-}
-END_TEST
 
 #define FAIR_ROUNDS 10000
 
-static void *m_sel_fair(void *arg)
+WT_TEST(select_fair_between_ready_cases)
 {
     weave_chan *c[2] = {new_chan(sizeof(long), 1), new_chan(sizeof(long), 1)};
     long v[2];
     weave_select_case k[2];
     long wins[2] = {0, 0};
 
-    (void)arg;
     send_now(c[0], 0);
     send_now(c[1], 1);
     for (int i = 0; i < FAIR_ROUNDS; i++) {
@@ -1977,14 +1832,7 @@ static void *m_sel_fair(void *arg)
     ck_assert_int_eq(weave_chan_free(c[0]), 0);
     ck_assert_int_eq(weave_chan_free(c[1]), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(select_fair_between_ready_cases)
-{
-    WT_RUN(m_sel_fair, NULL);
-}
-END_TEST
 
 /* A select on a RECV (rendezvous), a SEND (rendezvous), a RECV (buffered)
  * and an fd gives up; afterwards each channel behaves as if it had never
@@ -2055,23 +1903,15 @@ static void sel_gives_up(enum give_up how)
     ck_assert_int_eq(weave_close(p[1]), 0);
 }
 
-static void *m_sel_gives_up(void *arg)
+WT_TEST(select_that_gave_up_leaves_no_trace)
 {
-    (void)arg;
     sel_gives_up(BY_CANCEL);
     sel_gives_up(BY_TIMEOUT);
     sel_gives_up(BY_SCOPE);
     WT_ASSERT_IDLE();
-    return NULL;
 }
 
-START_TEST(select_that_gave_up_leaves_no_trace)
-{
-    WT_RUN(m_sel_gives_up, NULL);
-}
-END_TEST
-
-static void *m_sel_errors(void *arg)
+WT_TEST(select_errors)
 {
     weave_chan *c = new_chan(sizeof(long), 1), *sig = new_chan(0, 1);
     weave_select_case k[2];
@@ -2079,7 +1919,6 @@ static void *m_sel_errors(void *arg)
     int p[2], closed_fd;
     long v = 3;
 
-    (void)arg;
     send_now(c, 42);
     wt_make_pipe(p, O_NONBLOCK);
     closed_fd = p[0];
@@ -2132,14 +1971,7 @@ static void *m_sel_errors(void *arg)
     ck_assert_int_eq(weave_chan_free(sig), 0);
     close(p[1]);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(select_errors)
-{
-    WT_RUN(m_sel_errors, NULL);
-}
-END_TEST
 
 #define MANY 40
 
@@ -2154,7 +1986,7 @@ static void *send_later(void *arg)
     return NULL;
 }
 
-static void *m_sel_many(void *arg)
+WT_TEST(select_more_than_16_cases)
 {
     static weave_select_case k[MANY];
     static long in[MANY];
@@ -2163,7 +1995,6 @@ static void *m_sel_many(void *arg)
     weave_task *t;
     int64_t t0;
 
-    (void)arg;
     for (int i = 0; i < MANY; i++)
         many[i] = new_chan(sizeof(long), 1);
     /* Waiting on 40 cases: the one that becomes ready completes. */
@@ -2204,14 +2035,7 @@ static void *m_sel_many(void *arg)
     for (int i = 0; i < MANY; i++)
         ck_assert_int_eq(weave_chan_free(many[i]), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(select_more_than_16_cases)
-{
-    WT_RUN(m_sel_many, NULL);
-}
-END_TEST
 
 /* ======================================================================== */
 /*  Stress: exactly-once delivery under cancellation                        */

@@ -511,13 +511,12 @@ END_TEST
 
 /* ---- the rules of scopes themselves ------------------------------------- */
 
-static void *m_own_timeout(void *arg)
+WT_TEST(own_timeout_and_scope)
 {
     weave_deadline d;
     int p[2];
     int64_t t0;
 
-    (void)arg;
     wt_make_pipe(p, O_NONBLOCK);
     /* A sleep that ends before the deadline succeeds; one that would end
      * after it fails at the deadline. */
@@ -546,23 +545,15 @@ static void *m_own_timeout(void *arg)
     ck_assert_int_eq(weave_close(p[0]), 0);
     ck_assert_int_eq(weave_close(p[1]), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(own_timeout_and_scope)
-{
-    WT_RUN(m_own_timeout, NULL);
-}
-END_TEST
 
 /* weave_tcp_connect's own timeout and a scope around it: the earlier wins. */
-static void *m_connect_timeout(void *arg)
+WT_TEST(tcp_connect_timeout_and_scope)
 {
     struct env e;
     weave_deadline d;
     int64_t t0;
 
-    (void)arg;
     full_listen_setup(&e);
     weave_deadline_begin(&d, 1000);
     t0 = wt_now_ns();
@@ -577,14 +568,7 @@ static void *m_connect_timeout(void *arg)
     ck_assert_int_eq(weave_deadline_end(&d), 1);
     full_listen_teardown(&e);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(tcp_connect_timeout_and_scope)
-{
-    WT_RUN(m_connect_timeout, NULL);
-}
-END_TEST
 
 static void *m_misuse(void *arg)
 {
@@ -648,12 +632,11 @@ static void *end_other(void *arg)
     return NULL;
 }
 
-static void *m_per_task(void *arg)
+WT_TEST(scopes_belong_to_their_task)
 {
     weave_task *t = WT_SPAWN(end_other, NULL);
     weave_shield sh;
 
-    (void)arg;
     weave_deadline_begin(&shared_scope, 0);
     WT_FAILS(weave_yield(), ETIMEDOUT); /* it yields first: end_other runs */
     weave_shield_begin(&sh);            /* the expired scope does not apply here */
@@ -662,14 +645,7 @@ static void *m_per_task(void *arg)
     WT_FAILS(weave_sleep(1), ETIMEDOUT);
     ck_assert_int_eq(weave_deadline_end(&shared_scope), 1);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(scopes_belong_to_their_task)
-{
-    WT_RUN(m_per_task, NULL);
-}
-END_TEST
 
 /* Inside a shield a cancelled task's calls complete normally. */
 static void *shielded_reader(void *arg)
@@ -687,12 +663,11 @@ static void *shielded_reader(void *arg)
     return NULL;
 }
 
-static void *m_shield_completes(void *arg)
+WT_TEST(shield_lets_calls_complete)
 {
     int p[2];
     weave_task *t;
 
-    (void)arg;
     wt_make_pipe(p, O_NONBLOCK);
     t = WT_SPAWN(shielded_reader, wt_ptr(p[0]));
     ck_assert_int_eq(weave_sleep(5), 0);
@@ -704,14 +679,7 @@ static void *m_shield_completes(void *arg)
     ck_assert_int_eq(weave_close(p[0]), 0);
     ck_assert_int_eq(weave_close(p[1]), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(shield_lets_calls_complete)
-{
-    WT_RUN(m_shield_completes, NULL);
-}
-END_TEST
 
 /* ---- wake reasons ------------------------------------------------------- */
 
@@ -744,14 +712,13 @@ static void spin_until(int64_t t_ns)
 }
 
 /* A timeout and an event in the same loop turn: one wake, one reason. */
-static void *m_timeout_and_event(void *arg)
+WT_TEST(timeout_and_event_one_wake)
 {
     int p[2];
     struct raced w;
     weave_task *t;
     int64_t t0;
 
-    (void)arg;
     wt_make_pipe(p, O_NONBLOCK);
     w.fd = p[0];
     t = WT_SPAWN(raced_waiter, &w);
@@ -768,23 +735,15 @@ static void *m_timeout_and_event(void *arg)
     ck_assert_int_eq(weave_close(p[0]), 0);
     ck_assert_int_eq(weave_close(p[1]), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(timeout_and_event_one_wake)
-{
-    WT_RUN(m_timeout_and_event, NULL);
-}
-END_TEST
 
 /* A cancel and an event in the same turn: the cancel came first. */
-static void *m_cancel_and_event(void *arg)
+WT_TEST(cancel_and_event_one_wake)
 {
     int p[2];
     struct raced w;
     weave_task *t;
 
-    (void)arg;
     wt_make_pipe(p, O_NONBLOCK);
     w.fd = p[0];
     t = WT_SPAWN(raced_waiter, &w);
@@ -797,14 +756,7 @@ static void *m_cancel_and_event(void *arg)
     ck_assert_int_eq(weave_close(p[0]), 0);
     ck_assert_int_eq(weave_close(p[1]), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(cancel_and_event_one_wake)
-{
-    WT_RUN(m_cancel_and_event, NULL);
-}
-END_TEST
 
 /* An event and then a cancel in the same turn: the event came first, so
  * the call succeeds; the cancellation applies from the next call on. */
@@ -832,12 +784,11 @@ static void *yield_then_return(void *arg)
     return arg;
 }
 
-static void *m_event_then_cancel(void *arg)
+WT_TEST(event_then_cancel_keeps_the_event)
 {
     struct joiner j = {NULL, -2, NULL, 0};
     weave_task *t;
 
-    (void)arg;
     j.target = WT_SPAWN(yield_then_return, wt_ptr(7));
     t = WT_SPAWN(joiner_task, &j);
     /* Runs target (which yields), the joiner (which waits), target again
@@ -850,14 +801,7 @@ static void *m_event_then_cancel(void *arg)
     ck_assert_ptr_eq(j.result, wt_ptr(7));
     ck_assert_int_eq(j.after_err, ECANCELED);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(event_then_cancel_keeps_the_event)
-{
-    WT_RUN(m_event_then_cancel, NULL);
-}
-END_TEST
 
 /* A deadline scope and an event in the same turn: the timer fired first. */
 static void *scoped_reader(void *arg)
@@ -878,7 +822,7 @@ static void *scoped_reader(void *arg)
     return NULL;
 }
 
-static void *m_deadline_and_event(void *arg)
+WT_TEST(deadline_and_event_one_wake)
 {
     int p[2];
     struct raced w;
@@ -886,7 +830,6 @@ static void *m_deadline_and_event(void *arg)
     int64_t t0;
     char c;
 
-    (void)arg;
     wt_make_pipe(p, O_NONBLOCK);
     w.fd = p[0];
     t = WT_SPAWN(scoped_reader, &w);
@@ -903,14 +846,7 @@ static void *m_deadline_and_event(void *arg)
     ck_assert_int_eq(weave_close(p[0]), 0);
     ck_assert_int_eq(weave_close(p[1]), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(deadline_and_event_one_wake)
-{
-    WT_RUN(m_deadline_and_event, NULL);
-}
-END_TEST
 
 static void tmpbase_make(void)
 {

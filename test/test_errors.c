@@ -100,19 +100,11 @@ START_TEST(get_stats_null_einval)
 }
 END_TEST
 
-static void *m_stats_null(void *arg)
+WT_TEST(get_stats_null_in_task_einval)
 {
-    (void)arg;
     WT_FAILS(weave_get_stats(NULL), EINVAL);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(get_stats_null_in_task_einval)
-{
-    WT_RUN(m_stats_null, NULL);
-}
-END_TEST
 
 /* ---- weave_run's own arguments --------------------------------------------- */
 
@@ -149,23 +141,15 @@ START_TEST(run_bad_arguments_einval)
 }
 END_TEST
 
-static void *m_nested(void *arg)
+WT_TEST(nested_run_ebusy)
 {
     weave_run_opts o = {0};
 
-    (void)arg;
     WT_FAILS(weave_run(wt_nothing, NULL, NULL), EBUSY);
     WT_FAILS(weave_run_with(&o, wt_nothing, NULL, NULL), EBUSY);
     WT_JOIN(WT_SPAWN(wt_nothing, NULL));
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(nested_run_ebusy)
-{
-    WT_RUN(m_nested, NULL);
-}
-END_TEST
 
 static int lowest_free_fd(void)
 {
@@ -209,7 +193,7 @@ END_TEST
 
 /* ---- arguments inside a task ------------------------------------------------ */
 
-static void *m_bad_args(void *arg)
+WT_TEST(bad_arguments_in_task)
 {
     static const size_t bad_stack[] = {1, WEAVE_STACK_MIN - 1, WEAVE_STACK_MAX + 1, SIZE_MAX};
     static const int64_t bad_time[] = {-2, -1000, INT64_MIN};
@@ -217,7 +201,6 @@ static void *m_bad_args(void *arg)
     weave_stats before, after;
     int p[2];
 
-    (void)arg;
     ck_assert_int_eq(weave_get_stats(&before), 0);
     WT_FAILS_NULL(weave_spawn(NULL, NULL), EINVAL);
     WT_FAILS_NULL(weave_spawn_with(NULL, NULL, NULL), EINVAL);
@@ -247,22 +230,14 @@ static void *m_bad_args(void *arg)
     ck_assert_int_eq((int)wt_int(WT_JOIN(WT_SPAWN(wt_nothing, wt_ptr(12)))), 12);
     ck_assert_int_eq(weave_sleep(1), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(bad_arguments_in_task)
-{
-    WT_RUN(m_bad_args, NULL);
-}
-END_TEST
 
 /* ---- handles ---------------------------------------------------------------- */
 
-static void *m_garbage(void *arg)
+WT_TEST(garbage_handles_esrch)
 {
     weave_task *self = weave_self(), *t;
 
-    (void)arg;
     for (size_t i = 0; i < sizeof(garbage) / sizeof(garbage[0]); i++)
         handle_fails(garbage[i], ESRCH);
     /* A valid handle, altered: never confused with a live task. */
@@ -273,14 +248,7 @@ static void *m_garbage(void *arg)
     WT_JOIN(t);
     ck_assert_uint_eq(weave_task_id(self), 1);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(garbage_handles_esrch)
-{
-    WT_RUN(m_garbage, NULL);
-}
-END_TEST
 
 static weave_task *old_main, *old_task;
 

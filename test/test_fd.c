@@ -67,11 +67,10 @@ static struct waiter waiter_for(int fd, int events, int64_t timeout)
 
 /* ---- readiness ---------------------------------------------------------- */
 
-static void *m_ready_at_once(void *arg)
+WT_TEST(ready_fds_return_at_once)
 {
     int p[2], sv[2];
 
-    (void)arg;
     wt_make_pipe(p, O_NONBLOCK);
     put_byte(p[1]);
     ck_assert_int_eq(weave_wait_fd(p[0], WEAVE_IN, -1), WEAVE_IN);
@@ -89,14 +88,7 @@ static void *m_ready_at_once(void *arg)
         close(sv[i]);
     }
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(ready_fds_return_at_once)
-{
-    WT_RUN(m_ready_at_once, NULL);
-}
-END_TEST
 
 static void *m_reader_wakes(void *arg)
 {
@@ -193,14 +185,13 @@ END_TEST
 
 /* ---- timeouts ----------------------------------------------------------- */
 
-static void *m_timeouts(void *arg)
+WT_TEST(timeouts_never_early)
 {
     int p[2], sv[2], full[2];
     struct {
         int fd, events;
     } cases[4];
 
-    (void)arg;
     wt_make_pipe(p, O_NONBLOCK);
     wt_make_socketpair(sv, SOCK_STREAM);
     wt_make_pipe(full, O_NONBLOCK);
@@ -224,21 +215,13 @@ static void *m_timeouts(void *arg)
         ck_assert_int_eq(weave_close(full[i]), 0);
     }
     WT_ASSERT_IDLE();
-    return NULL;
 }
 
-START_TEST(timeouts_never_early)
-{
-    WT_RUN(m_timeouts, NULL);
-}
-END_TEST
-
-static void *m_huge_timeout(void *arg)
+WT_TEST(huge_timeout_does_not_expire)
 {
     static const int64_t huge[] = {INT64_MAX, INT64_MAX / 1000000 + 1, (int64_t)1000000000000};
     int p[2];
 
-    (void)arg;
     wt_make_pipe(p, O_NONBLOCK);
     for (size_t i = 0; i < sizeof(huge) / sizeof(huge[0]); i++) {
         struct waiter w = waiter_for(p[0], WEAVE_IN, huge[i]);
@@ -253,25 +236,17 @@ static void *m_huge_timeout(void *arg)
     ck_assert_int_eq(weave_close(p[0]), 0);
     close(p[1]);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(huge_timeout_does_not_expire)
-{
-    WT_RUN(m_huge_timeout, NULL);
-}
-END_TEST
 
 /* ---- a reader and a writer on one fd ------------------------------------ */
 
-static void *m_reader_and_writer(void *arg)
+WT_TEST(reader_and_writer_on_one_fd)
 {
     int sv[2];
     struct waiter r, w;
     weave_task *tr, *tw;
     weave_stats st;
 
-    (void)arg;
     wt_make_socketpair(sv, SOCK_STREAM);
     wt_fill(sv[0]); /* sv[0] cannot write, and has nothing to read */
     r = waiter_for(sv[0], WEAVE_IN, 5000);
@@ -299,26 +274,18 @@ static void *m_reader_and_writer(void *arg)
     for (int i = 0; i < 2; i++)
         ck_assert_int_eq(weave_close(sv[i]), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(reader_and_writer_on_one_fd)
-{
-    WT_RUN(m_reader_and_writer, NULL);
-}
-END_TEST
 
 /* Several tasks waiting on one fd in one direction are served in the order
  * they came; one that gives up (cancelled, timed out) leaves the others
  * where they were; weave_close wakes them all. */
-static void *m_fifo(void *arg)
+WT_TEST(waiters_in_one_direction_fifo)
 {
     int p[2];
     struct waiter w[5];
     weave_task *t[5];
     int64_t t0;
 
-    (void)arg;
     returned_so_far = 0;
     wt_make_pipe(p, O_NONBLOCK);
     for (int i = 0; i < 5; i++) {
@@ -366,14 +333,7 @@ static void *m_fifo(void *arg)
     }
     close(p[1]);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(waiters_in_one_direction_fifo)
-{
-    WT_RUN(m_fifo, NULL);
-}
-END_TEST
 
 /* ---- hang-up and errors -------------------------------------------------- */
 
@@ -415,12 +375,11 @@ START_TEST(peer_hangup_wakes_reader)
 }
 END_TEST
 
-static void *m_hup_before(void *arg)
+WT_TEST(hangup_before_the_wait)
 {
     int p[2], sv[2];
     int r;
 
-    (void)arg;
     wt_make_pipe(p, O_NONBLOCK);
     wt_make_socketpair(sv, SOCK_STREAM);
     close(p[1]);
@@ -432,22 +391,14 @@ static void *m_hup_before(void *arg)
     close(p[0]);
     close(sv[0]);
     WT_ASSERT_IDLE();
-    return NULL;
 }
 
-START_TEST(hangup_before_the_wait)
-{
-    WT_RUN(m_hup_before, NULL);
-}
-END_TEST
-
-static void *m_reader_gone(void *arg)
+WT_TEST(reader_gone_wakes_writer)
 {
     int p[2];
     struct waiter w;
     weave_task *t;
 
-    (void)arg;
     wt_make_pipe(p, O_NONBLOCK);
     wt_fill(p[1]);
     w = waiter_for(p[1], WEAVE_OUT, 5000);
@@ -462,25 +413,17 @@ static void *m_reader_gone(void *arg)
                   w.result);
     ck_assert_int_eq(weave_close(p[1]), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(reader_gone_wakes_writer)
-{
-    WT_RUN(m_reader_gone, NULL);
-}
-END_TEST
 
 /* ---- cancellation, forget, close ------------------------------------------ */
 
-static void *m_cancel_waiter(void *arg)
+WT_TEST(cancel_fd_waiter)
 {
     int p[2];
     struct waiter w;
     weave_task *t;
     int64_t t0;
 
-    (void)arg;
     wt_make_pipe(p, O_NONBLOCK);
     w = waiter_for(p[0], WEAVE_IN, -1);
     t = WT_SPAWN(wait_task, &w);
@@ -503,23 +446,15 @@ static void *m_cancel_waiter(void *arg)
     ck_assert_int_eq(weave_close(p[0]), 0);
     close(p[1]);
     WT_ASSERT_IDLE();
-    return NULL;
 }
 
-START_TEST(cancel_fd_waiter)
-{
-    WT_RUN(m_cancel_waiter, NULL);
-}
-END_TEST
-
-static void *m_close_wakes(void *arg)
+WT_TEST(close_wakes_waiters_with_ebadf)
 {
     int sv[2];
     struct waiter r, w;
     weave_task *tr, *tw;
     int64_t t0;
 
-    (void)arg;
     wt_make_socketpair(sv, SOCK_STREAM);
     wt_fill(sv[0]);
     r = waiter_for(sv[0], WEAVE_IN, -1);
@@ -541,22 +476,14 @@ static void *m_close_wakes(void *arg)
     ck_assert_uint_eq(wt_stats().fds_registered, 0);
     close(sv[1]);
     WT_ASSERT_IDLE();
-    return NULL;
 }
 
-START_TEST(close_wakes_waiters_with_ebadf)
-{
-    WT_RUN(m_close_wakes, NULL);
-}
-END_TEST
-
-static void *m_forget_wakes(void *arg)
+WT_TEST(forget_wakes_waiter_and_keeps_fd)
 {
     int p[2];
     struct waiter w;
     weave_task *t;
 
-    (void)arg;
     wt_make_pipe(p, O_NONBLOCK);
     w = waiter_for(p[0], WEAVE_IN, -1);
     t = WT_SPAWN(wait_task, &w);
@@ -583,25 +510,17 @@ static void *m_forget_wakes(void *arg)
     ck_assert_int_eq(close(p[1]), 0);
     WT_FAILS(weave_fd_forget(-1), EBADF);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(forget_wakes_waiter_and_keeps_fd)
-{
-    WT_RUN(m_forget_wakes, NULL);
-}
-END_TEST
 
 /* After weave_close, the same fd number for a new file is a new fd to
  * weave: the new file is registered, and nothing of the old one leaks in. */
-static void *m_number_reuse(void *arg)
+WT_TEST(fd_number_reused_after_close)
 {
     int a[2], b[2];
     struct waiter w;
     weave_task *t;
     int old;
 
-    (void)arg;
     wt_make_pipe(a, O_NONBLOCK);
     old = a[0];
     WT_FAILS(weave_wait_fd(a[0], WEAVE_IN, 5), ETIMEDOUT); /* registered */
@@ -621,24 +540,16 @@ static void *m_number_reuse(void *arg)
     close(b[1]);
     close(a[1]);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(fd_number_reused_after_close)
-{
-    WT_RUN(m_number_reuse, NULL);
-}
-END_TEST
 
 /* A waiter parked on a low fd while another task's wait on a high fd grows
  * weave's fd table under it. */
-static void *m_table_growth(void *arg)
+WT_TEST(fd_table_grows_under_a_waiter)
 {
     int p[2], q[2], high;
     struct waiter lo, hi;
     weave_task *tl, *th;
 
-    (void)arg;
     wt_make_pipe(p, O_NONBLOCK);
     wt_make_pipe(q, O_NONBLOCK);
     high = fcntl(q[0], F_DUPFD_CLOEXEC, 3000);
@@ -662,20 +573,12 @@ static void *m_table_growth(void *arg)
     close(q[0]);
     close(q[1]);
     WT_ASSERT_IDLE();
-    return NULL;
 }
 
-START_TEST(fd_table_grows_under_a_waiter)
-{
-    WT_RUN(m_table_growth, NULL);
-}
-END_TEST
-
-static void *m_blocking_mode(void *arg)
+WT_TEST(blocking_mode_left_alone)
 {
     int p[2], q[2];
 
-    (void)arg;
     wt_make_pipe(p, 0);
     wt_make_pipe(q, O_NONBLOCK);
     WT_FAILS(weave_wait_fd(p[0], WEAVE_IN, 5), ETIMEDOUT);
@@ -690,22 +593,14 @@ static void *m_blocking_mode(void *arg)
         ck_assert_int_eq(weave_close(q[i]), 0);
     }
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(blocking_mode_left_alone)
-{
-    WT_RUN(m_blocking_mode, NULL);
-}
-END_TEST
 
 /* ---- bad input --------------------------------------------------------------- */
 
-static void *m_bad_fds(void *arg)
+WT_TEST(bad_fds_ebadf)
 {
     int p[2], closed;
 
-    (void)arg;
     WT_FAILS(weave_wait_fd(-1, WEAVE_IN, 0), EBADF);
     WT_FAILS(weave_wait_fd(-1, WEAVE_IN, -1), EBADF);
     WT_FAILS(weave_wait_fd(-100, WEAVE_OUT, 10), EBADF);
@@ -726,21 +621,13 @@ static void *m_bad_fds(void *arg)
     WT_FAILS(weave_wait_fd(closed, WEAVE_IN, -1), EBADF);
     close(p[1]);
     WT_ASSERT_IDLE();
-    return NULL;
 }
 
-START_TEST(bad_fds_ebadf)
-{
-    WT_RUN(m_bad_fds, NULL);
-}
-END_TEST
-
-static void *m_bad_events(void *arg)
+WT_TEST(bad_events_and_timeouts_einval)
 {
     static const int bad[] = {0, 2, 0x20, 0x100, 0x10000, -1, WEAVE_IN | 0x2, WEAVE_OUT | 0x400};
     int p[2];
 
-    (void)arg;
     wt_make_pipe(p, O_NONBLOCK);
     put_byte(p[1]); /* readable: an accepted call would return at once */
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -754,21 +641,13 @@ static void *m_bad_events(void *arg)
     close(p[0]);
     close(p[1]);
     WT_ASSERT_IDLE();
-    return NULL;
 }
 
-START_TEST(bad_events_and_timeouts_einval)
-{
-    WT_RUN(m_bad_events, NULL);
-}
-END_TEST
-
-static void *m_regular(void *arg)
+WT_TEST(regular_files_always_ready)
 {
     FILE *f = tmpfile();
     int fd, dir, null;
 
-    (void)arg;
     ck_assert_ptr_nonnull(f);
     fd = fileno(f);
     /* Regular files and directories are always ready, as with poll(2),
@@ -788,14 +667,7 @@ static void *m_regular(void *arg)
     ck_assert_int_eq(weave_close(null), 0);
     ck_assert_uint_eq(wt_stats().fds_registered, 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(regular_files_always_ready)
-{
-    WT_RUN(m_regular, NULL);
-}
-END_TEST
 
 /* ---- readiness from another thread while tasks sleep ---------------------- */
 
@@ -867,14 +739,13 @@ START_TEST(fd_ready_while_scheduler_waits_for_timer)
 }
 END_TEST
 
-static void *m_event_no_waiter(void *arg)
+WT_TEST(fd_event_without_waiter_does_not_end_sleep)
 {
     int p[2];
     pthread_t th;
     struct later l;
     int64_t t0;
 
-    (void)arg;
     wt_make_pipe(p, O_NONBLOCK);
     /* Registered with the poller, then nobody waits on it. */
     WT_FAILS(weave_wait_fd(p[0], WEAVE_IN, 1), ETIMEDOUT);
@@ -891,23 +762,15 @@ static void *m_event_no_waiter(void *arg)
     ck_assert_int_eq(weave_close(p[0]), 0);
     close(p[1]);
     WT_ASSERT_IDLE();
-    return NULL;
 }
 
-START_TEST(fd_event_without_waiter_does_not_end_sleep)
-{
-    WT_RUN(m_event_no_waiter, NULL);
-}
-END_TEST
-
-static void *m_only_fd_waiter(void *arg)
+WT_TEST(only_task_waits_on_fd_from_thread)
 {
     int p[2];
     pthread_t th;
     struct later l;
     int64_t t0;
 
-    (void)arg;
     wt_make_pipe(p, O_NONBLOCK);
     l.fd = p[1];
     l.delay_ms = 30;
@@ -922,14 +785,7 @@ static void *m_only_fd_waiter(void *arg)
     ck_assert_int_eq(weave_close(p[0]), 0);
     close(p[1]);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(only_task_waits_on_fd_from_thread)
-{
-    WT_RUN(m_only_fd_waiter, NULL);
-}
-END_TEST
 
 /* ---- fairness between fd wake-ups and yielding tasks ---------------------- */
 
@@ -1003,11 +859,10 @@ static void flood_stop(void)
     }
 }
 
-static void *m_flood_vs_yield(void *arg)
+WT_TEST(fd_flood_does_not_starve_yielder)
 {
     long max_between = 0, before = 0;
 
-    (void)arg;
     flood_start();
     for (int n = 0; n < 2000; n++) {
         before = fd_wakes;
@@ -1022,14 +877,7 @@ static void *m_flood_vs_yield(void *arg)
     ck_assert_int_le(max_between, 2 * K);
     flood_stop();
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(fd_flood_does_not_starve_yielder)
-{
-    WT_RUN(m_flood_vs_yield, NULL);
-}
-END_TEST
 
 static int spinners_stop;
 
@@ -1044,13 +892,12 @@ static void *spinner(void *arg)
     return NULL;
 }
 
-static void *m_yield_vs_flood(void *arg)
+WT_TEST(yield_loop_does_not_starve_fds)
 {
     weave_task *sp[3];
     long yields[3] = {0, 0, 0};
     int done = 0;
 
-    (void)arg;
     spinners_stop = 0;
     for (int i = 0; i < 3; i++)
         sp[i] = WT_SPAWN(spinner, &yields[i]);
@@ -1072,22 +919,14 @@ static void *m_yield_vs_flood(void *arg)
         WT_JOIN(sp[i]);
     flood_stop();
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(yield_loop_does_not_starve_fds)
-{
-    WT_RUN(m_yield_vs_flood, NULL);
-}
-END_TEST
 
 /* Many waiters woken together, from one write each. */
-static void *m_many_waiters(void *arg)
+WT_TEST(many_waiters_all_wake)
 {
     static struct waiter w[K];
     static weave_task *t[K];
 
-    (void)arg;
     for (int i = 0; i < K; i++) {
         wt_make_socketpair(pairs[i], SOCK_STREAM);
         w[i] = waiter_for(pairs[i][0], WEAVE_IN, 10000);
@@ -1108,14 +947,7 @@ static void *m_many_waiters(void *arg)
     }
     ck_assert_uint_eq(wt_stats().fds_registered, 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(many_waiters_all_wake)
-{
-    WT_RUN(m_many_waiters, NULL);
-}
-END_TEST
 
 static Suite *fd_suite(void)
 {

@@ -154,7 +154,7 @@ static void *waiter_task(void *arg)
     return NULL;
 }
 
-static void *m_wait_results_in_order(void *arg)
+WT_TEST(wait_results_in_order)
 {
     weave_group *g = new_group();
     weave_event ev[NWAIT];
@@ -163,7 +163,6 @@ static void *m_wait_results_in_order(void *arg)
     weave_task *wt;
     void *r;
 
-    (void)arg;
     ended_so_far = 0;
     ck_assert_uint_eq(weave_group_size(g), 0);
     ck_assert_int_eq(weave_group_wait(g, -1), 0);
@@ -200,14 +199,7 @@ static void *m_wait_results_in_order(void *arg)
     ck_assert_uint_eq(weave_group_size(g), NWAIT);
     ck_assert_int_eq(weave_group_free(g), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(wait_results_in_order)
-{
-    WT_RUN(m_wait_results_in_order, NULL);
-}
-END_TEST
 
 /*
  * Several tasks may wait at once, and a member spawned while they wait (by
@@ -227,7 +219,7 @@ static void *spawner_task(void *arg)
     return wt_ptr(1);
 }
 
-static void *m_several_waiters(void *arg)
+WT_TEST(several_waiters)
 {
     weave_group *g = new_group();
     struct mem child = mem_of(30, 5);
@@ -235,7 +227,6 @@ static void *m_several_waiters(void *arg)
     struct waiter w[2] = {{g, -1, -42, 0, 0, 0}, {g, 5000, -42, 0, 0, 0}};
     weave_task *wt[2];
 
-    (void)arg;
     ck_assert_ptr_nonnull(weave_group_spawn(g, spawner_task, &sp));
     wt[0] = WT_SPAWN(waiter_task, &w[0]);
     wt[1] = WT_SPAWN(waiter_task, &w[1]);
@@ -252,14 +243,7 @@ static void *m_several_waiters(void *arg)
     assert_result(g, 1, 5);
     ck_assert_int_eq(weave_group_free(g), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(several_waiters)
-{
-    WT_RUN(m_several_waiters, NULL);
-}
-END_TEST
 
 /* ---- errors and cancellation ---------------------------------------------------- */
 
@@ -268,7 +252,7 @@ END_TEST
  * others, whatever they block in; wait returns -1 with that errno. Later
  * fails (and a cancel) do not override it; err <= 0 is EINVAL.
  */
-static void *m_fail_fast(void *arg)
+WT_TEST(fail_fast)
 {
     weave_group *g = new_group();
     weave_event never;
@@ -276,7 +260,6 @@ static void *m_fail_fast(void *arg)
     struct mem e = mem_of(0, 4), f = mem_of(20, 9);
     int64_t t0;
 
-    (void)arg;
     ck_assert_int_eq(weave_event_init(&never), 0);
     e.event = &never;
     f.fail = g;
@@ -313,21 +296,14 @@ static void *m_fail_fast(void *arg)
     ck_assert_int_eq(weave_group_free(g), 0);
     ck_assert_int_eq(weave_event_destroy(&never), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(fail_fast)
-{
-    WT_RUN(m_fail_fast, NULL);
-}
-END_TEST
 
 /*
  * A wait whose timeout (or deadline scope) passes first returns ETIMEDOUT
  * no sooner than it, and the members run on undisturbed: a later wait
  * succeeds. A timeout of 0 only looks.
  */
-static void *m_wait_timeout(void *arg)
+WT_TEST(wait_timeout)
 {
     weave_group *g = new_group();
     weave_event go;
@@ -336,7 +312,6 @@ static void *m_wait_timeout(void *arg)
     weave_deadline d;
     int64_t t0;
 
-    (void)arg;
     ck_assert_int_eq(weave_event_init(&go), 0);
     for (int i = 0; i < 3; i++) {
         m[i] = mem_of(0, i);
@@ -367,20 +342,13 @@ static void *m_wait_timeout(void *arg)
     ck_assert_int_eq(weave_group_free(g), 0);
     ck_assert_int_eq(weave_event_destroy(&go), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(wait_timeout)
-{
-    WT_RUN(m_wait_timeout, NULL);
-}
-END_TEST
 
 /*
  * Cancelling the task in weave_group_wait: the wait returns ECANCELED at
  * once and the members are cancelled too; the group's error is ECANCELED.
  */
-static void *m_waiter_cancelled(void *arg)
+WT_TEST(waiter_cancelled)
 {
     weave_group *g = new_group();
     struct mem m[3];
@@ -388,7 +356,6 @@ static void *m_waiter_cancelled(void *arg)
     weave_task *wt;
     int64_t t_cancel;
 
-    (void)arg;
     for (int i = 0; i < 3; i++) {
         m[i] = mem_of(-1, i);
         spawn_mem(g, &m[i]);
@@ -409,26 +376,18 @@ static void *m_waiter_cancelled(void *arg)
     }
     ck_assert_int_eq(weave_group_free(g), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(waiter_cancelled)
-{
-    WT_RUN(m_waiter_cancelled, NULL);
-}
-END_TEST
 
 /*
  * weave_group_cancel cancels the members still running (one that ended
  * keeps its result) and makes the group's error ECANCELED, also for a
  * group whose members have all ended or that has none.
  */
-static void *m_group_cancel(void *arg)
+WT_TEST(group_cancel)
 {
     weave_group *g = new_group(), *empty = new_group();
     struct mem a = mem_of(0, 1), b = mem_of(-1, 2), c = mem_of(-1, 3);
 
-    (void)arg;
     spawn_mem(g, &a);
     spawn_mem(g, &b);
     spawn_mem(g, &c);
@@ -451,26 +410,18 @@ static void *m_group_cancel(void *arg)
     WT_FAILS(weave_group_wait(empty, -1), ECANCELED);
     ck_assert_int_eq(weave_group_free(empty), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(group_cancel)
-{
-    WT_RUN(m_group_cancel, NULL);
-}
-END_TEST
 
 /*
  * A member spawned into a group that failed or was cancelled starts
  * cancelled: its first blocking call fails with ECANCELED.
  */
-static void *m_spawn_after_fail(void *arg)
+WT_TEST(spawn_after_fail_starts_cancelled)
 {
     weave_group *g = new_group(), *c = new_group();
     struct mem late = mem_of(5000, 7), late2 = mem_of(5000, 8), before = mem_of(-1, 6);
     weave_task *h;
 
-    (void)arg;
     spawn_mem(g, &before);
     settle();
     ck_assert_int_eq(weave_group_fail(g, EPIPE), 0);
@@ -491,14 +442,7 @@ static void *m_spawn_after_fail(void *arg)
     assert_cancelled(&late2);
     ck_assert_int_eq(weave_group_free(c), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(spawn_after_fail_starts_cancelled)
-{
-    WT_RUN(m_spawn_after_fail, NULL);
-}
-END_TEST
 
 /* ---- nesting ---------------------------------------------------------------------- */
 
@@ -540,12 +484,11 @@ static void *outer_member(void *arg)
     return wt_ptr(sum);
 }
 
-static void *m_nested(void *arg)
+WT_TEST(nested_groups)
 {
     weave_group *g = new_group();
     struct outer o[NOUTER];
 
-    (void)arg;
     for (int i = 0; i < NOUTER; i++) {
         memset(&o[i], 0, sizeof(o[i]));
         o[i].inner_sleep = i;
@@ -578,14 +521,7 @@ static void *m_nested(void *arg)
     }
     ck_assert_int_eq(weave_group_free(g), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(nested_groups)
-{
-    WT_RUN(m_nested, NULL);
-}
-END_TEST
 
 /* ---- member handles ----------------------------------------------------------------- */
 
@@ -594,7 +530,7 @@ END_TEST
  * on; it cannot be joined or detached (the group owns it), and it goes
  * stale once the member has ended.
  */
-static void *m_member_handles(void *arg)
+WT_TEST(member_handles)
 {
     weave_group *g = new_group();
     struct mem named = mem_of(-1, 1), timed = mem_of(20, 2);
@@ -604,7 +540,6 @@ static void *m_member_handles(void *arg)
     weave_task *h, *h2;
     int64_t t0;
 
-    (void)arg;
     h = weave_group_spawn_with(g, &opts, mem_task, &named);
     ck_assert_ptr_nonnull(h);
     ck_assert_str_eq(weave_task_name(h), "worker-7");
@@ -638,14 +573,7 @@ static void *m_member_handles(void *arg)
     WT_FAILS(weave_select(&sc, 1, 0), ESRCH);
     ck_assert_int_eq(weave_group_free(g), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(member_handles)
-{
-    WT_RUN(m_member_handles, NULL);
-}
-END_TEST
 
 /* ---- gather with a timeout --------------------------------------------------------- */
 
@@ -654,7 +582,7 @@ END_TEST
  * time are kept, the members still running are cancelled by
  * weave_group_free, which returns once they have ended.
  */
-static void *m_gather_with_deadline(void *arg)
+WT_TEST(gather_with_deadline)
 {
     weave_group *g = new_group();
     struct mem m[4] = {mem_of(0, 10), mem_of(-1, 11), mem_of(5, 12), mem_of(-1, 13)};
@@ -663,7 +591,6 @@ static void *m_gather_with_deadline(void *arg)
     void *r;
     int64_t t0;
 
-    (void)arg;
     for (int i = 0; i < 4; i++)
         spawn_mem(g, &m[i]);
     t0 = wt_now_ns();
@@ -680,14 +607,7 @@ static void *m_gather_with_deadline(void *arg)
     assert_cancelled(&m[3]);
     ck_assert_int_eq(m[0].r + m[2].r, 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(gather_with_deadline)
-{
-    WT_RUN(m_gather_with_deadline, NULL);
-}
-END_TEST
 
 /* ---- freeing ------------------------------------------------------------------------ */
 
@@ -726,9 +646,8 @@ static void *freer_task(void *arg)
     return NULL;
 }
 
-static void *m_free_running_members(void *arg)
+WT_TEST(free_running_members)
 {
-    (void)arg;
     for (int how = 0; how < 3; how++) {
         struct mem m[NFREE];
         struct freer f;
@@ -753,14 +672,7 @@ static void *m_free_running_members(void *arg)
             assert_cancelled(&m[i]);
     }
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(free_running_members)
-{
-    WT_RUN(m_free_running_members, NULL);
-}
-END_TEST
 
 /*
  * A member may not wait for, or free, its own group (EDEADLK); free while
@@ -785,14 +697,13 @@ static void *self_member(void *arg)
     return wt_ptr(3);
 }
 
-static void *m_free_refused(void *arg)
+WT_TEST(free_refused)
 {
     weave_group *g = new_group();
     struct self_check sc;
     struct waiter w = {g, -1, -42, 0, 0, 0};
     weave_task *wt;
 
-    (void)arg;
     sc.g = g;
     sc.checked = 0;
     ck_assert_int_eq(weave_event_init(&sc.go), 0);
@@ -812,14 +723,7 @@ static void *m_free_refused(void *arg)
     ck_assert_int_eq(weave_group_free(g), 0);
     ck_assert_int_eq(weave_event_destroy(&sc.go), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(free_refused)
-{
-    WT_RUN(m_free_refused, NULL);
-}
-END_TEST
 
 /*
  * The last member has just ended: the task in weave_group_wait is woken
@@ -839,7 +743,7 @@ static void *last_member(void *arg)
     return NULL;
 }
 
-static void *m_free_while_waiter_wakes(void *arg)
+WT_TEST(free_while_waiter_wakes)
 {
     weave_group *g = new_group();
     struct last l = {0};
@@ -847,7 +751,6 @@ static void *m_free_while_waiter_wakes(void *arg)
     weave_task *wt;
     int r, err;
 
-    (void)arg;
     wt = WT_SPAWN(waiter_task, &w);
     ck_assert_ptr_nonnull(weave_group_spawn(g, last_member, &l));
     while (!l.ending)
@@ -864,24 +767,16 @@ static void *m_free_while_waiter_wakes(void *arg)
     ck_assert_int_eq(w.r, 0);
     ck_assert_int_eq(weave_group_free(g), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(free_while_waiter_wakes)
-{
-    WT_RUN(m_free_while_waiter_wakes, NULL);
-}
-END_TEST
 
 /* ---- misuse ------------------------------------------------------------------------- */
 
-static void *m_misuse(void *arg)
+WT_TEST(misuse_einval)
 {
     weave_group *g = new_group();
     weave_task_opts opts = {.name = "x"};
     void *r;
 
-    (void)arg;
     WT_FAILS_NULL(weave_group_spawn(NULL, wt_nothing, NULL), EINVAL);
     WT_FAILS_NULL(weave_group_spawn_with(NULL, &opts, wt_nothing, NULL), EINVAL);
     WT_FAILS_NULL(weave_group_spawn(g, NULL, NULL), EINVAL);
@@ -904,14 +799,7 @@ static void *m_misuse(void *arg)
     assert_result(g, 0, 4);
     ck_assert_int_eq(weave_group_free(g), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(misuse_einval)
-{
-    WT_RUN(m_misuse, NULL);
-}
-END_TEST
 
 /* With no scheduler on the thread: spawning and waiting are EPERM; a group
  * with no member can still be made and freed. */
@@ -971,14 +859,13 @@ static void *foreign_thread_plain(void *arg)
     return NULL;
 }
 
-static void *m_other_threads(void *arg)
+WT_TEST(other_threads_eperm)
 {
     weave_event go;
     struct mem m = mem_of(0, 5);
     weave_task *h;
     pthread_t th;
 
-    (void)arg;
     ck_assert_int_eq(weave_event_init(&go), 0);
     m.event = &go;
     foreign_g = new_group();
@@ -999,14 +886,7 @@ static void *m_other_threads(void *arg)
     ck_assert_int_eq(weave_group_free(foreign_g), 0);
     ck_assert_int_eq(weave_event_destroy(&go), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(other_threads_eperm)
-{
-    WT_RUN(m_other_threads, NULL);
-}
-END_TEST
 
 /* ---- detached members ------------------------------------------------------------- */
 
@@ -1024,14 +904,13 @@ static void *detached_member(void *arg)
 
 /* Members whose result nobody reads: no index, their records go as they
  * end (a server's connections), yet wait, cancel and free count them. */
-static void *m_detached(void *arg)
+WT_TEST(detached_members)
 {
     weave_group *g = weave_group_new();
     int n = WT_ON_VALGRIND || WT_ASAN ? 2000 : 20000;
     size_t before, after;
     weave_task *t;
 
-    (void)arg;
     ck_assert_ptr_nonnull(g);
     detached_done = 0;
     /* A kept member, then many detached ones that end at once. */
@@ -1063,14 +942,7 @@ static void *m_detached(void *arg)
     ck_assert_int_eq(weave_group_free(g), 0);
     ck_assert_int_eq(detached_done, 101 + n);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(detached_members)
-{
-    WT_RUN(m_detached, NULL);
-}
-END_TEST
 
 /* ---- the suite ---------------------------------------------------------------------- */
 

@@ -489,7 +489,7 @@ static void *iov_max_writer(void *arg)
     return NULL;
 }
 
-static void *m_iov_max(void *arg)
+WT_TEST(writev_iov_max_with_empty_iovecs)
 {
     struct iovec *iov = calloc(IOV_MAX, sizeof(*iov));
     unsigned char *data, *buf;
@@ -498,7 +498,6 @@ static void *m_iov_max(void *arg)
     int p[2];
     weave_task *w;
 
-    (void)arg;
     ck_assert_ptr_nonnull(iov);
     for (int i = 0; i < IOV_MAX; i++)
         total += i % 3 == 0 ? 0 : 37;
@@ -532,14 +531,7 @@ static void *m_iov_max(void *arg)
     free(data);
     free(iov);
     wt_assert_idle_offload();
-    return NULL;
 }
-
-START_TEST(writev_iov_max_with_empty_iovecs)
-{
-    WT_RUN(m_iov_max, NULL);
-}
-END_TEST
 
 /* ---- readv ------------------------------------------------------------------- */
 
@@ -560,7 +552,7 @@ static void *readv_task(void *arg)
     return NULL;
 }
 
-static void *m_readv(void *arg)
+WT_TEST(readv_scatters_in_order)
 {
     char a[3], b[5], c[100], d[4];
     struct iovec iov[5] = {{a, 3}, {d, 0}, {b, 5}, {NULL, 0}, {c, 100}};
@@ -568,7 +560,6 @@ static void *m_readv(void *arg)
     int sv[2], p[2];
     weave_task *t;
 
-    (void)arg;
     wt_make_socketpair(sv, SOCK_STREAM);
     /* Parked first: nothing to read yet. */
     s.fd = sv[0];
@@ -599,14 +590,7 @@ static void *m_readv(void *arg)
         ck_assert_int_eq(weave_close(p[i]), 0);
     }
     wt_assert_idle_offload();
-    return NULL;
 }
-
-START_TEST(readv_scatters_in_order)
-{
-    WT_RUN(m_readv, NULL);
-}
-END_TEST
 
 /* ---- signals ------------------------------------------------------------------- */
 
@@ -864,7 +848,7 @@ START_TEST(stopped_writer_returns_count_then_error)
 }
 END_TEST
 
-static void *m_cancel_reader(void *arg)
+WT_TEST(cancel_parked_reader)
 {
     unsigned char buf[8];
     int p[2];
@@ -872,7 +856,6 @@ static void *m_cancel_reader(void *arg)
     weave_task *t;
     int64_t t0;
 
-    (void)arg;
     wt_make_pipe(p, O_NONBLOCK);
     r = op_for(p[0], 0, sizeof(buf), buf);
     r.again = 1;
@@ -900,22 +883,14 @@ static void *m_cancel_reader(void *arg)
     ck_assert_int_eq(weave_close(p[0]), 0);
     ck_assert_int_eq(weave_close(p[1]), 0);
     wt_assert_idle_offload();
-    return NULL;
 }
 
-START_TEST(cancel_parked_reader)
-{
-    WT_RUN(m_cancel_reader, NULL);
-}
-END_TEST
-
-static void *m_cancelled_before(void *arg)
+WT_TEST(cancelled_task_io_fails_at_once)
 {
     char c = 'x';
     int p[2];
     struct iovec iov = {&c, 1};
 
-    (void)arg;
     wt_make_pipe(p, O_NONBLOCK);
     ck_assert_int_eq((int)write(p[1], "abc", 3), 3);
     ck_assert_int_eq(weave_cancel(weave_self()), 0);
@@ -929,14 +904,7 @@ static void *m_cancelled_before(void *arg)
     ck_assert_int_eq(weave_close(p[0]), 0);
     ck_assert_int_eq(weave_close(p[1]), 0);
     wt_assert_idle_offload();
-    return NULL;
 }
-
-START_TEST(cancelled_task_io_fails_at_once)
-{
-    WT_RUN(m_cancelled_before, NULL);
-}
-END_TEST
 
 /* ---- hang-up and SIGPIPE ----------------------------------------------------- */
 
@@ -1110,7 +1078,7 @@ static void *turn_writer(void *arg)
 /* Readers of one fd take turns in the order they came, and so do writers:
  * a write that writes everything is never interleaved with another, though
  * each of them parks many times on a full socket. */
-static void *m_turns(void *arg)
+WT_TEST(readers_and_writers_take_turns)
 {
     unsigned char rbuf[3][4], c;
     int sv[2];
@@ -1119,7 +1087,6 @@ static void *m_turns(void *arg)
     size_t got = 0;
     unsigned char *in;
 
-    (void)arg;
     wt_make_socketpair(sv, SOCK_STREAM);
     for (int i = 0; i < 3; i++) {
         r[i] = op_for(sv[0], 0, sizeof(rbuf[i]), rbuf[i]);
@@ -1156,18 +1123,11 @@ static void *m_turns(void *arg)
     ck_assert_int_eq(weave_close(sv[0]), 0);
     ck_assert_int_eq(weave_close(sv[1]), 0);
     wt_assert_idle_offload();
-    return NULL;
 }
-
-START_TEST(readers_and_writers_take_turns)
-{
-    WT_RUN(m_turns, NULL);
-}
-END_TEST
 
 /* ---- regular files -------------------------------------------------------------- */
 
-static void *m_file(void *arg)
+WT_TEST(regular_file_read_write)
 {
     size_t n = 3 * FILE_CHUNK + 12345, got = 0;
     unsigned char *data = pattern(n + 10000), *back = malloc(n + 10000 + 100);
@@ -1176,7 +1136,6 @@ static void *m_file(void *arg)
     struct stat sb;
     int fd, ro, wo, ap, dir;
 
-    (void)arg;
     ck_assert_ptr_nonnull(back);
     wt_tmp_make();
     fd = open_tmp_file("data", O_RDWR | O_TRUNC);
@@ -1259,23 +1218,15 @@ static void *m_file(void *arg)
     free(data);
     free(back);
     wt_assert_idle_offload();
-    return NULL;
 }
 
-START_TEST(regular_file_read_write)
-{
-    WT_RUN(m_file, NULL);
-}
-END_TEST
-
-static void *m_uncached(void *arg)
+WT_TEST(regular_file_not_in_page_cache)
 {
     size_t n = 3 * FILE_CHUNK + 777, got = 0;
     unsigned char *data = pattern(n), *back = malloc(n);
     int fd, cached;
     ssize_t k;
 
-    (void)arg;
     ck_assert_ptr_nonnull(back);
     wt_tmp_make();
     fd = open_tmp_file("cold", O_RDWR | O_TRUNC);
@@ -1304,14 +1255,7 @@ static void *m_uncached(void *arg)
     free(data);
     free(back);
     wt_assert_idle_offload();
-    return NULL;
 }
-
-START_TEST(regular_file_not_in_page_cache)
-{
-    WT_RUN(m_uncached, NULL);
-}
-END_TEST
 
 /* A file call cancelled while it waits for the (busy) pool: the task returns
  * at once and the call never runs. */
@@ -1398,14 +1342,13 @@ END_TEST
 
 /* ---- blocking mode -------------------------------------------------------------- */
 
-static void *m_blocking_pipe(void *arg)
+WT_TEST(blocking_fds_made_nonblocking_and_work)
 {
     unsigned char buf[8];
     int p[2], sv[2];
     struct op r;
     weave_task *t;
 
-    (void)arg;
     wt_make_pipe(p, 0); /* blocking */
     ck_assert(!wt_is_nonblocking(p[0]));
     r = op_for(p[0], 0, sizeof(buf), buf);
@@ -1457,14 +1400,7 @@ static void *m_blocking_pipe(void *arg)
         ck_assert_int_eq(weave_close(sv[i]), 0);
     }
     wt_assert_idle_offload();
-    return NULL;
 }
-
-START_TEST(blocking_fds_made_nonblocking_and_work)
-{
-    WT_RUN(m_blocking_pipe, NULL);
-}
-END_TEST
 
 /* ---- bad input ------------------------------------------------------------------ */
 
@@ -1502,14 +1438,13 @@ START_TEST(io_outside_a_task_eperm)
 }
 END_TEST
 
-static void *m_bad_fds(void *arg)
+WT_TEST(bad_fds_ebadf)
 {
     unsigned char buf[4] = "abc";
     struct iovec iov = {buf, 3};
     struct sockaddr_in a;
     int bad[4], p[2];
 
-    (void)arg;
     wt_make_pipe(p, O_NONBLOCK);
     bad[0] = -1;
     bad[1] = INT_MIN;
@@ -1549,22 +1484,14 @@ static void *m_bad_fds(void *arg)
     ck_assert_int_eq(weave_close(p[0]), 0);
     ck_assert_int_eq(weave_close(p[1]), 0);
     wt_assert_idle_offload();
-    return NULL;
 }
 
-START_TEST(bad_fds_ebadf)
-{
-    WT_RUN(m_bad_fds, NULL);
-}
-END_TEST
-
-static void *m_enotsock(void *arg)
+WT_TEST(socket_calls_on_pipe_enotsock)
 {
     unsigned char buf[4] = "abc";
     struct sockaddr_in a;
     int p[2];
 
-    (void)arg;
     wt_make_pipe(p, O_NONBLOCK);
     ck_assert_int_eq((int)write(p[1], "x", 1), 1);
     memset(&a, 0, sizeof(a));
@@ -1581,14 +1508,7 @@ static void *m_enotsock(void *arg)
     ck_assert_int_eq(weave_close(p[0]), 0);
     ck_assert_int_eq(weave_close(p[1]), 0);
     wt_assert_idle_offload();
-    return NULL;
 }
-
-START_TEST(socket_calls_on_pipe_enotsock)
-{
-    WT_RUN(m_enotsock, NULL);
-}
-END_TEST
 
 /* ---- datagrams and flags ------------------------------------------------------------ */
 
@@ -1626,7 +1546,7 @@ static int udp_socket(struct sockaddr_in *bound)
     return fd;
 }
 
-static void *m_udp(void *arg)
+WT_TEST(udp_recvfrom_sendto_loopback)
 {
     struct sockaddr_in aa, ba;
     struct dgram d;
@@ -1634,7 +1554,6 @@ static void *m_udp(void *arg)
     int a, b;
     weave_task *t;
 
-    (void)arg;
     a = udp_socket(&aa);
     b = udp_socket(&ba);
     memset(&d, 0, sizeof(d));
@@ -1663,14 +1582,7 @@ static void *m_udp(void *arg)
     ck_assert_int_eq(weave_close(a), 0);
     ck_assert_int_eq(weave_close(b), 0);
     wt_assert_idle_offload();
-    return NULL;
 }
-
-START_TEST(udp_recvfrom_sendto_loopback)
-{
-    WT_RUN(m_udp, NULL);
-}
-END_TEST
 
 struct sender {
     int fd;
@@ -1687,7 +1599,7 @@ static void *sendto_task(void *arg)
     return NULL;
 }
 
-static void *m_dgram_room(void *arg)
+WT_TEST(sendto_waits_for_room)
 {
     int sv[2], queued = 0, fillers = 0;
     char buf[64];
@@ -1695,7 +1607,6 @@ static void *m_dgram_room(void *arg)
     weave_task *t;
     ssize_t n;
 
-    (void)arg;
     wt_make_socketpair(sv, SOCK_DGRAM);
     /* Fill the pair, datagram by datagram, until a send would block. */
     while (send(sv[0], "filler", 6, 0) == 6)
@@ -1729,21 +1640,13 @@ static void *m_dgram_room(void *arg)
     ck_assert_int_eq(weave_close(sv[0]), 0);
     ck_assert_int_eq(weave_close(sv[1]), 0);
     wt_assert_idle_offload();
-    return NULL;
 }
 
-START_TEST(sendto_waits_for_room)
-{
-    WT_RUN(m_dgram_room, NULL);
-}
-END_TEST
-
-static void *m_flags(void *arg)
+WT_TEST(recv_flags_and_empty_writes)
 {
     char buf[16];
     int sv[2];
 
-    (void)arg;
     wt_make_socketpair(sv, SOCK_STREAM);
     ck_assert_int_eq(weave_send(sv[1], "peekaboo", 8, 0), 8);
     /* recv's flags are passed through: MSG_PEEK leaves the data. */
@@ -1758,14 +1661,7 @@ static void *m_flags(void *arg)
     ck_assert_int_eq(weave_close(sv[0]), 0);
     ck_assert_int_eq(weave_close(sv[1]), 0);
     wt_assert_idle_offload();
-    return NULL;
 }
-
-START_TEST(recv_flags_and_empty_writes)
-{
-    WT_RUN(m_flags, NULL);
-}
-END_TEST
 
 /* MSG_DONTWAIT asks recv(2) and send(2) not to wait: with "the same
  * arguments and results", the call fails with EAGAIN instead of parking.
@@ -1793,13 +1689,12 @@ static void *dontwait_task(void *arg)
     return NULL;
 }
 
-static void *m_dontwait(void *arg)
+WT_TEST(msg_dontwait_does_not_wait)
 {
     int sv[2];
     struct dontwait d[2];
     weave_task *t[2];
 
-    (void)arg;
     wt_make_socketpair(sv, SOCK_STREAM);
     wt_fill(sv[0]); /* sv[0]: nothing to read, no room to write */
     for (int i = 0; i < 2; i++) {
@@ -1819,14 +1714,7 @@ static void *m_dontwait(void *arg)
     ck_assert_int_eq(weave_close(sv[0]), 0);
     ck_assert_int_eq(weave_close(sv[1]), 0);
     wt_assert_idle_offload();
-    return NULL;
 }
-
-START_TEST(msg_dontwait_does_not_wait)
-{
-    WT_RUN(m_dontwait, NULL);
-}
-END_TEST
 
 /* ---- the drained-fd shortcut --------------------------------------------- */
 
@@ -1965,14 +1853,13 @@ static void *peek_then_read(void *arg)
     return NULL;
 }
 
-static void *m_peek(void *arg)
+WT_TEST(short_peek_does_not_make_read_wait)
 {
     unsigned char buf[64];
     int sv[2];
     struct op r;
     weave_task *t;
 
-    (void)arg;
     tcp_pair(sv);
     /* The peek parks first (the fd gets registered), and its wake-up takes
      * the only edge. A short peek leaves the data where it was: the read
@@ -1990,14 +1877,7 @@ static void *m_peek(void *arg)
     ck_assert_int_eq(weave_close(sv[0]), 0);
     ck_assert_int_eq(weave_close(sv[1]), 0);
     wt_assert_idle_offload();
-    return NULL;
 }
-
-START_TEST(short_peek_does_not_make_read_wait)
-{
-    WT_RUN(m_peek, NULL);
-}
-END_TEST
 
 static Suite *io_suite(void)
 {

@@ -139,14 +139,13 @@ static void *connect_task(void *arg)
 
 /* ---- listening on TCP ------------------------------------------------------ */
 
-static void *m_listen_v4(void *arg)
+WT_TEST(tcp_listen_ipv4_loopback)
 {
     struct sockaddr_storage ss, cl;
     struct sockaddr_in peer;
     socklen_t plen = sizeof(peer);
     int l, c, s;
 
-    (void)arg;
     l = weave_tcp_listen("127.0.0.1", "0", 16);
     ck_assert_int_ge(l, 0);
     ss = wt_local_addr(l);
@@ -176,14 +175,7 @@ static void *m_listen_v4(void *arg)
     ck_assert_int_eq(weave_close(s), 0);
     ck_assert_int_eq(weave_close(l), 0);
     wt_assert_idle_offload();
-    return NULL;
 }
-
-START_TEST(tcp_listen_ipv4_loopback)
-{
-    WT_RUN(m_listen_v4, NULL);
-}
-END_TEST
 
 static void *m_listen_v6(void *arg)
 {
@@ -234,12 +226,11 @@ static int ipv6_sockets(void)
     return 1;
 }
 
-static void *m_listen_any(void *arg)
+WT_TEST(tcp_listen_any_is_dual_stack)
 {
     int v6 = ipv6_sockets(), v6lo = ipv6_loopback_errno() == 0;
     const char *hosts[2] = {NULL, ""};
 
-    (void)arg;
     for (int h = 0; h < 2; h++) {
         struct sockaddr_storage ss;
         struct sockaddr_in6 peer;
@@ -284,23 +275,15 @@ static void *m_listen_any(void *arg)
         ck_assert_int_eq(weave_close(l), 0);
     }
     wt_assert_idle_offload();
-    return NULL;
 }
 
-START_TEST(tcp_listen_any_is_dual_stack)
-{
-    WT_RUN(m_listen_any, NULL);
-}
-END_TEST
-
-static void *m_reuse(void *arg)
+WT_TEST(tcp_listen_reuseaddr_rebinds_time_wait_port)
 {
     struct wt_port_str p;
     struct sockaddr_in a;
     char buf[4];
     int l, c, s, plain;
 
-    (void)arg;
     l = weave_tcp_listen("127.0.0.1", "0", 4);
     ck_assert_int_ge(l, 0);
     p = wt_port_str(l);
@@ -334,18 +317,11 @@ static void *m_reuse(void *arg)
     ck_assert_str_eq(wt_port_str(l).s, p.s);
     ck_assert_int_eq(weave_close(l), 0);
     wt_assert_idle_offload();
-    return NULL;
 }
-
-START_TEST(tcp_listen_reuseaddr_rebinds_time_wait_port)
-{
-    WT_RUN(m_reuse, NULL);
-}
-END_TEST
 
 /* ---- connecting ------------------------------------------------------------------ */
 
-static void *m_localhost(void *arg)
+WT_TEST(tcp_connect_localhost_resolves_on_pool)
 {
     struct connector c;
     weave_task *t;
@@ -354,7 +330,6 @@ static void *m_localhost(void *arg)
     struct wt_port_str p;
     int l, s, l2;
 
-    (void)arg;
     l = weave_tcp_listen("127.0.0.1", "0", 16);
     ck_assert_int_ge(l, 0);
     p = wt_port_str(l);
@@ -388,21 +363,13 @@ static void *m_localhost(void *arg)
     ck_assert_int_eq(weave_close(l2), 0);
     ck_assert_int_eq(weave_close(l), 0);
     wt_assert_idle_offload();
-    return NULL;
 }
 
-START_TEST(tcp_connect_localhost_resolves_on_pool)
-{
-    WT_RUN(m_localhost, NULL);
-}
-END_TEST
-
-static void *m_refused(void *arg)
+WT_TEST(tcp_connect_refused)
 {
     int r = refusing_port(), fds;
     struct wt_port_str p = wt_port_str(r);
 
-    (void)arg;
     start_pool();
     fds = wt_fd_count();
     WT_FAILS(weave_tcp_connect("127.0.0.1", p.s, 5000), ECONNREFUSED);
@@ -413,14 +380,7 @@ static void *m_refused(void *arg)
     ck_assert_int_eq(wt_fd_count(), fds);
     close(r);
     wt_assert_idle_offload();
-    return NULL;
 }
-
-START_TEST(tcp_connect_refused)
-{
-    WT_RUN(m_refused, NULL);
-}
-END_TEST
 
 /* Connect to l until a connection stays in progress (the backlog is full),
  * keeping the ones that completed in kept[]. Returns the count kept, and
@@ -453,12 +413,11 @@ static int fill_backlog(int l, int *kept, int max, int64_t timeout_ms)
     }
 }
 
-static void *m_timeout(void *arg)
+WT_TEST(tcp_connect_times_out_never_early)
 {
     int l, kept[8], n, fds;
     weave_task *tk;
 
-    (void)arg;
     ticker = (struct wt_ticker){5, 0, 0};
     tk = WT_SPAWN(wt_ticker_task, &ticker);
     l = weave_tcp_listen("127.0.0.1", "0", 0);
@@ -478,17 +437,10 @@ static void *m_timeout(void *arg)
     WT_JOIN(tk);
     ck_assert_int_eq(weave_close(l), 0);
     wt_assert_idle_offload();
-    return NULL;
 }
-
-START_TEST(tcp_connect_times_out_never_early)
-{
-    WT_RUN(m_timeout, NULL);
-}
-END_TEST
 
 /* A pool of one thread held by a gate: name resolution has to wait. */
-static void *m_resolve_timeout(void *arg)
+WT_TEST_WITH(tcp_connect_timeout_covers_resolution, .offload_threads = 1)
 {
     int l, fds;
     struct wt_port_str p;
@@ -497,7 +449,6 @@ static void *m_resolve_timeout(void *arg)
     weave_task *g, *t;
     int64_t t0;
 
-    (void)arg;
     wt_gate_init(&gate);
     l = weave_tcp_listen("127.0.0.1", "0", 4);
     ck_assert_int_ge(l, 0);
@@ -534,18 +485,7 @@ static void *m_resolve_timeout(void *arg)
     ck_assert_int_eq(weave_close(l), 0);
     wt_gate_destroy(&gate);
     wt_assert_idle_offload();
-    return NULL;
 }
-
-START_TEST(tcp_connect_timeout_covers_resolution)
-{
-    weave_run_opts o;
-
-    memset(&o, 0, sizeof(o));
-    o.offload_threads = 1;
-    ck_assert_int_eq(weave_run_with(&o, m_resolve_timeout, NULL, NULL), 0);
-}
-END_TEST
 
 /* ---- bad arguments ------------------------------------------------------------------ */
 
@@ -617,11 +557,14 @@ START_TEST(bad_arguments)
 }
 END_TEST
 
-static void *m_port_range(void *arg)
+/* Bug (fails now): resolve() in src/net.c hands the port string to
+ * getaddrinfo, which takes any decimal number modulo 65536: "65536" becomes
+ * port 0 (a random free port for listen), "99999" port 34463. A port that
+ * is not 0..65535 is a bad argument (EINVAL). */
+WT_TEST(tcp_port_out_of_range_einval)
 {
     static const char *const bad[] = {"65536", "99999", "4294967297"};
 
-    (void)arg;
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         int fd;
 
@@ -637,18 +580,7 @@ static void *m_port_range(void *arg)
         WT_FAILS(weave_tcp_connect("127.0.0.1", bad[i], 1000), EINVAL);
     }
     wt_assert_idle_offload();
-    return NULL;
 }
-
-/* Bug (fails now): resolve() in src/net.c hands the port string to
- * getaddrinfo, which takes any decimal number modulo 65536: "65536" becomes
- * port 0 (a random free port for listen), "99999" port 34463. A port that
- * is not 0..65535 is a bad argument (EINVAL). */
-START_TEST(tcp_port_out_of_range_einval)
-{
-    WT_RUN(m_port_range, NULL);
-}
-END_TEST
 
 START_TEST(helpers_outside_a_task)
 {
@@ -750,12 +682,11 @@ static void *client(void *arg)
     return NULL;
 }
 
-static void *m_many(void *arg)
+WT_TEST(accept_many_concurrent_clients)
 {
     weave_task *a, **c = calloc(NCLIENTS, sizeof(*c));
     int l;
 
-    (void)arg;
     ck_assert_ptr_nonnull(c);
     served = 0;
     /* A backlog for all of them (the kernel may cap it at somaxconn; then
@@ -773,14 +704,7 @@ static void *m_many(void *arg)
     ck_assert_int_eq(weave_close(l), 0);
     free(c);
     wt_assert_idle_offload();
-    return NULL;
 }
-
-START_TEST(accept_many_concurrent_clients)
-{
-    WT_RUN(m_many, NULL);
-}
-END_TEST
 
 struct accepting {
     int l;
@@ -809,7 +733,7 @@ static int reconnect(int c, int l)
     return c;
 }
 
-static void *m_emfile(void *arg)
+WT_TEST(accept_emfile_server_keeps_running)
 {
     struct rlimit saved, lim;
     struct accepting a;
@@ -817,7 +741,6 @@ static void *m_emfile(void *arg)
     weave_task *tk, *t;
     long ticks0;
 
-    (void)arg;
     ticker = (struct wt_ticker){5, 0, 0};
     tk = WT_SPAWN(wt_ticker_task, &ticker);
     l = weave_tcp_listen("127.0.0.1", "0", 16);
@@ -891,24 +814,16 @@ static void *m_emfile(void *arg)
     ticker.stop = 1;
     WT_JOIN(tk);
     wt_assert_idle_offload();
-    return NULL;
 }
-
-START_TEST(accept_emfile_server_keeps_running)
-{
-    WT_RUN(m_emfile, NULL);
-}
-END_TEST
 
 /* Acceptors of one listener queue in order; one that is cancelled leaves
  * its place to the next. */
-static void *m_accept_queue(void *arg)
+WT_TEST(acceptors_queue_and_cancel)
 {
     struct accepting a[2];
     weave_task *t[2];
     int l, c;
 
-    (void)arg;
     l = weave_tcp_listen("127.0.0.1", "0", 4);
     ck_assert_int_ge(l, 0);
     for (int i = 0; i < 2; i++) {
@@ -934,18 +849,11 @@ static void *m_accept_queue(void *arg)
     ck_assert_int_eq(weave_close(c), 0);
     ck_assert_int_eq(weave_close(l), 0);
     wt_assert_idle_offload();
-    return NULL;
 }
-
-START_TEST(acceptors_queue_and_cancel)
-{
-    WT_RUN(m_accept_queue, NULL);
-}
-END_TEST
 
 /* ---- Unix sockets ------------------------------------------------------------------------ */
 
-static void *m_unix(void *arg)
+WT_TEST(unix_listen_connect)
 {
     char path[512];
     struct stat sb;
@@ -953,7 +861,6 @@ static void *m_unix(void *arg)
     socklen_t plen = sizeof(peer);
     int l, c, s;
 
-    (void)arg;
     wt_tmp_make();
     wt_tmp_path(path, sizeof(path), "u.sock");
     l = weave_unix_listen(path, 8);
@@ -976,21 +883,13 @@ static void *m_unix(void *arg)
     ck_assert_int_eq(weave_close(l), 0);
     wt_tmp_cleanup();
     wt_assert_idle_offload();
-    return NULL;
 }
 
-START_TEST(unix_listen_connect)
-{
-    WT_RUN(m_unix, NULL);
-}
-END_TEST
-
-static void *m_unix_names(void *arg)
+WT_TEST(unix_path_length_limit)
 {
     char name[400], cwd[4096];
     int l, c, s;
 
-    (void)arg;
     wt_tmp_make();
     /* Relative names, so that the length is the name's alone. */
     ck_assert_ptr_nonnull(getcwd(cwd, sizeof(cwd)));
@@ -1020,22 +919,14 @@ static void *m_unix_names(void *arg)
     ck_assert_int_eq(chdir(cwd), 0);
     wt_tmp_cleanup();
     wt_assert_idle_offload();
-    return NULL;
 }
 
-START_TEST(unix_path_length_limit)
-{
-    WT_RUN(m_unix_names, NULL);
-}
-END_TEST
-
-static void *m_unix_inuse(void *arg)
+WT_TEST(unix_existing_path_eaddrinuse)
 {
     char file[512], live[512], stale[512], buf[8];
     struct stat sb;
     int fd, l, l2;
 
-    (void)arg;
     wt_tmp_make();
     /* A regular file: left alone. */
     wt_tmp_path(file, sizeof(file), "file");
@@ -1076,14 +967,7 @@ static void *m_unix_inuse(void *arg)
     ck_assert_int_eq(weave_close(l), 0);
     wt_tmp_cleanup();
     wt_assert_idle_offload();
-    return NULL;
 }
-
-START_TEST(unix_existing_path_eaddrinuse)
-{
-    WT_RUN(m_unix_inuse, NULL);
-}
-END_TEST
 
 /* Connect raw clients to path until one would block; returns the count. */
 static int fill_unix_backlog(const char *path, int *kept, int max)
@@ -1108,7 +992,7 @@ static int fill_unix_backlog(const char *path, int *kept, int max)
     }
 }
 
-static void *m_unix_backlog(void *arg)
+WT_TEST(unix_connect_waits_for_full_backlog)
 {
     char path[512];
     int l, kept[16], n, s, fds;
@@ -1116,7 +1000,6 @@ static void *m_unix_backlog(void *arg)
     weave_task *t;
     int64_t accepted;
 
-    (void)arg;
     wt_tmp_make();
     wt_tmp_path(path, sizeof(path), "full.sock");
     l = weave_unix_listen(path, 0);
@@ -1166,14 +1049,7 @@ static void *m_unix_backlog(void *arg)
     ck_assert_int_eq(weave_close(l), 0);
     wt_tmp_cleanup();
     wt_assert_idle_offload();
-    return NULL;
 }
-
-START_TEST(unix_connect_waits_for_full_backlog)
-{
-    WT_RUN(m_unix_backlog, NULL);
-}
-END_TEST
 
 /* ---- weave_connect on the user's own socket --------------------------------------------- */
 
@@ -1197,7 +1073,7 @@ static void *raw_connect_task(void *arg)
     return NULL;
 }
 
-static void *m_user_socket(void *arg)
+WT_TEST(weave_connect_on_user_socket)
 {
     struct sockaddr_storage la;
     struct sockaddr_un ua;
@@ -1206,7 +1082,6 @@ static void *m_user_socket(void *arg)
     struct raw_connect rc;
     weave_task *t, *tk;
 
-    (void)arg;
     l = weave_tcp_listen("127.0.0.1", "0", 4);
     ck_assert_int_ge(l, 0);
     la = wt_local_addr(l);
@@ -1279,14 +1154,7 @@ static void *m_user_socket(void *arg)
         ck_assert_int_eq(weave_close(kept[i]), 0);
     ck_assert_int_eq(weave_close(l), 0);
     wt_assert_idle_offload();
-    return NULL;
 }
-
-START_TEST(weave_connect_on_user_socket)
-{
-    WT_RUN(m_user_socket, NULL);
-}
-END_TEST
 
 static Suite *net_suite(void)
 {

@@ -289,13 +289,12 @@ END_TEST
 
 /* ---- pool size -------------------------------------------------------------- */
 
-static void *m_serial(void *arg)
+WT_TEST_WITH(one_thread_serializes_in_fifo_order, .offload_threads = 1)
 {
     struct call calls[4];
     weave_task *t[4];
     int64_t t0;
 
-    (void)arg;
     reset_counts();
     t0 = wt_now_ns();
     for (int i = 0; i < 4; i++) {
@@ -317,18 +316,7 @@ static void *m_serial(void *arg)
         ck_assert(pthread_equal(calls[i].thread, calls[0].thread));
     ck_assert_uint_eq(wt_stats().offload_threads, 1);
     wt_assert_idle_offload();
-    return NULL;
 }
-
-START_TEST(one_thread_serializes_in_fifo_order)
-{
-    weave_run_opts o;
-
-    memset(&o, 0, sizeof(o));
-    o.offload_threads = 1;
-    ck_assert_int_eq(weave_run_with(&o, m_serial, NULL, NULL), 0);
-}
-END_TEST
 
 static void *m_grow(void *arg)
 {
@@ -611,12 +599,16 @@ START_TEST(cancel_queued_call_is_dropped)
 }
 END_TEST
 
-static void *m_cancelled_caller(void *arg)
+/* Bug (fails now): offload() in src/offload.c returns ECANCELED for an
+ * already cancelled caller without calling discard, while a caller
+ * cancelled during the call gets ECANCELED too and arg then belongs to
+ * discard. Code that frees arg in discard leaks it in the first case; code
+ * that frees it on ECANCELED frees it twice in the second. */
+WT_TEST(offload_ex_by_cancelled_task_still_discards_arg)
 {
     struct call c = {NULL, 1, 0, wt_ptr(3), 0};
     void *res = wt_ptr(-7);
 
-    (void)arg;
     reset_counts();
     discards = 0;
     ck_assert_int_eq(weave_cancel(weave_self()), 0);
@@ -633,19 +625,7 @@ static void *m_cancelled_caller(void *arg)
     ck_assert_ptr_null(discard_result);
     ck_assert_ptr_eq(discard_arg, &c);
     wt_assert_idle_offload();
-    return NULL;
 }
-
-/* Bug (fails now): offload() in src/offload.c returns ECANCELED for an
- * already cancelled caller without calling discard, while a caller
- * cancelled during the call gets ECANCELED too and arg then belongs to
- * discard. Code that frees arg in discard leaks it in the first case; code
- * that frees it on ECANCELED frees it twice in the second. */
-START_TEST(offload_ex_by_cancelled_task_still_discards_arg)
-{
-    WT_RUN(m_cancelled_caller, NULL);
-}
-END_TEST
 
 /* ---- the end of weave_run ---------------------------------------------------- */
 
@@ -856,12 +836,11 @@ static void *many_task(void *arg)
     return wt_ptr(ok);
 }
 
-static void *m_many(void *arg)
+WT_TEST(many_small_calls_from_many_tasks)
 {
     weave_task *t[NTASKS];
     long total = 0;
 
-    (void)arg;
     for (int i = 0; i < NTASKS; i++)
         t[i] = WT_SPAWN(many_task, wt_ptr(i));
     for (int i = 0; i < NTASKS; i++)
@@ -870,14 +849,7 @@ static void *m_many(void *arg)
     ck_assert_uint_le(wt_stats().offload_threads, 4);
     ck_assert_uint_eq(wt_stats().offload_waiters, 0);
     wt_assert_idle_offload();
-    return NULL;
 }
-
-START_TEST(many_small_calls_from_many_tasks)
-{
-    WT_RUN(m_many, NULL);
-}
-END_TEST
 
 /* Calls from tasks that sleep and do fd I/O in between: offload wake-ups and
  * fd wake-ups share the poller. */
@@ -894,12 +866,11 @@ static void *pipe_pinger(void *arg)
     return NULL;
 }
 
-static void *m_mixed(void *arg)
+WT_TEST(offload_and_fd_waits_together)
 {
     int p[2];
     weave_task *io, *calc;
 
-    (void)arg;
     ck_assert_int_eq(pipe2(p, O_CLOEXEC | O_NONBLOCK), 0);
     io = WT_SPAWN(pipe_pinger, p);
     calc = WT_SPAWN(many_task, wt_ptr(7));
@@ -908,14 +879,7 @@ static void *m_mixed(void *arg)
     ck_assert_int_eq(weave_close(p[0]), 0);
     ck_assert_int_eq(weave_close(p[1]), 0);
     wt_assert_idle_offload();
-    return NULL;
 }
-
-START_TEST(offload_and_fd_waits_together)
-{
-    WT_RUN(m_mixed, NULL);
-}
-END_TEST
 
 static Suite *offload_suite(void)
 {

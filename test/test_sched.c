@@ -71,12 +71,11 @@ static void *sleep_ms(void *arg)
 
 static char marker[4];
 
-static void *m_lifecycle(void *arg)
+WT_TEST(lifecycle_join_hands_over_result)
 {
     weave_task *t;
     weave_stats st;
 
-    (void)arg;
     t = WT_SPAWN(ret_arg_plus_one, marker);
     ck_assert_int_eq(weave_get_stats(&st), 0);
     ck_assert_uint_eq(st.tasks_live, 2);
@@ -84,21 +83,13 @@ static void *m_lifecycle(void *arg)
     ck_assert_uint_eq(st.stacks_in_use, 2);
     ck_assert_ptr_eq(WT_JOIN(t), marker + 1);
     WT_ASSERT_IDLE();
-    return NULL;
 }
 
-START_TEST(lifecycle_join_hands_over_result)
-{
-    WT_RUN(m_lifecycle, NULL);
-}
-END_TEST
-
-static void *m_zombie(void *arg)
+WT_TEST(ended_task_is_a_zombie_until_joined)
 {
     weave_task *t;
     weave_stats st;
 
-    (void)arg;
     t = WT_SPAWN(ret_arg_plus_one, marker);
     ck_assert_int_eq(weave_sleep(1), 0);
     /* t has ended but is not joined: a zombie holding its result, and the
@@ -110,14 +101,7 @@ static void *m_zombie(void *arg)
     ck_assert_ptr_eq(WT_JOIN(t), marker + 1);
     ck_assert_uint_eq(wt_stats().stacks_in_use, 1);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(ended_task_is_a_zombie_until_joined)
-{
-    WT_RUN(m_zombie, NULL);
-}
-END_TEST
 
 static void *m_result(void *arg)
 {
@@ -136,21 +120,13 @@ START_TEST(run_returns_main_result)
 }
 END_TEST
 
-static void *m_join_null_result(void *arg)
+WT_TEST(join_with_null_result)
 {
     weave_task *t = WT_SPAWN(ret_arg_plus_one, marker);
 
-    (void)arg;
     ck_assert_int_eq(weave_join(t, NULL), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(join_with_null_result)
-{
-    WT_RUN(m_join_null_result, NULL);
-}
-END_TEST
 
 /* ---- spawn and order --------------------------------------------------- */
 
@@ -244,20 +220,12 @@ START_TEST(yield_round_robin)
 }
 END_TEST
 
-static void *m_yield_alone(void *arg)
+WT_TEST(yield_with_nothing_else_runnable)
 {
-    (void)arg;
     for (int i = 0; i < 1000; i++)
         ck_assert_int_eq(weave_yield(), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(yield_with_nothing_else_runnable)
-{
-    WT_RUN(m_yield_alone, NULL);
-}
-END_TEST
 
 /* ---- shutdown: leftover tasks are cancelled and run to the end -------- */
 
@@ -338,12 +306,11 @@ END_TEST
 
 /* ---- detach ------------------------------------------------------------ */
 
-static void *m_detach(void *arg)
+WT_TEST(detached_tasks)
 {
     weave_task *a, *b;
     weave_stats st;
 
-    (void)arg;
     /* Detached before it ran: it runs, and is released when it ends. */
     child_ran = 0;
     a = WT_SPAWN(set_child_ran, NULL);
@@ -374,14 +341,7 @@ static void *m_detach(void *arg)
     WT_FAILS(weave_detach(b), EINVAL); /* already detached */
     ck_assert_int_eq(weave_sleep(20), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(detached_tasks)
-{
-    WT_RUN(m_detach, NULL);
-}
-END_TEST
 
 static void *detach_self(void *arg)
 {
@@ -390,28 +350,19 @@ static void *detach_self(void *arg)
     return arg;
 }
 
-static void *m_detach_self(void *arg)
+WT_TEST(task_detaches_itself)
 {
-    (void)arg;
     WT_SPAWN(detach_self, NULL);
     ck_assert_int_eq(weave_sleep(10), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(task_detaches_itself)
-{
-    WT_RUN(m_detach_self, NULL);
-}
-END_TEST
 
 /* ---- join errors ------------------------------------------------------- */
 
-static void *m_join_finished(void *arg)
+WT_TEST(join_finished_task_does_not_yield)
 {
     weave_task *a, *b;
 
-    (void)arg;
     a = WT_SPAWN(ret_arg_plus_one, marker);
     ck_assert_int_eq(weave_yield(), 0); /* a runs and ends */
     child_ran = 0;
@@ -422,32 +373,17 @@ static void *m_join_finished(void *arg)
     WT_JOIN(b);
     ck_assert_int_eq(child_ran, 1);
     WT_ASSERT_IDLE();
-    return NULL;
 }
 
-START_TEST(join_finished_task_does_not_yield)
-{
-    WT_RUN(m_join_finished, NULL);
-}
-END_TEST
-
-static void *m_join_twice(void *arg)
+WT_TEST(join_twice_esrch)
 {
     weave_task *t;
 
-    (void)arg;
     t = WT_SPAWN(ret_arg_plus_one, marker);
     WT_JOIN(t);
     WT_FAILS(weave_join(t, NULL), ESRCH);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(join_twice_esrch)
-{
-    WT_RUN(m_join_twice, NULL);
-}
-END_TEST
 
 static void *join_self(void *arg)
 {
@@ -456,50 +392,33 @@ static void *join_self(void *arg)
     return wt_ptr(5);
 }
 
-static void *m_join_self(void *arg)
+WT_TEST(join_self_edeadlk)
 {
-    (void)arg;
     WT_FAILS(weave_join(weave_self(), NULL), EDEADLK);
     ck_assert_int_eq((int)wt_int(WT_JOIN(WT_SPAWN(join_self, NULL))), 5);
     WT_ASSERT_IDLE();
-    return NULL;
 }
 
-START_TEST(join_self_edeadlk)
-{
-    WT_RUN(m_join_self, NULL);
-}
-END_TEST
-
-static void *m_join_detached(void *arg)
+WT_TEST(join_detached_einval)
 {
     weave_task *t;
 
-    (void)arg;
     t = WT_SPAWN(sleep_ms, wt_ptr(5));
     ck_assert_int_eq(weave_detach(t), 0);
     WT_FAILS(weave_join(t, NULL), EINVAL);
     ck_assert_int_eq(weave_sleep(20), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(join_detached_einval)
-{
-    WT_RUN(m_join_detached, NULL);
-}
-END_TEST
 
 static void *joiner(void *arg)
 {
     return WT_JOIN((weave_task *)arg);
 }
 
-static void *m_two_joiners(void *arg)
+WT_TEST(two_joiners_einval)
 {
     weave_task *a, *j;
 
-    (void)arg;
     a = WT_SPAWN(sleep_ms, wt_ptr(20));
     j = WT_SPAWN(joiner, a);
     ck_assert_int_eq(weave_yield(), 0); /* j is now joining a */
@@ -509,14 +428,7 @@ static void *m_two_joiners(void *arg)
     ck_assert_ptr_null(WT_JOIN(j));
     WT_FAILS(weave_join(a, NULL), ESRCH);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(two_joiners_einval)
-{
-    WT_RUN(m_two_joiners, NULL);
-}
-END_TEST
 
 static void *join_main(void *arg)
 {
@@ -527,30 +439,21 @@ static void *join_main(void *arg)
     return NULL;
 }
 
-static void *m_join_main(void *arg)
+WT_TEST(join_or_detach_main_einval)
 {
-    (void)arg;
     WT_JOIN(WT_SPAWN(join_main, weave_self()));
     WT_FAILS(weave_detach(weave_self()), EINVAL);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(join_or_detach_main_einval)
-{
-    WT_RUN(m_join_main, NULL);
-}
-END_TEST
 
 /* ---- cancellation ------------------------------------------------------ */
 
-static void *m_cancel_sleeper(void *arg)
+WT_TEST(cancel_sleeper)
 {
     weave_task *t;
     int seen = -1;
     int64_t t0;
 
-    (void)arg;
     t = WT_SPAWN(sleep_forever, &seen);
     ck_assert_int_eq(weave_sleep(10), 0);
     ck_assert_int_eq(seen, -1); /* still asleep */
@@ -563,14 +466,7 @@ static void *m_cancel_sleeper(void *arg)
     ck_assert_int_lt(wt_ms_since(t0), WT_PROMPT_MS);
     ck_assert_int_eq(seen, ECANCELED);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(cancel_sleeper)
-{
-    WT_RUN(m_cancel_sleeper, NULL);
-}
-END_TEST
 
 static int joiner_err;
 
@@ -582,12 +478,11 @@ static void *cancelled_joiner(void *arg)
     return NULL;
 }
 
-static void *m_cancel_joiner(void *arg)
+WT_TEST(cancel_joiner)
 {
     weave_task *target, *j;
     int seen = -1;
 
-    (void)arg;
     joiner_err = -1;
     target = WT_SPAWN(sleep_forever, &seen);
     j = WT_SPAWN(cancelled_joiner, target);
@@ -603,14 +498,7 @@ static void *m_cancel_joiner(void *arg)
     ck_assert_int_eq((int)wt_int(WT_JOIN(target)), 7);
     ck_assert_int_eq(seen, ECANCELED);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(cancel_joiner)
-{
-    WT_RUN(m_cancel_joiner, NULL);
-}
-END_TEST
 
 static void *returns_11(void *arg)
 {
@@ -618,12 +506,11 @@ static void *returns_11(void *arg)
     return wt_ptr(11);
 }
 
-static void *m_cancelled_joins_ended(void *arg)
+WT_TEST(cancelled_task_joins_ended_task)
 {
     weave_task *t = WT_SPAWN(returns_11, NULL);
     void *res = NULL;
 
-    (void)arg;
     ck_assert_int_eq(weave_yield(), 0); /* t runs and ends */
     ck_assert_int_eq(weave_cancel(weave_self()), 0);
     /* Joining a task that has ended does not wait, so a cancelled task
@@ -634,14 +521,7 @@ static void *m_cancelled_joins_ended(void *arg)
     t = WT_SPAWN(returns_11, NULL);
     WT_FAILS(weave_join(t, NULL), ECANCELED);
     WT_FAILS(weave_sleep(1), ECANCELED);
-    return NULL;
 }
-
-START_TEST(cancelled_task_joins_ended_task)
-{
-    WT_RUN(m_cancelled_joins_ended, NULL);
-}
-END_TEST
 
 static void *spin_yield(void *arg)
 {
@@ -656,12 +536,11 @@ static void *spin_yield(void *arg)
     return NULL;
 }
 
-static void *m_cancel_yielder(void *arg)
+WT_TEST(cancel_yielder)
 {
     weave_task *t;
     long count = 0, seen;
 
-    (void)arg;
     t = WT_SPAWN(spin_yield, &count);
     for (int i = 0; i < 10; i++)
         ck_assert_int_eq(weave_yield(), 0);
@@ -671,14 +550,7 @@ static void *m_cancel_yielder(void *arg)
     WT_JOIN(t);
     ck_assert_int_le(count, seen + 1);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(cancel_yielder)
-{
-    WT_RUN(m_cancel_yielder, NULL);
-}
-END_TEST
 
 static void *cancels_itself(void *arg)
 {
@@ -722,12 +594,11 @@ START_TEST(cancel_self)
 }
 END_TEST
 
-static void *m_cancel_twice(void *arg)
+WT_TEST(cancel_twice)
 {
     weave_task *t;
     int seen = -1;
 
-    (void)arg;
     t = WT_SPAWN(sleep_forever, &seen);
     ck_assert_int_eq(weave_yield(), 0);
     ck_assert_int_eq(weave_cancel(t), 0);
@@ -735,34 +606,19 @@ static void *m_cancel_twice(void *arg)
     ck_assert_int_eq((int)wt_int(WT_JOIN(t)), 7);
     ck_assert_int_eq(seen, ECANCELED);
     WT_ASSERT_IDLE();
-    return NULL;
 }
 
-START_TEST(cancel_twice)
-{
-    WT_RUN(m_cancel_twice, NULL);
-}
-END_TEST
-
-static void *m_cancel_finished(void *arg)
+WT_TEST(cancel_finished_task)
 {
     weave_task *t;
 
-    (void)arg;
     t = WT_SPAWN(ret_arg_plus_one, marker);
     ck_assert_int_eq(weave_yield(), 0); /* t ends */
     ck_assert_int_eq(weave_cancel(t), 0);
     /* Its result is still there. */
     ck_assert_ptr_eq(WT_JOIN(t), marker + 1);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(cancel_finished_task)
-{
-    WT_RUN(m_cancel_finished, NULL);
-}
-END_TEST
 
 static void *cancel_before_start(void *arg)
 {
@@ -772,23 +628,15 @@ static void *cancel_before_start(void *arg)
     return wt_ptr(8);
 }
 
-static void *m_cancel_before_start(void *arg)
+WT_TEST(cancel_before_first_run)
 {
     weave_task *t;
 
-    (void)arg;
     t = WT_SPAWN(cancel_before_start, NULL);
     ck_assert_int_eq(weave_cancel(t), 0);
     ck_assert_int_eq((int)wt_int(WT_JOIN(t)), 8); /* it runs anyway */
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(cancel_before_first_run)
-{
-    WT_RUN(m_cancel_before_start, NULL);
-}
-END_TEST
 
 /* Every blocking call of a cancelled task fails with ECANCELED at once, and
  * keeps failing. */
@@ -820,12 +668,11 @@ static void *cancelled_calls(void *arg)
     return wt_ptr(1);
 }
 
-static void *m_cancelled_calls(void *arg)
+WT_TEST(cancelled_task_blocking_calls_fail)
 {
     weave_task *other, *t;
     int seen = -1;
 
-    (void)arg;
     other = WT_SPAWN(sleep_forever, &seen);
     t = WT_SPAWN(cancelled_calls, other);
     ck_assert_int_eq(weave_sleep(5), 0);
@@ -835,14 +682,7 @@ static void *m_cancelled_calls(void *arg)
     ck_assert_int_eq(weave_cancel(other), 0);
     WT_JOIN(other);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(cancelled_task_blocking_calls_fail)
-{
-    WT_RUN(m_cancelled_calls, NULL);
-}
-END_TEST
 
 /* ---- spawn during shutdown, nested run, deadlock ---------------------- */
 
@@ -886,25 +726,17 @@ START_TEST(spawn_during_shutdown_starts_cancelled)
 }
 END_TEST
 
-static void *m_nested(void *arg)
+WT_TEST(nested_run_ebusy)
 {
     void *res = wt_ptr(1);
 
-    (void)arg;
     WT_FAILS(weave_run(m_result, NULL, &res), EBUSY);
     ck_assert_ptr_eq(res, wt_ptr(1)); /* untouched */
     WT_FAILS(weave_run_with(NULL, m_result, NULL, NULL), EBUSY);
     /* the scheduler still works */
     ck_assert_ptr_eq(WT_JOIN(WT_SPAWN(ret_arg_plus_one, marker)), marker + 1);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(nested_run_ebusy)
-{
-    WT_RUN(m_nested, NULL);
-}
-END_TEST
 
 static int dl_join_err;
 
@@ -978,23 +810,15 @@ START_TEST(join_cycle_deadlock)
 }
 END_TEST
 
-static void *m_not_deadlock(void *arg)
+WT_TEST(timed_sleep_is_not_a_deadlock)
 {
     weave_task *t;
 
-    (void)arg;
     /* A task that sleeps with a deadline can always wake: not a deadlock. */
     t = WT_SPAWN(sleep_ms, wt_ptr(30));
     ck_assert_ptr_null(WT_JOIN(t));
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(timed_sleep_is_not_a_deadlock)
-{
-    WT_RUN(m_not_deadlock, NULL);
-}
-END_TEST
 
 /* ---- names, ids, handles ----------------------------------------------- */
 
@@ -1007,14 +831,13 @@ static void *name_check(void *arg)
     return NULL;
 }
 
-static void *m_names(void *arg)
+WT_TEST(task_names_and_ids)
 {
     char name[64];
     char longname[100];
     weave_task *t, *u, *v;
     weave_task_opts o = {0};
 
-    (void)arg;
     ck_assert_uint_eq(weave_task_id(weave_self()), 1);
     ck_assert_str_eq(weave_task_name(weave_self()), "main");
 
@@ -1054,20 +877,12 @@ static void *m_names(void *arg)
         WT_JOIN(w);
     }
     WT_ASSERT_IDLE();
-    return NULL;
 }
 
-START_TEST(task_names_and_ids)
-{
-    WT_RUN(m_names, NULL);
-}
-END_TEST
-
-static void *m_stale(void *arg)
+WT_TEST(stale_handle_after_join_esrch)
 {
     weave_task *t, *u;
 
-    (void)arg;
     t = WT_SPAWN(ret_arg_plus_one, marker);
     WT_JOIN(t);
     WT_FAILS(weave_cancel(t), ESRCH);
@@ -1088,25 +903,17 @@ static void *m_stale(void *arg)
     ck_assert_int_eq(weave_cancel(u), 0);
     WT_JOIN(u);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(stale_handle_after_join_esrch)
-{
-    WT_RUN(m_stale, NULL);
-}
-END_TEST
 
 /* ---- no leak over many tasks ------------------------------------------- */
 
-static void *m_cycles(void *arg)
+WT_TEST(spawn_join_cycles_do_not_leak)
 {
     /* 10^5 in the plain and ASan builds; valgrind runs 20-50x slower, so
      * there a tenth of that still shows a leak but keeps the run short. */
     long n = WT_ON_VALGRIND ? 10000 : 100000;
     weave_stats st0, st;
 
-    (void)arg;
     for (long i = 0; i < 100; i++)
         WT_JOIN(WT_SPAWN(wt_nothing, NULL));
     ck_assert_int_eq(weave_get_stats(&st0), 0);
@@ -1131,14 +938,7 @@ static void *m_cycles(void *arg)
     ck_assert_uint_eq(st.stacks_cached, st0.stacks_cached);
     ck_assert_uint_eq(st.tasks_spawned, st0.tasks_spawned + (uint64_t)(n + n / 10));
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(spawn_join_cycles_do_not_leak)
-{
-    WT_RUN(m_cycles, NULL);
-}
-END_TEST
 
 static Suite *sched_suite(void)
 {

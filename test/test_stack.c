@@ -70,11 +70,10 @@ static void *use_half_meg(void *arg)
     return wt_ptr((intptr_t)recurse(128));
 }
 
-static void *m_big_stack(void *arg)
+WT_TEST(big_stack_is_usable)
 {
     weave_task *t;
 
-    (void)arg;
     t = spawn_sized(MiB, "big", use_half_meg, NULL);
     ck_assert_ptr_nonnull(t);
     ck_assert_int_eq((int)wt_int(WT_JOIN(t)), 128);
@@ -88,20 +87,12 @@ static void *m_big_stack(void *arg)
     ck_assert_ptr_nonnull(t);
     WT_JOIN(t);
     WT_ASSERT_IDLE();
-    return NULL;
 }
 
-START_TEST(big_stack_is_usable)
-{
-    WT_RUN(m_big_stack, NULL);
-}
-END_TEST
-
-static void *m_default_size(void *arg)
+WT_TEST_WITH(run_default_stack_size_is_used, .default_stack_size = MiB)
 {
     weave_task *t;
 
-    (void)arg;
     /* Size 0 means the run's default, here 1 MiB: 512 KiB fit. */
     t = spawn_sized(0, NULL, use_half_meg, NULL);
     ck_assert_ptr_nonnull(t);
@@ -111,18 +102,9 @@ static void *m_default_size(void *arg)
     /* main itself got the default too */
     ck_assert_int_eq((int)wt_int(use_half_meg(NULL)), 128);
     WT_ASSERT_IDLE();
-    return NULL;
 }
 
-START_TEST(run_default_stack_size_is_used)
-{
-    weave_run_opts o = {.default_stack_size = MiB};
-
-    ck_assert_int_eq(weave_run_with(&o, m_default_size, NULL, NULL), 0);
-}
-END_TEST
-
-static void *m_sizes(void *arg)
+WT_TEST(stack_size_limits)
 {
     static const size_t bad[] = {1,
                                  WEAVE_STACK_MIN - 1,
@@ -143,7 +125,6 @@ static void *m_sizes(void *arg)
                                   WEAVE_STACK_MAX};
     weave_stats before = wt_stats(), after;
 
-    (void)arg;
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         WT_FAILS_NULL(spawn_sized(bad[i], "bad", wt_nothing, NULL), EINVAL);
     after = wt_stats();
@@ -161,14 +142,7 @@ static void *m_sizes(void *arg)
         ck_assert_int_eq((int)wt_int(WT_JOIN(t)), 5);
     }
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(stack_size_limits)
-{
-    WT_RUN(m_sizes, NULL);
-}
-END_TEST
 
 static void *m_run_sizes(void *arg)
 {
@@ -195,13 +169,12 @@ END_TEST
 
 /* ---- reuse, pooling, lazy commit ---------------------------------------- */
 
-static void *m_reuse(void *arg)
+WT_TEST(stacks_are_reused)
 {
     weave_task *t[100];
     weave_stats st, one, rest;
     uint64_t peak_bytes = 0;
 
-    (void)arg;
     /* One task at a time: the same stack over and over, nothing mapped. */
     WT_JOIN(WT_SPAWN(wt_nothing, NULL));
     one = wt_stats();
@@ -234,14 +207,7 @@ static void *m_reuse(void *arg)
             ck_assert_uint_eq(st.stack_bytes_mapped, rest.stack_bytes_mapped);
     }
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(stacks_are_reused)
-{
-    WT_RUN(m_reuse, NULL);
-}
-END_TEST
 
 static int kernel_at_least(int major, int minor)
 {
@@ -253,11 +219,10 @@ static int kernel_at_least(int major, int minor)
     return ma > major || (ma == major && mi >= minor);
 }
 
-static void *m_guard_mode(void *arg)
+WT_TEST(guard_mode_reported)
 {
     weave_stats st = wt_stats();
 
-    (void)arg;
     ck_assert_msg(st.guard_mode == 1 || st.guard_mode == 2, "guard_mode %d", st.guard_mode);
     /* Linux 6.13 has MADV_GUARD_INSTALL; weave must use it there (valgrind
      * may refuse the unknown madvise, and then mprotect is right). */
@@ -265,14 +230,7 @@ static void *m_guard_mode(void *arg)
         ck_assert_int_eq(st.guard_mode, 1);
     ck_assert_uint_gt(st.stack_bytes_mapped, 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(guard_mode_reported)
-{
-    WT_RUN(m_guard_mode, NULL);
-}
-END_TEST
 
 static long rss_kib(void)
 {
@@ -299,13 +257,12 @@ static void *sleep_until_cancelled(void *arg)
     return NULL;
 }
 
-static void *m_lazy(void *arg)
+WT_TEST(stacks_are_committed_lazily)
 {
     enum { N = 2000 };
     static weave_task *t[N];
     long before, grown;
 
-    (void)arg;
     before = rss_kib();
     for (int i = 0; i < N; i++) {
         t[i] = spawn_sized(MiB, NULL, sleep_a_while, wt_ptr(50));
@@ -319,14 +276,7 @@ static void *m_lazy(void *arg)
     for (int i = 0; i < N; i++)
         WT_JOIN(t[i]);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(stacks_are_committed_lazily)
-{
-    WT_RUN(m_lazy, NULL);
-}
-END_TEST
 
 /* ---- many stacks ------------------------------------------------------- */
 

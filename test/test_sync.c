@@ -190,13 +190,12 @@ static void *excl_task(void *arg)
 
 #define NEXCL 8
 
-static void *m_mutex_excludes(void *arg)
+WT_TEST(mutex_excludes)
 {
     weave_mutex m;
     struct excl x;
     weave_task *t[NEXCL];
 
-    (void)arg;
     ck_assert_int_eq(weave_mutex_init(&m), 0);
     memset(&x, 0, sizeof(x));
     x.m = &m;
@@ -211,24 +210,16 @@ static void *m_mutex_excludes(void *arg)
     ck_assert_int_eq(weave_mutex_unlock(&m), 0);
     ck_assert_int_eq(weave_mutex_destroy(&m), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(mutex_excludes)
-{
-    WT_RUN(m_mutex_excludes, NULL);
-}
-END_TEST
 
 /* Never passed to weave_mutex_init: its first use is a contended one. */
 static weave_mutex static_mutex = WEAVE_MUTEX_INIT;
 
-static void *m_mutex_static_init(void *arg)
+WT_TEST(mutex_static_init)
 {
     weave_mutex local = WEAVE_MUTEX_INIT;
     struct job j[3];
 
-    (void)arg;
     ck_assert_int_eq(weave_mutex_lock(&static_mutex), 0);
     for (int i = 0; i < 3; i++) {
         j[i] = job_of(OP_LOCK, PLAIN, 0);
@@ -253,27 +244,19 @@ static void *m_mutex_static_init(void *arg)
     ck_assert_int_eq(weave_mutex_unlock(&local), 0);
     ck_assert_int_eq(weave_mutex_destroy(&local), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(mutex_static_init)
-{
-    WT_RUN(m_mutex_static_init, NULL);
-}
-END_TEST
 
 /*
  * Waiters get the mutex in the order they came, and the holder that
  * unlocks and at once locks again queues behind them: unlock handed the
  * mutex to the first waiter, so the relock cannot barge in.
  */
-static void *m_mutex_fifo_no_barging(void *arg)
+WT_TEST(mutex_fifo_no_barging)
 {
     weave_mutex m;
     struct job j[4];
     int mine;
 
-    (void)arg;
     returned = 0;
     ck_assert_int_eq(weave_mutex_init(&m), 0);
     ck_assert_int_eq(weave_mutex_lock(&m), 0);
@@ -298,14 +281,7 @@ static void *m_mutex_fifo_no_barging(void *arg)
     ck_assert_int_eq(weave_mutex_destroy(&m), 0);
     settle(); /* the jobs end */
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(mutex_fifo_no_barging)
-{
-    WT_RUN(m_mutex_fifo_no_barging, NULL);
-}
-END_TEST
 
 /* Another task's attempts on a mutex it does not hold. */
 static void *not_owner_task(void *arg)
@@ -317,12 +293,11 @@ static void *not_owner_task(void *arg)
     return NULL;
 }
 
-static void *m_mutex_misuse(void *arg)
+WT_TEST(mutex_misuse)
 {
     weave_mutex m;
     struct job j = job_of(OP_LOCK, PLAIN, 0);
 
-    (void)arg;
     ck_assert_int_eq(weave_mutex_init(&m), 0);
     WT_FAILS(weave_mutex_unlock(&m), EPERM); /* free */
     ck_assert_int_eq(weave_mutex_lock(&m), 0);
@@ -359,14 +334,7 @@ static void *m_mutex_misuse(void *arg)
     WT_FAILS(weave_mutex_trylock(NULL), EINVAL);
     WT_FAILS(weave_mutex_unlock(NULL), EINVAL);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(mutex_misuse)
-{
-    WT_RUN(m_mutex_misuse, NULL);
-}
-END_TEST
 
 /* A cancelled task's lock on a free mutex: ECANCELED, and it takes nothing. */
 static void *cancelled_locker(void *arg)
@@ -386,14 +354,13 @@ static void *cancelled_locker(void *arg)
  * owns the mutex: the next waiter gets it, and once that one unlocks the
  * mutex is free (not held by the waiter that left).
  */
-static void *m_mutex_cancel_waiter(void *arg)
+WT_TEST(mutex_cancel_waiter)
 {
     weave_mutex m;
     struct job a = job_of(OP_LOCK, PLAIN, 0), b = job_of(OP_LOCK, PLAIN, 0);
     weave_task *ta, *tb;
     int64_t t_cancel;
 
-    (void)arg;
     ck_assert_int_eq(weave_mutex_init(&m), 0);
     ck_assert_int_eq(weave_mutex_lock(&m), 0);
     a.m = b.m = &m;
@@ -421,27 +388,19 @@ static void *m_mutex_cancel_waiter(void *arg)
     ck_assert_int_eq(weave_mutex_unlock(&m), 0);
     ck_assert_int_eq(weave_mutex_destroy(&m), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(mutex_cancel_waiter)
-{
-    WT_RUN(m_mutex_cancel_waiter, NULL);
-}
-END_TEST
 
 /*
  * Cancelled after the handoff but before it ran: the waiter was served, so
  * either its lock returns 0 and it owns the mutex, or the lock fails and
  * the mutex went on; never a failed lock that left the mutex held.
  */
-static void *m_mutex_cancel_after_handoff(void *arg)
+WT_TEST(mutex_cancel_after_handoff)
 {
     weave_mutex m;
     struct job a = job_of(OP_LOCK, PLAIN, 0);
     weave_task *ta;
 
-    (void)arg;
     ck_assert_int_eq(weave_mutex_init(&m), 0);
     ck_assert_int_eq(weave_mutex_lock(&m), 0);
     a.m = &m;
@@ -456,14 +415,7 @@ static void *m_mutex_cancel_after_handoff(void *arg)
     ck_assert_int_eq(weave_mutex_unlock(&m), 0);
     ck_assert_int_eq(weave_mutex_destroy(&m), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(mutex_cancel_after_handoff)
-{
-    WT_RUN(m_mutex_cancel_after_handoff, NULL);
-}
-END_TEST
 
 /*
  * Waiters whose deadline passes (a scope, lock_timeout) give up no sooner
@@ -471,14 +423,13 @@ END_TEST
  * line. A timed lock that succeeds leaves no deadline behind. A timeout of
  * 0 never waits: it takes a free mutex, else fails at once.
  */
-static void *m_mutex_deadline(void *arg)
+WT_TEST(mutex_deadline)
 {
     weave_mutex m;
     struct job a = job_of(OP_LOCK, SCOPED, 30), b = job_of(OP_LOCK, TIMED, 30);
     struct job z = job_of(OP_LOCK, TIMED, 0), c = job_of(OP_LOCK, PLAIN, 0);
     weave_task *t[4];
 
-    (void)arg;
     ck_assert_int_eq(weave_mutex_init(&m), 0);
     ck_assert_int_eq(weave_mutex_lock(&m), 0);
     a.m = b.m = z.m = c.m = &m;
@@ -510,14 +461,7 @@ static void *m_mutex_deadline(void *arg)
     ck_assert_int_eq(weave_mutex_unlock(&m), 0);
     ck_assert_int_eq(weave_mutex_destroy(&m), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(mutex_deadline)
-{
-    WT_RUN(m_mutex_deadline, NULL);
-}
-END_TEST
 
 /* ---- condition variable --------------------------------------------------------- */
 
@@ -526,13 +470,12 @@ END_TEST
  * only once it holds the mutex again; broadcast wakes the rest. A signal
  * with no waiter is not kept for a later one.
  */
-static void *m_cond_signal_order(void *arg)
+WT_TEST(cond_signal_order)
 {
     weave_mutex m;
     weave_cond c;
     struct job w[4], late = job_of(OP_COND, TIMED, 30);
 
-    (void)arg;
     returned = 0;
     ck_assert_int_eq(weave_mutex_init(&m), 0);
     ck_assert_int_eq(weave_cond_init(&c), 0);
@@ -575,14 +518,7 @@ static void *m_cond_signal_order(void *arg)
     ck_assert_int_eq(weave_cond_destroy(&c), 0);
     ck_assert_int_eq(weave_mutex_destroy(&m), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(cond_signal_order)
-{
-    WT_RUN(m_cond_signal_order, NULL);
-}
-END_TEST
 
 /*
  * weave_cond_wait returns holding the mutex whatever happened: cancelled
@@ -605,7 +541,7 @@ static void *cancel_then_wait(void *arg)
 /* Deadlines long enough that no job reaches them during a settle(). */
 #define DL ((int64_t)(WT_ON_VALGRIND ? 300 : 30))
 
-static void *m_cond_errors_hold_mutex(void *arg)
+WT_TEST(cond_errors_hold_mutex)
 {
     weave_mutex m;
     weave_cond c;
@@ -614,7 +550,6 @@ static void *m_cond_errors_hold_mutex(void *arg)
     struct job *all[] = {&k, &d, &t, &z};
     weave_task *tk, *h[4];
 
-    (void)arg;
     ck_assert_int_eq(weave_mutex_init(&m), 0);
     ck_assert_int_eq(weave_cond_init(&c), 0);
     for (int i = 0; i < 4; i++) {
@@ -645,14 +580,7 @@ static void *m_cond_errors_hold_mutex(void *arg)
     ck_assert_int_eq(weave_cond_destroy(&c), 0); /* nobody left in it */
     ck_assert_int_eq(weave_mutex_destroy(&m), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(cond_errors_hold_mutex)
-{
-    WT_RUN(m_cond_errors_hold_mutex, NULL);
-}
-END_TEST
 
 /*
  * No lost wake-up: the signaller queues for the mutex while the waiter
@@ -694,12 +622,11 @@ static void *lost_signaller(void *arg)
     return NULL;
 }
 
-static void *m_cond_no_lost_wakeup(void *arg)
+WT_TEST(cond_no_lost_wakeup)
 {
     struct lost l;
     weave_task *w, *s;
 
-    (void)arg;
     memset(&l, 0, sizeof(l));
     ck_assert_int_eq(weave_mutex_init(&l.m), 0);
     ck_assert_int_eq(weave_cond_init(&l.c), 0);
@@ -712,14 +639,7 @@ static void *m_cond_no_lost_wakeup(void *arg)
     ck_assert_int_eq(weave_cond_destroy(&l.c), 0);
     ck_assert_int_eq(weave_mutex_destroy(&l.m), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(cond_no_lost_wakeup)
-{
-    WT_RUN(m_cond_no_lost_wakeup, NULL);
-}
-END_TEST
 
 /*
  * A bounded buffer with two condition variables and predicate loops:
@@ -791,12 +711,11 @@ static void *pc_consumer(void *arg)
     }
 }
 
-static void *m_cond_producer_consumer(void *arg)
+WT_TEST(cond_producer_consumer)
 {
     struct pc p;
     weave_task *prod[PC_PROD], *cons[PC_CONS];
 
-    (void)arg;
     memset(&p, 0, sizeof(p));
     p.seen = calloc((size_t)(PC_PROD * PC_ITEMS), 1);
     ck_assert_ptr_nonnull(p.seen);
@@ -825,14 +744,7 @@ static void *m_cond_producer_consumer(void *arg)
     ck_assert_int_eq(weave_cond_destroy(&p.not_full), 0);
     ck_assert_int_eq(weave_mutex_destroy(&p.m), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(cond_producer_consumer)
-{
-    WT_RUN(m_cond_producer_consumer, NULL);
-}
-END_TEST
 
 /* Waiting on a mutex held by another task: EPERM, and it stays theirs. */
 static void *foreign_mutex_waiter(void *arg)
@@ -847,13 +759,12 @@ static void *foreign_mutex_waiter(void *arg)
 
 static weave_cond static_cond = WEAVE_COND_INIT;
 
-static void *m_cond_misuse(void *arg)
+WT_TEST(cond_misuse)
 {
     weave_mutex m;
     weave_cond c;
     struct job w = job_of(OP_COND, PLAIN, 0), s = job_of(OP_COND, PLAIN, 0);
 
-    (void)arg;
     ck_assert_int_eq(weave_mutex_init(&m), 0);
     ck_assert_int_eq(weave_cond_init(&c), 0);
     WT_FAILS(weave_cond_wait(&c, &m), EPERM); /* m is free */
@@ -899,14 +810,7 @@ static void *m_cond_misuse(void *arg)
     ck_assert_int_eq(weave_cond_destroy(&c), 0);
     ck_assert_int_eq(weave_mutex_destroy(&m), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(cond_misuse)
-{
-    WT_RUN(m_cond_misuse, NULL);
-}
-END_TEST
 
 /* ---- semaphore ------------------------------------------------------------------- */
 
@@ -931,13 +835,12 @@ static void *limited_task(void *arg)
 
 static weave_sem static_sem = WEAVE_SEM_INIT(2);
 
-static void *m_sem_counting(void *arg)
+WT_TEST(sem_counting)
 {
     weave_sem s;
     struct limit l = {&static_sem, 0, 0};
     weave_task *t[6];
 
-    (void)arg;
     ck_assert_int_eq(weave_sem_init(&s, 3), 0);
     ck_assert_int_eq(weave_sem_value(&s), 3);
     for (int i = 0; i < 3; i++)
@@ -963,26 +866,18 @@ static void *m_sem_counting(void *arg)
     ck_assert_int_eq(weave_sem_value(&static_sem), 2);
     ck_assert_int_eq(weave_sem_destroy(&static_sem), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(sem_counting)
-{
-    WT_RUN(m_sem_counting, NULL);
-}
-END_TEST
 
 /*
  * release hands its permit straight to the first waiter: the count stays
  * 0, a try_acquire right after it cannot take the permit, and waiters are
  * served in the order they came.
  */
-static void *m_sem_fifo_handoff(void *arg)
+WT_TEST(sem_fifo_handoff)
 {
     weave_sem s;
     struct job w[4];
 
-    (void)arg;
     returned = 0;
     ck_assert_int_eq(weave_sem_init(&s, 0), 0);
     for (int i = 0; i < 4; i++) {
@@ -1012,21 +907,14 @@ static void *m_sem_fifo_handoff(void *arg)
     ck_assert_int_eq(weave_sem_value(&s), 1);
     ck_assert_int_eq(weave_sem_destroy(&s), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(sem_fifo_handoff)
-{
-    WT_RUN(m_sem_fifo_handoff, NULL);
-}
-END_TEST
 
 /*
  * A waiter that gives up (cancelled, timed out) before a release is never
  * handed a permit, and one cancelled after its release but before it ran
  * either has the permit or left it counted: permits are conserved.
  */
-static void *m_sem_gives_up_gets_nothing(void *arg)
+WT_TEST(sem_gives_up_gets_nothing)
 {
     weave_sem s;
     struct job a = job_of(OP_ACQUIRE, PLAIN, 0), b = job_of(OP_ACQUIRE, PLAIN, 0);
@@ -1036,7 +924,6 @@ static void *m_sem_gives_up_gets_nothing(void *arg)
     weave_task *h[4], *td;
     int64_t t_cancel;
 
-    (void)arg;
     ck_assert_int_eq(weave_sem_init(&s, 0), 0);
     for (int i = 0; i < 4; i++) {
         all[i]->s = &s;
@@ -1075,14 +962,7 @@ static void *m_sem_gives_up_gets_nothing(void *arg)
     ck_assert_int_eq(weave_sem_value(&s) + (d.r == 0), 1);
     ck_assert_int_eq(weave_sem_destroy(&s), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(sem_gives_up_gets_nothing)
-{
-    WT_RUN(m_sem_gives_up_gets_nothing, NULL);
-}
-END_TEST
 
 /* A cancelled task's acquire fails even with permits there, taking none. */
 static void *cancelled_acquirer(void *arg)
@@ -1096,13 +976,12 @@ static void *cancelled_acquirer(void *arg)
     return NULL;
 }
 
-static void *m_sem_deadline(void *arg)
+WT_TEST(sem_deadline)
 {
     weave_sem s;
     struct job d = job_of(OP_ACQUIRE, SCOPED, 30), t = job_of(OP_ACQUIRE, TIMED, 30);
     weave_task *h[2];
 
-    (void)arg;
     ck_assert_int_eq(weave_sem_init(&s, 0), 0);
     d.s = t.s = &s;
     h[0] = start(&d);
@@ -1126,22 +1005,14 @@ static void *m_sem_deadline(void *arg)
     ck_assert_int_eq(weave_sem_release(&s), 0);
     ck_assert_int_eq(weave_sem_destroy(&s), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(sem_deadline)
-{
-    WT_RUN(m_sem_deadline, NULL);
-}
-END_TEST
 
 static weave_sem full_sem = WEAVE_SEM_INIT(WEAVE_SEM_VALUE_MAX);
 
-static void *m_sem_overflow(void *arg)
+WT_TEST(sem_overflow)
 {
     weave_sem s;
 
-    (void)arg;
     ck_assert_int_eq(weave_sem_init(&s, WEAVE_SEM_VALUE_MAX - 1), 0);
     ck_assert_int_eq(weave_sem_release(&s), 0);
     ck_assert_int_eq(weave_sem_value(&s), (int64_t)WEAVE_SEM_VALUE_MAX);
@@ -1155,21 +1026,13 @@ static void *m_sem_overflow(void *arg)
     WT_FAILS(weave_sem_release(&full_sem), EOVERFLOW);
     ck_assert_int_eq(weave_sem_value(&full_sem), (int64_t)WEAVE_SEM_VALUE_MAX);
     WT_ASSERT_IDLE();
-    return NULL;
 }
 
-START_TEST(sem_overflow)
-{
-    WT_RUN(m_sem_overflow, NULL);
-}
-END_TEST
-
-static void *m_sem_misuse(void *arg)
+WT_TEST(sem_misuse)
 {
     weave_sem s = WEAVE_SEM_INIT(5);
     struct job w = job_of(OP_ACQUIRE, PLAIN, 0);
 
-    (void)arg;
     ck_assert_int_eq(weave_sem_value(&s), 5);
     ck_assert_int_eq(weave_sem_destroy(&s), 0); /* nobody waits */
     ck_assert_int_eq(weave_sem_init(&s, 0), 0);
@@ -1193,14 +1056,7 @@ static void *m_sem_misuse(void *arg)
     ck_assert_int_eq(weave_sem_value(NULL), -1);
     ck_assert_int_eq(errno, EINVAL);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(sem_misuse)
-{
-    WT_RUN(m_sem_misuse, NULL);
-}
-END_TEST
 
 /* ---- event ----------------------------------------------------------------------- */
 
@@ -1209,12 +1065,11 @@ END_TEST
  * makes waits wait again. Waiters woken by a set return 0 even if the
  * event is cleared before they run (a pulse).
  */
-static void *m_event_set_wakes_all(void *arg)
+WT_TEST(event_set_wakes_all)
 {
     weave_event e;
     struct job w[5], late = job_of(OP_EVENT, TIMED, 30);
 
-    (void)arg;
     ck_assert_int_eq(weave_event_init(&e), 0);
     ck_assert_int_eq(weave_event_is_set(&e), 0);
     for (int i = 0; i < 5; i++) {
@@ -1256,18 +1111,11 @@ static void *m_event_set_wakes_all(void *arg)
         assert_ok(&w[i]);
     ck_assert_int_eq(weave_event_destroy(&e), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(event_set_wakes_all)
-{
-    WT_RUN(m_event_set_wakes_all, NULL);
-}
-END_TEST
 
 /* A waiter cancelled or past its deadline leaves; the others still wait and
  * are woken by the set. */
-static void *m_event_cancel_deadline(void *arg)
+WT_TEST(event_cancel_deadline)
 {
     weave_event e;
     struct job a = job_of(OP_EVENT, PLAIN, 0), k = job_of(OP_EVENT, PLAIN, 0);
@@ -1277,7 +1125,6 @@ static void *m_event_cancel_deadline(void *arg)
     weave_task *h[6];
     int64_t t_cancel;
 
-    (void)arg;
     ck_assert_int_eq(weave_event_init(&e), 0);
     for (int i = 0; i < 6; i++) {
         all[i]->e = &e;
@@ -1301,23 +1148,15 @@ static void *m_event_cancel_deadline(void *arg)
     assert_ok(&b);
     ck_assert_int_eq(weave_event_destroy(&e), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(event_cancel_deadline)
-{
-    WT_RUN(m_event_cancel_deadline, NULL);
-}
-END_TEST
 
 static weave_event static_event = WEAVE_EVENT_INIT;
 
-static void *m_event_misuse(void *arg)
+WT_TEST(event_misuse)
 {
     weave_event e;
     struct job w = job_of(OP_EVENT, PLAIN, 0);
 
-    (void)arg;
     /* Never initialised: a waiter, destroy refused while it waits. */
     ck_assert_int_eq(weave_event_is_set(&static_event), 0);
     w.e = &static_event;
@@ -1346,14 +1185,7 @@ static void *m_event_misuse(void *arg)
     WT_FAILS(weave_event_wait_timeout(NULL, 10), EINVAL);
     WT_FAILS(weave_event_is_set(NULL), EINVAL);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(event_misuse)
-{
-    WT_RUN(m_event_misuse, NULL);
-}
-END_TEST
 
 /* ---- weave_run ends while tasks wait ----------------------------------------------- */
 
@@ -1590,12 +1422,11 @@ static void *x_thread_plain(void *arg)
     return NULL;
 }
 
-static void *m_cross_thread(void *arg)
+WT_TEST(cross_thread_eperm)
 {
     pthread_t th;
     weave_task *h[5];
 
-    (void)arg;
     memset(&x, 0, sizeof(x));
     ck_assert_int_eq(weave_mutex_init(&x.m), 0);
     ck_assert_int_eq(weave_mutex_init(&x.cm), 0);
@@ -1652,14 +1483,7 @@ static void *m_cross_thread(void *arg)
     ck_assert_int_eq(weave_event_destroy(&x.e), 0);
     ck_assert_int_eq(weave_event_destroy(&x.go), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(cross_thread_eperm)
-{
-    WT_RUN(m_cross_thread, NULL);
-}
-END_TEST
 
 /*
  * The mutex held by this thread's main task, with nobody waiting. Another
@@ -1685,11 +1509,10 @@ static void *unlock_elsewhere_thread(void *arg)
     return NULL;
 }
 
-static void *m_unlock_from_other_thread(void *arg)
+WT_TEST(cross_thread_unlock_by_same_task_id)
 {
     pthread_t th;
 
-    (void)arg;
     ck_assert_int_eq(weave_mutex_init(&held_here), 0);
     ck_assert_int_eq(weave_mutex_lock(&held_here), 0);
     ck_assert_int_eq(pthread_create(&th, NULL, unlock_elsewhere_thread, NULL), 0);
@@ -1700,14 +1523,7 @@ static void *m_unlock_from_other_thread(void *arg)
     ck_assert_int_eq(weave_mutex_unlock(&held_here), 0); /* still ours */
     ck_assert_int_eq(weave_mutex_destroy(&held_here), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(cross_thread_unlock_by_same_task_id)
-{
-    WT_RUN(m_unlock_from_other_thread, NULL);
-}
-END_TEST
 
 /*
  * The mutex held by a task of this thread (not main), with nobody waiting.
@@ -1751,9 +1567,8 @@ static void *hold_held_here(void *arg)
     return NULL;
 }
 
-static void *m_lock_from_other_thread(void *arg)
+WT_TEST(cross_thread_lock_of_held_mutex)
 {
-    (void)arg;
     ck_assert_int_eq(weave_mutex_init(&held_here), 0);
     WT_JOIN(WT_SPAWN(hold_held_here, NULL));
     ck_assert_msg(other_lock_r == -1 && other_lock_err == EPERM,
@@ -1764,14 +1579,7 @@ static void *m_lock_from_other_thread(void *arg)
     ck_assert_int_eq(weave_mutex_unlock(&held_here), 0);
     ck_assert_int_eq(weave_mutex_destroy(&held_here), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(cross_thread_lock_of_held_mutex)
-{
-    WT_RUN(m_lock_from_other_thread, NULL);
-}
-END_TEST
 
 /* ---- the suite ------------------------------------------------------------------- */
 

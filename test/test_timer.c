@@ -267,9 +267,8 @@ END_TEST
 
 /* Many short sleeps in a row, each checked: a deadline rounded down to the
  * clock's or the poller's resolution shows up here. */
-static void *m_short_sleeps(void *arg)
+WT_TEST(many_short_sleeps_never_early)
 {
-    (void)arg;
     for (int i = 0; i < 200; i++) {
         int64_t d = 1 + i % 7 * 150; /* 1 .. 901 us */
         int64_t t0 = wt_now_ns();
@@ -277,14 +276,7 @@ static void *m_short_sleeps(void *arg)
         ck_assert_int_ge(wt_now_ns() - t0, d * 1000);
     }
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(many_short_sleeps_never_early)
-{
-    WT_RUN(m_short_sleeps, NULL);
-}
-END_TEST
 
 /* ---- order ------------------------------------------------------------- */
 
@@ -467,12 +459,11 @@ START_TEST(huge_durations_do_not_expire_and_cancel)
 }
 END_TEST
 
-static void *m_negative(void *arg)
+WT_TEST(negative_durations_einval)
 {
     static const int64_t bad[] = {-2, -3, -1000, INT64_MIN + 1, INT64_MIN};
     weave_stats st;
 
-    (void)arg;
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         WT_FAILS(weave_sleep(bad[i]), EINVAL);
         WT_FAILS(weave_sleep_us(bad[i]), EINVAL);
@@ -480,22 +471,14 @@ static void *m_negative(void *arg)
     ck_assert_int_eq(weave_get_stats(&st), 0);
     ck_assert_uint_eq(st.timers_pending, 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
 
-START_TEST(negative_durations_einval)
-{
-    WT_RUN(m_negative, NULL);
-}
-END_TEST
-
-static void *m_forever(void *arg)
+WT_TEST(sleep_minus_one_until_cancelled)
 {
     weave_task *t[2];
     struct huge forever[2] = {{0, -1}, {1, -1}};
     weave_stats st;
 
-    (void)arg;
     huge_done = 0;
     for (int i = 0; i < 2; i++)
         t[i] = WT_SPAWN(huge_sleeper, &forever[i]);
@@ -510,22 +493,14 @@ static void *m_forever(void *arg)
     }
     ck_assert_int_eq(huge_done, 1);
     WT_ASSERT_IDLE();
-    return NULL;
 }
 
-START_TEST(sleep_minus_one_until_cancelled)
-{
-    WT_RUN(m_forever, NULL);
-}
-END_TEST
-
-static void *m_pending(void *arg)
+WT_TEST(cancel_removes_the_timer)
 {
     weave_task *t[5];
     struct huge h = {0, 10000};
     weave_stats st;
 
-    (void)arg;
     for (int i = 0; i < 5; i++)
         t[i] = WT_SPAWN(huge_sleeper, &h);
     ck_assert_int_eq(weave_yield(), 0);
@@ -539,14 +514,7 @@ static void *m_pending(void *arg)
         WT_JOIN(t[i]);
     }
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(cancel_removes_the_timer)
-{
-    WT_RUN(m_pending, NULL);
-}
-END_TEST
 
 /* ---- signals ------------------------------------------------------------ */
 
@@ -611,13 +579,12 @@ static void *timed_sleeper(void *arg)
     return NULL;
 }
 
-static void *m_spinner(void *arg)
+WT_TEST(yield_loop_does_not_starve_sleeper)
 {
     weave_task *t;
     int64_t deadline;
     long late = 0, total = 0;
 
-    (void)arg;
     sleeper_woke = 0;
     t = WT_SPAWN(timed_sleeper, NULL);
     ck_assert_int_eq(weave_yield(), 0); /* the sleeper is parked now */
@@ -637,14 +604,7 @@ static void *m_spinner(void *arg)
     ck_assert_int_gt(total, late);
     WT_JOIN(t);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(yield_loop_does_not_starve_sleeper)
-{
-    WT_RUN(m_spinner, NULL);
-}
-END_TEST
 
 /* ---- the clock and the thread's timer slack ----------------------------- */
 

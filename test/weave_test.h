@@ -111,6 +111,56 @@ static inline intptr_t wt_int(void *p)
         res_;                                                                                      \
     })
 
+/*
+ * Define a Check test whose body runs as the main task of its own
+ * scheduler:
+ *
+ *     WT_TEST(sleep_orders_wakeups)
+ *     {
+ *         ...asserts, inside a task...
+ *     }
+ *
+ * registered like any test (tcase_add_test(tc, sleep_orders_wakeups)). The
+ * test asserts that weave_run succeeded; the body takes no argument and
+ * returns nothing. WT_TEST_WITH does the same with weave_run_with and the
+ * options given as designated initializers:
+ *
+ *     WT_TEST_WITH(one_worker_serializes, .offload_threads = 1)
+ *
+ * A test that checks something after weave_run returns, or runs it more
+ * than once, is written out with START_TEST and WT_RUN instead.
+ */
+#define WT_TEST(name)                                                                              \
+    WT_TEST_TASK_(name)                                                                            \
+    START_TEST(name)                                                                               \
+    {                                                                                              \
+        WT_RUN(wt_task_##name, NULL);                                                              \
+    }                                                                                              \
+    END_TEST                                                                                       \
+    static void wt_body_##name(void)
+
+#define WT_TEST_WITH(name, ...)                                                                    \
+    WT_TEST_TASK_(name)                                                                            \
+    START_TEST(name)                                                                               \
+    {                                                                                              \
+        const weave_run_opts o_ = {__VA_ARGS__};                                                   \
+        errno = 0;                                                                                 \
+        ck_assert_int_eq(weave_run_with(&o_, wt_task_##name, NULL, NULL), 0);                      \
+    }                                                                                              \
+    END_TEST                                                                                       \
+    static void wt_body_##name(void)
+
+/* The task that WT_TEST's scheduler runs: the test's body, declared here
+ * and defined by the block after the macro. */
+#define WT_TEST_TASK_(name)                                                                        \
+    static void wt_body_##name(void);                                                              \
+    static void *wt_task_##name(void *arg)                                                         \
+    {                                                                                              \
+        (void)arg;                                                                                 \
+        wt_body_##name();                                                                          \
+        return NULL;                                                                               \
+    }
+
 /* Spawn and assert success. */
 #define WT_SPAWN(fn, arg)                                                                          \
     ({                                                                                             \
