@@ -42,7 +42,10 @@ function(run_app program)
     endif()
     step(${env} ${program})
     string(STRIP "${step_output}" printed)
-    say("  ${printed}")
+    string(REPLACE "\n" ";" printed "${printed}")
+    foreach(line IN LISTS printed)
+        say("  ${line}")
+    endforeach()
 endfunction()
 
 # needs(<program> <yes|no>): whether the program loads libweave.so, from its
@@ -113,6 +116,22 @@ if(MODE STREQUAL "install")
             fail("libweave.so's soname is '${CMAKE_MATCH_1}', not libweave.so.${SOVERSION}")
         endif()
         say("libweave.so's soname: ${CMAKE_MATCH_1}")
+    endif()
+
+    # The shared library exports the public API alone: no internal weave__
+    # function, and every public one, weave_version among them.
+    if(SHARED AND NM)
+        execute_process(COMMAND ${NM} -D --defined-only ${PREFIX}/${LIBDIR}/libweave.so
+            OUTPUT_VARIABLE symbols)
+        string(REGEX MATCHALL " [TDBRW] weave_[a-z0-9_]*" public "${symbols}")
+        list(LENGTH public count)
+        if(symbols MATCHES " [TDBRW] (weave__[A-Za-z0-9_]*)")
+            fail("libweave.so exports the internal ${CMAKE_MATCH_1}")
+        endif()
+        if(NOT symbols MATCHES " T weave_version\n")
+            fail("libweave.so does not export weave_version")
+        endif()
+        say("libweave.so exports ${count} weave_ symbols and no weave__ one")
     endif()
 
     # The exported targets: each include directory once, and no generator
