@@ -10,6 +10,11 @@
  * and the number of mappings of the process: slabs keep it small, which
  * matters against vm.max_map_count).
  *
+ * The guard below each stack (--guard-kib, weave_run_opts.guard_size) costs
+ * no memory but address space and page tables: the per-task figures at the
+ * end of the table give page-table bytes (VmPTE at the peak - before the
+ * first spawn) and virtual address space (VmSize, likewise) per task.
+ *
  * RSS per task = (VmHWM after the run - VmRSS before the first spawn) / N:
  * everything the run added, the library's task records, handle table and
  * timer heap included. The bench's own array of handles is touched before
@@ -40,6 +45,7 @@ struct options {
     uint64_t ntasks;
     uint64_t sleep_ms;
     uint64_t stack_size; /* 0: the library's default */
+    uint64_t guard_kib;  /* 0: the library's default */
     bool json;
 };
 
@@ -54,6 +60,10 @@ struct scale {
     int64_t drain_ns;      /* first wake-up until every task is joined */
     int64_t wall_ns;       /* first spawn until every task is joined */
     int64_t rss_base_kib;  /* VmRSS before the first spawn */
+    int64_t pte_base_kib;  /* VmPTE before the first spawn */
+    int64_t vm_base_kib;   /* VmSize before the first spawn */
+    int64_t pte_peak_kib;  /* VmPTE at the peak */
+    int64_t vm_peak_kib;   /* VmSize at the peak */
     long minflt_base;      /* minor page faults before the first spawn */
     long minflt_end;       /* and after the last join */
     int64_t rss_peak_kib;  /* VmHWM after the run */
@@ -68,13 +78,17 @@ struct scale {
 static void usage(FILE *f)
 {
     (void)fprintf(f,
-                  "usage: scale_bench [--tasks N] [--sleep-ms M] [--stack-size BYTES] [--json]\n"
+                  "usage: scale_bench [--tasks N] [--sleep-ms M] [--stack-size BYTES] "
+                  "[--guard-kib N] [--json]\n"
                   "  --tasks N           tasks alive at once (1..%u, default 100000)\n"
                   "  --sleep-ms M        each task's one sleep in ms (0..%u, default 1000)\n"
                   "  --stack-size BYTES  stack of each task: 0 = the library's default (%zu),\n"
                   "                      else %zu..%zu (default 0)\n"
+                  "  --guard-kib N       guard below each stack in KiB: 0 = the library's\n"
+                  "                      default (%zu), else 1..%zu (default 0)\n"
                   "  --json              one JSON object instead of the table\n",
-                  MAX_TASKS, MAX_SLEEP_MS, WEAVE_STACK_DEFAULT, WEAVE_STACK_MIN, WEAVE_STACK_MAX);
+                  MAX_TASKS, MAX_SLEEP_MS, WEAVE_STACK_DEFAULT, WEAVE_STACK_MIN, WEAVE_STACK_MAX,
+                  WEAVE_GUARD_DEFAULT / 1024, WEAVE_GUARD_MAX / 1024);
 }
 
 static void parse_args(int argc, char **argv, struct options *o)
@@ -97,11 +111,18 @@ static void parse_args(int argc, char **argv, struct options *o)
          .max = WEAVE_STACK_MAX,
          .zero_ok = true,
          .bad = "--stack-size wants 0 or a byte count from 16384 to 1073741824, not '%s'"},
+        {.name = "--guard-kib",
+         .u64 = &o->guard_kib,
+         .min = 1,
+         .max = WEAVE_GUARD_MAX / 1024,
+         .zero_ok = true,
+         .bad = "--guard-kib wants 0 or a KiB count from 1 to 65536, not '%s'"},
     };
 
     o->ntasks = 100000;
     o->sleep_ms = 1000;
     o->stack_size = 0;
+    o->guard_kib = 0;
     o->json = false;
     bench_parse_args(argc, argv, "scale_bench", usage, opts, sizeof(opts) / sizeof(opts[0]), NULL);
 }
@@ -216,6 +237,8 @@ static void *scale_main(void *arg)
     memset(&topts, 0, sizeof(topts));
     topts.stack_size = (size_t)s->o->stack_size;
     s->rss_base_kib = bench_proc_status_kib("VmRSS");
+    s->pte_base_kib = bench_proc_status_kib("VmPTE");
+    s->vm_base_kib = bench_proc_status_kib("VmSize");
     s->minflt_base = minor_faults();
 
     t0 = s->t0 = bench_now_ns();
@@ -243,6 +266,8 @@ static void *scale_main(void *arg)
         if (weave_get_stats(&s->peak) != 0)
             fail(s, "weave_get_stats", errno);
         s->maps_lines = bench_maps_lines();
+        s->pte_peak_kib = bench_proc_status_kib("VmPTE");
+        s->vm_peak_kib = bench_proc_status_kib("VmSize");
     }
 
     for (uint64_t i = 0; i < s->spawned; i++) {
@@ -277,7 +302,9 @@ int main(int argc, char **argv)
 {
     struct options o;
     struct scale s;
-    size_t stack = 0;
+    weave_run_opts run_opts = {0};
+    size_t stack = 0, guard;
+    double pte_per_task, vm_per_task_kib;
     double per_task_kib, spawn_rate, faults_per_task, touch_ns, spawn_per_task_ns;
     int status = 0;
 
@@ -293,7 +320,8 @@ int main(int argc, char **argv)
     /* Touch it now, so that the baseline RSS already holds it. */
     memset(s.handles, 0, (size_t)o.ntasks * sizeof(weave_task *));
 
-    if (weave_run(scale_main, &s, NULL) != 0) {
+    run_opts.guard_size = (size_t)o.guard_kib * 1024;
+    if (weave_run_with(&run_opts, scale_main, &s, NULL) != 0) {
         (void)fprintf(stderr, "scale_bench: weave_run: %s (%s)\n", strerror(errno),
                       bench_errno_name(errno));
         free(s.handles);
@@ -305,12 +333,16 @@ int main(int argc, char **argv)
                       bench_errno_name(s.err));
         return 1;
     }
-    if (s.rss_base_kib < 0 || s.rss_peak_kib < 0 || s.maps_lines < 0) {
+    if (s.rss_base_kib < 0 || s.rss_peak_kib < 0 || s.maps_lines < 0 || s.pte_base_kib < 0 ||
+        s.pte_peak_kib < 0 || s.vm_base_kib < 0 || s.vm_peak_kib < 0) {
         (void)fprintf(stderr, "scale_bench: cannot read /proc/self: %s\n", strerror(errno));
         return 1;
     }
 
     stack = o.stack_size ? (size_t)o.stack_size : WEAVE_STACK_DEFAULT;
+    guard = o.guard_kib ? (size_t)o.guard_kib * 1024 : WEAVE_GUARD_DEFAULT;
+    pte_per_task = (double)(s.pte_peak_kib - s.pte_base_kib) * 1024.0 / (double)o.ntasks;
+    vm_per_task_kib = (double)(s.vm_peak_kib - s.vm_base_kib) / (double)o.ntasks;
     per_task_kib = (double)(s.rss_peak_kib - s.rss_base_kib) / (double)o.ntasks;
     spawn_rate = s.spawn_ns > 0 ? (double)o.ntasks * 1e9 / (double)s.spawn_ns : 0.0;
     spawn_per_task_ns = (double)s.spawn_ns / (double)o.ntasks;
@@ -319,24 +351,27 @@ int main(int argc, char **argv)
 
     if (o.json) {
         printf("{\"bench\":\"scale_bench\",\"tasks\":%llu,\"sleep_ms\":%llu,\"stack_size\":%zu,"
+               "\"guard_size\":%zu,\"pte_bytes_per_task\":%.1f,\"vm_per_task_kib\":%.1f,"
                "\"spawn_ms\":%.3f,\"spawn_rate_per_s\":%.0f,\"first_run_ms\":%.3f,"
                "\"drain_ms\":%.3f,\"wall_ms\":%.3f,\"rss_baseline_kib\":%lld,\"rss_peak_kib\":%lld,"
                "\"rss_per_task_kib\":%.2f,\"stacks_in_use\":%llu,\"stack_bytes_mapped\":%llu,"
                "\"guard_mode\":\"%s\",\"maps_lines\":%lld,\"max_map_count\":%ld,"
                "\"context\":\"%s\",\"minor_faults_per_task\":%.2f,\"raw_first_touch_ns\":%.0f}\n",
-               (unsigned long long)o.ntasks, (unsigned long long)o.sleep_ms, stack,
-               (double)s.spawn_ns / 1e6, spawn_rate, (double)s.first_run_ns / 1e6,
-               (double)s.drain_ns / 1e6, (double)s.wall_ns / 1e6, (long long)s.rss_base_kib,
-               (long long)s.rss_peak_kib, per_task_kib, (unsigned long long)s.peak.stacks_in_use,
+               (unsigned long long)o.ntasks, (unsigned long long)o.sleep_ms, stack, guard,
+               pte_per_task, vm_per_task_kib, (double)s.spawn_ns / 1e6, spawn_rate,
+               (double)s.first_run_ns / 1e6, (double)s.drain_ns / 1e6, (double)s.wall_ns / 1e6,
+               (long long)s.rss_base_kib, (long long)s.rss_peak_kib, per_task_kib,
+               (unsigned long long)s.peak.stacks_in_use,
                (unsigned long long)s.peak.stack_bytes_mapped, guard_name(s.peak.guard_mode),
                (long long)s.maps_lines, max_map_count(), weave_context_backend(), faults_per_task,
                touch_ns);
     } else {
         printf("scale_bench: many tasks alive at once, each sleeping once\n");
-        printf("parameters: tasks=%llu, sleep_ms=%llu, stack_size=%zu bytes%s; "
-               "vm.max_map_count %ld; context %s\n\n",
+        printf("parameters: tasks=%llu, sleep_ms=%llu, stack_size=%zu bytes%s, "
+               "guard=%zu KiB%s; vm.max_map_count %ld; context %s\n\n",
                (unsigned long long)o.ntasks, (unsigned long long)o.sleep_ms, stack,
-               o.stack_size ? "" : " (library default)", max_map_count(), weave_context_backend());
+               o.stack_size ? "" : " (library default)", guard / 1024,
+               o.guard_kib ? "" : " (library default)", max_map_count(), weave_context_backend());
         printf("%-24s %14s  %-8s %s\n", "what", "value", "unit", "note");
         printf("%-24s %14.3f  %-8s %s\n", "spawn time", (double)s.spawn_ns / 1e6, "ms",
                "all spawns, back to back");
@@ -374,6 +409,14 @@ int main(int argc, char **argv)
                "how guard pages are made");
         printf("%-24s %14lld  %-8s %s\n", "/proc/self/maps lines", (long long)s.maps_lines, "",
                "mappings of the process, at the peak");
+        printf("\nper task, guard %zu KiB:\n", guard / 1024);
+        printf("%-24s %14.2f  %-8s %s\n", "spawn", spawn_per_task_ns / 1e3, "us",
+               "spawn time / tasks");
+        printf("%-24s %14.2f  %-8s %s\n", "RSS", per_task_kib, "KiB", "(peak - baseline) / tasks");
+        printf("%-24s %14.1f  %-8s %s\n", "page tables", pte_per_task, "bytes",
+               "VmPTE (peak - baseline) / tasks");
+        printf("%-24s %14.1f  %-8s %s\n", "address space", vm_per_task_kib, "KiB",
+               "VmSize (peak - baseline) / tasks");
     }
     if (fflush(stdout) != 0) {
         perror("scale_bench: stdout");

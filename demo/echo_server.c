@@ -1,9 +1,10 @@
 /*
  * echo_server.c - a TCP echo server, one task per connection.
  *
- * Every connection gets a task that reads and writes back until the peer
- * hangs up; the code reads like the blocking server one would write with a
- * thread per connection, but everything runs on one thread.
+ * Every connection gets a task that reads (through a weave_stream, which
+ * holds a buffer only while data is in flight) and writes back until the
+ * peer hangs up; the code reads like the blocking server one would write
+ * with a thread per connection, but everything runs on one thread.
  *
  * Three details a real server needs:
  *
@@ -39,8 +40,7 @@
 #include "weave.h"
 
 #define BACKLOG      512
-#define BUF_SIZE     16384 /* bytes read at once, on the task's stack */
-#define EMFILE_PAUSE 50    /* ms to wait after accept runs out of fds */
+#define EMFILE_PAUSE 50 /* ms to wait after accept runs out of fds */
 
 /* The server's settings and counters, shared by the tasks (one thread: no
  * locking). It lives in main's frame, not in a task's: connection tasks
@@ -66,19 +66,17 @@ struct conn {
 static void *serve_conn(void *arg)
 {
     struct conn *c = arg;
-    struct server *srv = c->srv;
-    char buf[BUF_SIZE];
+    weave_stream *in = weave_stream_new(c->fd, NULL);
+    const void *data;
+    ssize_t n;
 
-    for (;;) {
-        ssize_t n = weave_read(c->fd, buf, sizeof(buf));
-        if (n <= 0)
-            break; /* EOF, an error such as ECONNRESET, or ECANCELED at shutdown */
-        if (weave_write(c->fd, buf, (size_t)n) != n)
-            break;
-        srv->bytes += (uint64_t)n;
-    }
-    weave_close(c->fd);
-    srv->active--;
+    /* Write back what the stream's buffer holds, then consume it; until EOF,
+     * an error such as ECONNRESET, or ECANCELED at shutdown. */
+    while (in && (n = weave_stream_peek(in, 1, &data)) > 0 &&
+           weave_write(c->fd, data, (size_t)n) == n)
+        c->srv->bytes += (uint64_t)weave_stream_skip(in, n);
+    (void)(in ? weave_stream_close(in) : weave_close(c->fd));
+    c->srv->active--;
     free(c);
     return NULL;
 }

@@ -1,40 +1,46 @@
 /*
  * http_hello.c - a small HTTP/1.1 server with keep-alive: "hello\n" to all.
  *
- * One task per connection, written as a blocking server would be:
+ * One task per connection, written as a blocking server would be, on a
+ * buffered stream (weave_stream) over the socket:
  *
  *     loop:
- *         wait (at most the idle timeout) for input, read it
- *         for every complete request in the buffer:   (pipelining)
- *             parse the request line and the headers
- *             append the response to the output buffer
- *         write the output buffer in one call
+ *         wait (at most the idle timeout) for the next request to begin
+ *         read its head, line by line, within the head timeout
+ *         answer it into the stream's write buffer
+ *         flush once no further (pipelined) request is buffered
  *
  * What it honours of HTTP/1.1 (RFC 9112):
  *   - GET and HEAD answer 200 "hello\n" (HEAD without the body); other
  *     methods 405 with an Allow header. Any target is accepted.
  *   - Persistent connections: HTTP/1.1 keeps the connection unless the
  *     request says "Connection: close"; HTTP/1.0 closes it unless the
- *     request says "Connection: keep-alive".
- *   - Pipelined requests arriving in one read are all answered, in order,
- *     with one write.
- *   - A request body announced by Content-Length is read and discarded;
- *     Transfer-Encoding is answered 501 and the connection closed.
- *   - A malformed request line or header, a missing Host in HTTP/1.1 or a
- *     bad Content-Length gets 400, a header block over IN_MAX bytes 431, an
- *     HTTP major version other than 1 gets 505; then the connection closes.
- *   - An idle connection (no request for --idle-ms) is closed: the wait for
- *     input is weave_wait_fd with a timeout.
- *   - Closing is "lingering": the server shuts down its sending side and
- *     drains the client's input for a moment (a deadline scope around the
- *     reads) before close, so that unread pipelined input cannot turn the
- *     close into a reset that destroys the last response on its way.
+ *     request says "Connection: keep-alive". Pipelined requests are
+ *     answered in order, their responses gathered into one write.
+ *   - A body announced by Content-Length (up to 2^63 - 1) is thrown away as
+ *     it comes; Transfer-Encoding is answered 501. A malformed request, a
+ *     missing Host in HTTP/1.1 or a bad Content-Length gets 400, a head
+ *     over HEAD_MAX bytes 431, an HTTP major version other than 1 gets
+ *     505; then the connection closes.
+ *
+ * Against slow clients, and for memory:
+ *   - No request begins within --idle-ms, or a body stalls that long: the
+ *     connection is closed.
+ *   - The whole head must arrive within --head-ms (a deadline scope around
+ *     reading it), however slowly its bytes trickle in, so a client sending
+ *     a byte every 50 ms cannot hold a connection (slowloris).
+ *   - The stream holds buffers only while a request is in flight, and the
+ *     task has a small stack: an idle connection costs about 4.5 KB.
+ *   - Closing "lingers": the server shuts down its sending side and drains
+ *     the client's input for a moment before close, so that unread input
+ *     cannot turn the close into a reset that destroys the last response.
  *
  * SIGINT and SIGTERM stop the server through a signalfd read by the main
  * task (no weave call in a signal handler).
  *
- * Usage: http_hello [--host H] [--port P] [--idle-ms MS]
- *        (default 127.0.0.1, port 8080, 5000 ms; --port 0 picks a free port)
+ * Usage: http_hello [--host H] [--port P] [--idle-ms MS] [--head-ms MS]
+ *        (default 127.0.0.1, port 8080, 5000 ms, 10000 ms; --port 0 picks
+ *        a free port)
  */
 #define _GNU_SOURCE
 
@@ -57,22 +63,23 @@
 #include "weave.h"
 
 #define BACKLOG      1024
-#define IN_MAX       8192 /* request head (line + headers) limit, bytes */
-#define OUT_MAX      8192 /* responses gathered before one write */
-#define RESP_MAX     512  /* the longest single response we build */
-#define LINGER_MS    1000 /* drain time for a closing connection */
+#define HEAD_MAX     8192        /* request head (line + headers) limit, bytes */
+#define OUT_MAX      8192        /* responses gathered before one write */
+#define CONN_STACK   (32 * 1024) /* a connection task's stack, bytes */
+#define LINGER_MS    1000        /* drain time for a closing connection */
 #define LINGER_BYTES 65536
-#define EMFILE_PAUSE 50 /* ms to wait after accept runs out of fds */
-
-static const char hello[] = "hello\n";
+#define BODY_PIECE   65536 /* bytes of a body discarded per timeout */
+#define EMFILE_PAUSE 50    /* ms to wait after accept runs out of fds */
 
 struct server {
     int listen_fd;
     int64_t idle_ms;
+    int64_t head_ms;
     uint64_t accepted;   /* connections */
     uint64_t active;     /* open now */
     uint64_t requests;   /* responses sent */
     uint64_t idle_close; /* connections closed by the idle timeout */
+    uint64_t head_close; /* connections closed by the head timeout */
     uint64_t emfile;     /* times accept ran out of fds */
     time_t date_sec;     /* the second date_hdr was made for */
     char date_hdr[64];   /* "Date: ...\r\n" */
@@ -80,8 +87,7 @@ struct server {
 
 /* One parsed request head. */
 struct request {
-    const char *method;
-    size_t method_len;
+    bool get, head;      /* the method is GET, HEAD */
     int minor;           /* HTTP/1.minor */
     bool conn_close;     /* Connection: close */
     bool conn_keepalive; /* Connection: keep-alive */
@@ -92,7 +98,7 @@ struct request {
 
 struct conn {
     struct server *srv;
-    int fd;
+    weave_stream *s; /* over the connection's socket */
 };
 
 /* ---- parsing ------------------------------------------------------------ */
@@ -101,38 +107,6 @@ static bool is_tchar(unsigned char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
            (c && strchr("!#$%&'*+-.^_`|~", c));
-}
-
-/* Offset just past the blank line ending the head in buf[0..len), or 0 if
- * the head is not complete yet. Lines end in CRLF or, leniently, LF. */
-static size_t head_end(const char *buf, size_t len)
-{
-    for (size_t i = 0; i < len; i++) {
-        if (buf[i] != '\n')
-            continue;
-        if (i + 1 < len && buf[i + 1] == '\n')
-            return i + 2;
-        if (i + 2 < len && buf[i + 1] == '\r' && buf[i + 2] == '\n')
-            return i + 3;
-    }
-    return 0;
-}
-
-/* The line starting at *p (before end), without its CRLF or LF; moves *p
- * past it. */
-static size_t next_line(const char **p, const char *end, const char **line)
-{
-    const char *nl = memchr(*p, '\n', (size_t)(end - *p));
-    size_t len;
-
-    *line = *p;
-    if (!nl)
-        nl = end;
-    len = (size_t)(nl - *p);
-    if (len > 0 && (*p)[len - 1] == '\r')
-        len--;
-    *p = nl < end ? nl + 1 : end;
-    return len;
 }
 
 /* Whether the comma-separated list v[0..len) holds token tok (any case). */
@@ -163,25 +137,19 @@ static bool name_is(const char *n, size_t len, const char *want)
     return strlen(want) == len && strncasecmp(n, want, len) == 0;
 }
 
-/* Parse the head in buf[0..len) (which ends with the blank line). Returns
- * 0, or the HTTP status to answer with before closing (400, 501, 505). */
-static int parse_head(const char *buf, size_t len, struct request *rq)
+/* request-line = method SP request-target SP HTTP-version. Returns 0, or
+ * the status to answer with (400, 505). */
+static int parse_request_line(const char *line, size_t n, struct request *rq)
 {
-    const char *p = buf, *end = buf + len, *line, *sp1, *sp2, *ver;
-    size_t n = next_line(&p, end, &line);
+    const char *sp1 = memchr(line, ' ', n), *sp2, *ver;
 
-    memset(rq, 0, sizeof(*rq));
-    rq->content_len = -1;
-
-    /* request-line = method SP request-target SP HTTP-version */
-    sp1 = memchr(line, ' ', n);
     if (!sp1 || sp1 == line)
         return 400;
     for (const char *c = line; c < sp1; c++)
         if (!is_tchar((unsigned char)*c))
             return 400;
-    rq->method = line;
-    rq->method_len = (size_t)(sp1 - line);
+    rq->get = sp1 - line == 3 && memcmp(line, "GET", 3) == 0;
+    rq->head = sp1 - line == 4 && memcmp(line, "HEAD", 4) == 0;
     sp2 = memchr(sp1 + 1, ' ', (size_t)(line + n - sp1 - 1));
     if (!sp2 || sp2 == sp1 + 1)
         return 400;
@@ -195,53 +163,100 @@ static int parse_head(const char *buf, size_t len, struct request *rq)
     if (ver[5] != '1')
         return 505;
     rq->minor = ver[7] - '0';
+    return 0;
+}
 
-    /* field-line = field-name ":" OWS field-value OWS */
-    while ((n = next_line(&p, end, &line)) > 0) {
-        const char *colon = memchr(line, ':', n), *v;
-        size_t vlen;
+/* field-line = field-name ":" OWS field-value OWS. Returns 0 or 400. */
+static int parse_field(const char *line, size_t n, struct request *rq)
+{
+    const char *colon = memchr(line, ':', n), *v;
+    size_t vlen;
 
-        if (!colon || colon == line)
-            return 400; /* also rejects obsolete line folding */
-        for (const char *c = line; c < colon; c++)
-            if (!is_tchar((unsigned char)*c))
-                return 400; /* includes whitespace before the colon */
-        v = colon + 1;
-        vlen = (size_t)(line + n - v);
-        while (vlen > 0 && (*v == ' ' || *v == '\t'))
-            v++, vlen--;
-        while (vlen > 0 && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
-            vlen--;
+    if (!colon || colon == line)
+        return 400; /* also rejects obsolete line folding */
+    for (const char *c = line; c < colon; c++)
+        if (!is_tchar((unsigned char)*c))
+            return 400; /* includes whitespace before the colon */
+    v = colon + 1;
+    vlen = (size_t)(line + n - v);
+    while (vlen > 0 && (*v == ' ' || *v == '\t'))
+        v++, vlen--;
+    while (vlen > 0 && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
+        vlen--;
 
-        if (name_is(line, (size_t)(colon - line), "connection")) {
-            rq->conn_close |= list_has(v, vlen, "close");
-            rq->conn_keepalive |= list_has(v, vlen, "keep-alive");
-        } else if (name_is(line, (size_t)(colon - line), "host")) {
-            if (rq->has_host)
-                return 400; /* two Hosts */
-            rq->has_host = true;
-        } else if (name_is(line, (size_t)(colon - line), "transfer-encoding")) {
-            rq->chunked = true;
-        } else if (name_is(line, (size_t)(colon - line), "content-length")) {
-            int64_t cl = 0;
+    if (name_is(line, (size_t)(colon - line), "connection")) {
+        rq->conn_close |= list_has(v, vlen, "close");
+        rq->conn_keepalive |= list_has(v, vlen, "keep-alive");
+    } else if (name_is(line, (size_t)(colon - line), "host")) {
+        if (rq->has_host)
+            return 400; /* two Hosts */
+        rq->has_host = true;
+    } else if (name_is(line, (size_t)(colon - line), "transfer-encoding")) {
+        rq->chunked = true;
+    } else if (name_is(line, (size_t)(colon - line), "content-length")) {
+        int64_t cl = 0;
 
-            if (vlen == 0)
+        if (vlen == 0)
+            return 400;
+        for (size_t i = 0; i < vlen; i++) {
+            /* Every value up to INT64_MAX is taken; one digit more is not. */
+            if (v[i] < '0' || v[i] > '9' || cl > (INT64_MAX - (v[i] - '0')) / 10)
                 return 400;
-            for (size_t i = 0; i < vlen; i++) {
-                if (v[i] < '0' || v[i] > '9' || cl > (INT64_MAX - 9) / 10)
-                    return 400;
-                cl = cl * 10 + (v[i] - '0');
-            }
-            if (rq->content_len >= 0 && rq->content_len != cl)
-                return 400;
-            rq->content_len = cl;
+            cl = cl * 10 + (v[i] - '0');
         }
+        if (rq->content_len >= 0 && rq->content_len != cl)
+            return 400;
+        rq->content_len = cl;
+    }
+    return 0;
+}
+
+/*
+ * Read one request head from s, line by line, and parse it into rq. Each
+ * line is looked at in the stream's buffer (weave_stream_peek_until) and
+ * then consumed, so nothing is copied onto the task's stack. Returns 0, a
+ * status to answer with before closing (400, 431, 501, 505), or -1 to close
+ * without an answer: end of file, an error, or the head deadline.
+ */
+static int read_head(weave_stream *s, struct request *rq)
+{
+    size_t total = 0;
+    bool first = true;
+
+    memset(rq, 0, sizeof(*rq));
+    rq->content_len = -1;
+    for (;;) {
+        const void *p;
+        const char *line;
+        ssize_t n = weave_stream_peek_until(s, "\n", 1, &p);
+        size_t len;
+        int status;
+
+        if (n < 0)
+            return errno == EMSGSIZE ? 431 : -1;
+        line = p;
+        if (n == 0 || line[n - 1] != '\n')
+            return -1; /* the client hung up in the middle */
+        if ((total += (size_t)n) > HEAD_MAX)
+            return 431;
+        /* Lines end in CRLF or, leniently, LF. */
+        len = (size_t)n - 1;
+        if (len > 0 && line[len - 1] == '\r')
+            len--;
+        if (!first && len == 0) {
+            (void)weave_stream_skip(s, n); /* the blank line ends the head */
+            break;
+        }
+        /* Empty lines before the request line are ignored. */
+        status = first ? (len ? parse_request_line(line, len, rq) : 0) : parse_field(line, len, rq);
+        first = first && len == 0;
+        if (status != 0)
+            return status;
+        (void)weave_stream_skip(s, n); /* buffered: never waits */
     }
     if (rq->minor >= 1 && !rq->has_host)
         return 400;
-    if (rq->chunked)
-        return 501;
-    return 0;
+    return rq->chunked ? 501 : 0;
 }
 
 /* ---- responses ---------------------------------------------------------- */
@@ -261,159 +276,124 @@ static const char *date_header(struct server *srv)
     return srv->date_hdr;
 }
 
-/* Append one response to out (room for RESP_MAX bytes is guaranteed). */
-static size_t build_response(struct server *srv, char *out, int status, bool head_only,
-                             bool keep_alive, bool say_keep_alive)
-{
-    const char *reason, *body, *extra = "";
-    int n;
+/* The answers, by status; the last one is the default. */
+static const struct answer {
+    int status;
+    const char *reason, *body, *extra;
+} answers[] = {
+    {200, "OK", "hello\n", ""},
+    {405, "Method Not Allowed", "method not allowed\n", "Allow: GET, HEAD\r\n"},
+    {431, "Request Header Fields Too Large", "request header fields too large\n", ""},
+    {501, "Not Implemented", "transfer codings are not implemented\n", ""},
+    {505, "HTTP Version Not Supported", "HTTP version not supported\n", ""},
+    {400, "Bad Request", "bad request\n", ""},
+};
 
-    switch (status) {
-    case 200:
-        reason = "OK";
-        body = hello;
-        break;
-    case 405:
-        reason = "Method Not Allowed";
-        body = "method not allowed\n";
-        extra = "Allow: GET, HEAD\r\n";
-        break;
-    case 431:
-        reason = "Request Header Fields Too Large";
-        body = "request header fields too large\n";
-        break;
-    case 501:
-        reason = "Not Implemented";
-        body = "transfer codings are not implemented\n";
-        break;
-    case 505:
-        reason = "HTTP Version Not Supported";
-        body = "HTTP version not supported\n";
-        break;
-    default:
-        reason = "Bad Request";
-        body = "bad request\n";
-        break;
-    }
-    n = snprintf(out, RESP_MAX,
-                 "HTTP/1.1 %d %s\r\nServer: weave-http_hello\r\n%sContent-Type: text/plain\r\n"
-                 "Content-Length: %zu\r\n%s%s\r\n%s",
-                 status, reason, date_header(srv), strlen(body), extra,
-                 !keep_alive      ? "Connection: close\r\n"
-                 : say_keep_alive ? "Connection: keep-alive\r\n"
-                                  : "",
-                 head_only ? "" : body);
-    return n > 0 && n < RESP_MAX ? (size_t)n : 0;
+/* Buffer one response on s. */
+static int respond(struct server *srv, weave_stream *s, int status, bool head_only, bool keep_alive,
+                   bool say_keep_alive)
+{
+    const struct answer *a = answers;
+
+    while (a->status != status && a->status != 400)
+        a++;
+    srv->requests++;
+    return weave_stream_printf(
+        s,
+        "HTTP/1.1 %d %s\r\nServer: weave-http_hello\r\n%sContent-Type: text/plain\r\n"
+        "Content-Length: %zu\r\n%s%s\r\n%s",
+        a->status, a->reason, date_header(srv), strlen(a->body), a->extra,
+        !keep_alive      ? "Connection: close\r\n"
+        : say_keep_alive ? "Connection: keep-alive\r\n"
+                         : "",
+        head_only ? "" : a->body);
 }
 
 /* ---- one connection ----------------------------------------------------- */
 
-/* Shut down our side and drain the peer's input for a moment, then close:
- * closing with unread input would send a reset, which can destroy the
- * response still on its way to the client. The deadline scope bounds the
- * whole drain, however many reads it takes. */
-static void linger_close(int fd)
+/* Throw a body away as it comes, a piece per stream timeout: a body may be
+ * as long as it likes, but must not stall. Returns whether all of it came. */
+static bool discard_body(weave_stream *s, int64_t len)
 {
-    char sink[4096];
-    size_t drained = 0;
-    weave_deadline d;
-    ssize_t n;
+    while (len > 0) {
+        int64_t n = weave_stream_skip(s, len < BODY_PIECE ? len : BODY_PIECE);
 
-    if (shutdown(fd, SHUT_WR) == 0) {
+        if (n <= 0)
+            return false;
+        len -= n;
+    }
+    return true;
+}
+
+/* Shut down our side and drain the peer's input for a moment (a deadline
+ * scope bounds the whole drain), then close: closing with unread input
+ * would send a reset, which can destroy the response on its way. */
+static void linger_close(weave_stream *s)
+{
+    weave_deadline d;
+
+    if (shutdown(weave_stream_fd(s), SHUT_WR) == 0) {
         weave_deadline_begin(&d, LINGER_MS);
-        while (drained < LINGER_BYTES && (n = weave_read(fd, sink, sizeof(sink))) > 0)
-            drained += (size_t)n;
+        (void)weave_stream_skip(s, LINGER_BYTES);
         (void)weave_deadline_end(&d); /* 1 if the time ran out: either way, done */
     }
-    weave_close(fd);
+    (void)weave_stream_close(s);
 }
 
 static void *serve_conn(void *arg)
 {
     struct conn *c = arg;
     struct server *srv = c->srv;
-    char in[IN_MAX], out[OUT_MAX];
-    size_t have = 0;          /* bytes in in[] */
-    int64_t body_left = 0;    /* request body bytes still to discard */
-    bool keep_alive = true;   /* false once we decided to close */
-    bool peer_closed = false; /* the client sent EOF */
+    weave_stream *s = c->s;
+    bool keep_alive = true; /* false once we decided to close */
 
+    /* Every call on the stream that waits (for a request to begin, for a
+     * piece of a body, for the client to take our output) gives up after
+     * the idle timeout. */
+    (void)weave_stream_set_timeout(s, srv->idle_ms);
     while (keep_alive) {
-        size_t used = 0, outlen = 0;
-        ssize_t n;
+        const void *p;
+        struct request rq;
+        weave_deadline d;
+        int status;
 
-        /* Wait for input at most the idle timeout, then read what came. */
-        if (weave_wait_fd(c->fd, WEAVE_IN, srv->idle_ms) < 0) {
+        /* Between requests: send the responses gathered so far, then wait
+         * for the next request to begin. A pipelined one is buffered
+         * already. */
+        if (weave_stream_buffered(s) == 0 && weave_stream_flush(s) < 0)
+            break;
+        if (weave_stream_buffered(s) == 0 && weave_stream_peek(s, 1, &p) <= 0) {
             if (errno == ETIMEDOUT)
                 srv->idle_close++;
-            break;
+            break; /* idle too long, the client hung up, or an error */
         }
-        n = weave_read(c->fd, in + have, sizeof(in) - have);
-        if (n <= 0) {
-            peer_closed = true;
-            break;
-        }
-        have += (size_t)n;
 
-        /* Answer every complete request in the buffer. */
-        while (keep_alive) {
-            struct request rq;
-            size_t hlen;
-            int status;
-            bool head_only = false;
+        /* The whole head within the head timeout, however slow its bytes. */
+        weave_deadline_begin(&d, srv->head_ms);
+        status = read_head(s, &rq);
+        if (weave_deadline_end(&d) == 1 && status < 0)
+            srv->head_close++;
+        if (status < 0)
+            break;
 
-            if (body_left > 0) {
-                size_t k = have - used < (uint64_t)body_left ? have - used : (size_t)body_left;
-                used += k;
-                body_left -= (int64_t)k;
-                if (body_left > 0)
-                    break;
-            }
-            /* Empty lines before a request line are to be ignored. */
-            while (used < have && (in[used] == '\r' || in[used] == '\n'))
-                used++;
-            if (used == have)
-                break;
-            hlen = head_end(in + used, have - used);
-            if (hlen == 0) {
-                if (used == 0 && have == sizeof(in)) {
-                    outlen += build_response(srv, out + outlen, 431, false, false, false);
-                    keep_alive = false;
-                }
-                break; /* incomplete: read more */
-            }
-            status = parse_head(in + used, hlen, &rq);
-            used += hlen;
-            if (status != 0) {
-                keep_alive = false;
-            } else {
-                bool get = rq.method_len == 3 && memcmp(rq.method, "GET", 3) == 0;
-                head_only = rq.method_len == 4 && memcmp(rq.method, "HEAD", 4) == 0;
-                status = get || head_only ? 200 : 405;
-                keep_alive = rq.minor >= 1 ? !rq.conn_close : rq.conn_keepalive && !rq.conn_close;
-                body_left = rq.content_len > 0 ? rq.content_len : 0;
-            }
-            outlen += build_response(srv, out + outlen, status, head_only, keep_alive,
-                                     keep_alive && rq.minor == 0);
-            srv->requests++;
-            if (OUT_MAX - outlen < RESP_MAX) {
-                if (weave_write(c->fd, out, outlen) != (ssize_t)outlen)
-                    goto gone;
-                outlen = 0;
-            }
+        if (status == 0) {
+            status = rq.get || rq.head ? 200 : 405;
+            keep_alive = rq.minor >= 1 ? !rq.conn_close : rq.conn_keepalive && !rq.conn_close;
+        } else {
+            keep_alive = false;
         }
-        if (outlen > 0 && weave_write(c->fd, out, outlen) != (ssize_t)outlen)
-            goto gone;
-        memmove(in, in + used, have - used);
-        have -= used;
+        if (respond(srv, s, status, rq.head, keep_alive, keep_alive && rq.minor == 0) < 0)
+            break;
+        /* The body is not needed: send the answer first, then drop it. */
+        if (keep_alive && rq.content_len > 0 &&
+            (weave_stream_flush(s) < 0 || !discard_body(s, rq.content_len)))
+            break;
     }
-    if (!peer_closed && !keep_alive && !weave_cancelled(weave_self())) {
-        linger_close(c->fd);
-        c->fd = -1;
-    }
-gone:
-    if (c->fd >= 0)
-        weave_close(c->fd);
+    /* After an answer that closes, linger; otherwise just close. */
+    if (!keep_alive && weave_stream_flush(s) == 0 && !weave_cancelled(weave_self()))
+        linger_close(s);
+    else
+        (void)weave_stream_close(s);
     srv->active--;
     free(c);
     return NULL;
@@ -424,6 +404,8 @@ gone:
 static void *accept_loop(void *arg)
 {
     struct server *srv = arg;
+    weave_task_opts small = {CONN_STACK, NULL, 0};
+    weave_stream_opts so = {HEAD_MAX, OUT_MAX, 0, 0};
     int one = 1;
 
     for (;;) {
@@ -448,12 +430,15 @@ static void *accept_loop(void *arg)
         }
         /* Responses are written whole: no reason to wait for more. */
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        c = malloc(sizeof(*c));
-        if (c) {
+        /* A small stack: the task parses lines in the stream's buffer, so
+         * it touches a page or two of it. */
+        if ((c = malloc(sizeof(*c)))) {
             c->srv = srv;
-            c->fd = fd;
+            c->s = weave_stream_new(fd, &so);
         }
-        if (!c || !(t = weave_spawn(serve_conn, c))) {
+        if (!c || !c->s || !(t = weave_spawn_with(&small, serve_conn, c))) {
+            if (c && c->s)
+                (void)weave_stream_free(c->s);
             weave_close(fd);
             free(c);
             continue;
@@ -469,6 +454,7 @@ struct options {
     const char *host;
     const char *port;
     int64_t idle_ms;
+    int64_t head_ms;
     int sigfd;
     int err;
     /* Here, in main's frame, not in server_main's: connection tasks still
@@ -490,6 +476,7 @@ static void *server_main(void *arg)
     memset(srv, 0, sizeof(*srv));
     memset(&sa, 0, sizeof(sa));
     srv->idle_ms = o->idle_ms;
+    srv->head_ms = o->head_ms;
     srv->date_sec = -1;
     srv->listen_fd = weave_tcp_listen(o->host, o->port, BACKLOG);
     if (srv->listen_fd < 0) {
@@ -501,9 +488,10 @@ static void *server_main(void *arg)
     if (getsockname(srv->listen_fd, (struct sockaddr *)&sa, &salen) == 0 &&
         getnameinfo((struct sockaddr *)&sa, salen, host, sizeof(host), port, sizeof(port),
                     NI_NUMERICHOST | NI_NUMERICSERV) == 0)
-        printf("http_hello: listening on http://%s%s%s:%s/ (idle timeout %lld ms)\n",
+        printf("http_hello: listening on http://%s%s%s:%s/ (idle timeout %lld ms, head timeout "
+               "%lld ms)\n",
                sa.ss_family == AF_INET6 ? "[" : "", host, sa.ss_family == AF_INET6 ? "]" : "", port,
-               (long long)o->idle_ms);
+               (long long)o->idle_ms, (long long)o->head_ms);
     if (!(acceptor = weave_spawn(accept_loop, srv))) {
         (void)fprintf(stderr, "http_hello: weave_spawn: %s\n", strerror(errno));
         weave_close(srv->listen_fd);
@@ -513,10 +501,10 @@ static void *server_main(void *arg)
     n = weave_read(o->sigfd, &si, sizeof(si));
     if (n == (ssize_t)sizeof(si))
         printf("\nhttp_hello: %s, stopping: %llu connections, %llu requests, %llu idle "
-               "timeouts, %llu still open\n",
+               "timeouts, %llu head timeouts, %llu still open\n",
                si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM", (unsigned long long)srv->accepted,
                (unsigned long long)srv->requests, (unsigned long long)srv->idle_close,
-               (unsigned long long)srv->active);
+               (unsigned long long)srv->head_close, (unsigned long long)srv->active);
     else
         (void)fprintf(stderr, "http_hello: signalfd: %s\n", n < 0 ? strerror(errno) : "short");
     (void)weave_cancel(acceptor);
@@ -529,11 +517,26 @@ static void *server_main(void *arg)
 static _Noreturn void usage(int status)
 {
     (void)fprintf(status ? stderr : stdout,
-                  "usage: http_hello [--host H] [--port P] [--idle-ms MS]\n"
+                  "usage: http_hello [--host H] [--port P] [--idle-ms MS] [--head-ms MS]\n"
                   "  --host H      address to listen on (default 127.0.0.1; '' = every address)\n"
                   "  --port P      port (default 8080; 0 picks a free one)\n"
-                  "  --idle-ms MS  close a connection idle this long (1..3600000, default 5000)\n");
+                  "  --idle-ms MS  close a connection idle this long (1..3600000, default 5000)\n"
+                  "  --head-ms MS  time to receive a request's whole head (1..3600000, default\n"
+                  "                10000); a client slower than that is disconnected\n");
     exit(status);
+}
+
+/* A time option: 1 to 3600000 ms. */
+static int64_t parse_ms(const char *arg)
+{
+    char *end;
+    long long v;
+
+    errno = 0;
+    v = strtoll(arg, &end, 10);
+    if (errno || *end || end == arg || v < 1 || v > 3600000)
+        usage(2);
+    return v;
 }
 
 int main(int argc, char **argv)
@@ -545,6 +548,7 @@ int main(int argc, char **argv)
     o.host = "127.0.0.1";
     o.port = "8080";
     o.idle_ms = 5000;
+    o.head_ms = 10000;
     o.sigfd = -1;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -554,14 +558,9 @@ int main(int argc, char **argv)
         } else if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
             o.port = argv[++i];
         } else if (strcmp(argv[i], "--idle-ms") == 0 && i + 1 < argc) {
-            char *end;
-            long long v;
-
-            errno = 0;
-            v = strtoll(argv[++i], &end, 10);
-            if (errno || *end || end == argv[i] || v < 1 || v > 3600000)
-                usage(2);
-            o.idle_ms = v;
+            o.idle_ms = parse_ms(argv[++i]);
+        } else if (strcmp(argv[i], "--head-ms") == 0 && i + 1 < argc) {
+            o.head_ms = parse_ms(argv[++i]);
         } else {
             usage(2);
         }

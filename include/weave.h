@@ -52,6 +52,7 @@
 #ifndef WEAVE_H
 #define WEAVE_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -100,11 +101,17 @@ WEAVE_API int weave_version_number(void);
 /*
  * Stack sizes. A task's stack is mmap'ed and committed lazily: a task that
  * touches one page costs one page of memory, whatever its size. Below each
- * stack sits a guard page, so an overflow faults instead of corrupting a
- * neighbour; weave reports it as "stack overflow in task <id> (<name>)" on
- * stderr and aborts. A requested size is rounded up to whole pages; the
- * task's bookkeeping (its saved context, about 1 KiB) is kept on an extra
- * page above the stack, so the whole requested size is usable.
+ * stack sits a guard region (see Guards), so an overflow faults instead of
+ * corrupting a neighbour; weave reports it as "stack overflow in task <id>
+ * (<name>)" on stderr and aborts. A requested size is rounded up to whole
+ * pages; the task's bookkeeping (its saved context, about 1 KiB) is kept on
+ * an extra page above the stack, so the whole requested size is usable.
+ *
+ * A frame larger than the guard (a big array, a VLA or alloca) can move the
+ * stack pointer past it in one step. Code built with -fstack-clash-protection
+ * probes every page of such a frame on the way down and always meets the
+ * guard: the CMake targets weave::weave and weave::weave_static and weave.pc
+ * pass the flag on to the code that uses them, where the compiler has it.
  */
 #define WEAVE_STACK_DEFAULT ((size_t)128 * 1024)         /* 128 KiB */
 #define WEAVE_STACK_MIN     ((size_t)16 * 1024)          /* smaller: EINVAL */
@@ -117,7 +124,33 @@ WEAVE_API int weave_version_number(void);
  * below, so the default guard is large. Guards installed with
  * MADV_GUARD_INSTALL (Linux 6.13) cost no memory, only address space and
  * page-table entries; on older kernels they are PROT_NONE pages. The size is
- * rounded up to whole pages.
+ * rounded up to whole pages. Stacks with different guards never share a
+ * slab, so a task given a small guard endangers only stacks with the same.
+ *
+ * What a guard of g bytes promises, for code built without stack clash
+ * protection: an overflow by a frame of at most g bytes beyond the stack
+ * faults in the guard before it writes a byte below it. A larger frame may
+ * first write into whatever lies below (another task's stack); weave still
+ * recognises the overflow (the stack pointer has left the stack) when the
+ * fault comes, and names the task, but the damage below may be done.
+ *
+ * The default was chosen by measurement (bench/scale_bench --guard-kib,
+ * 10^6 tasks of 128 KiB alive at once, Linux 6.18, MADV_GUARD_INSTALL).
+ * A guard costs no resident memory (4.06 KiB a task, one page, at every
+ * size) but page tables and address space, per task:
+ *
+ *     guard      page tables   address space
+ *     4 KiB      273 bytes     136 KiB
+ *     64 KiB     393 bytes     196 KiB
+ *     256 KiB    778 bytes     388 KiB
+ *     1 MiB      2317 bytes    1156 KiB
+ *
+ * and a spawn that maps a new slab installs more guard entries (spawns
+ * from the pool install none). 256 KiB covers any frame of up to 256 KiB
+ * beyond the stack for about 0.5 KiB more page tables a task than one page
+ * (an eighth of the page the task touches anyway); 1 MiB would cost 2 KiB
+ * more (half of it). A million tasks reserve 370 GiB of the 128 TiB of
+ * address space a process has.
  */
 #define WEAVE_GUARD_DEFAULT ((size_t)256 * 1024)       /* 256 KiB */
 #define WEAVE_GUARD_MAX     ((size_t)64 * 1024 * 1024) /* larger: EINVAL */
@@ -137,7 +170,8 @@ typedef struct weave_task_opts {
     const char *name;  /* copied (see WEAVE_NAME_MAX); NULL = "task-<id>" */
     size_t guard_size; /* bytes of guard below the stack, rounded up to
                           pages; 0 = the scheduler's default (see
-                          WEAVE_GUARD_DEFAULT) */
+                          WEAVE_GUARD_DEFAULT); above WEAVE_GUARD_MAX:
+                          EINVAL */
 } weave_task_opts;
 
 /* Flags for weave_run_opts.flags. */
@@ -165,7 +199,8 @@ typedef struct weave_run_opts {
     unsigned offload_threads;  /* worker threads of weave_offload; 0 = 4 */
     unsigned flags;            /* WEAVE_NO_OVERFLOW_HANDLER | ... */
     size_t guard_size;         /* default guard below each stack, bytes,
-                                  rounded up to pages; 0 = WEAVE_GUARD_DEFAULT */
+                                  rounded up to pages; 0 = WEAVE_GUARD_DEFAULT;
+                                  above WEAVE_GUARD_MAX: EINVAL */
     int dump_signal;           /* 0 = none; else a signal (SIGUSR1, say) on
                                   which weave_dump(2) runs between tasks; the
                                   signal is blocked on this thread and read
@@ -188,7 +223,8 @@ typedef struct weave_run_opts {
  *
  * Errors: EINVAL main_fn is NULL, or bad options; EBUSY a scheduler already
  * runs on this thread (a task called weave_run); ENOMEM, EMFILE, ENFILE the
- * scheduler's memory, epoll fd or first stack could not be had; EDEADLK.
+ * scheduler's memory, epoll fd or first stack could not be had; EDEADLK;
+ * EINTR a SIGINT or SIGTERM cancelled main (weave_cancel_on_signals).
  */
 WEAVE_API int weave_run(weave_fn main_fn, void *arg, void **result);
 WEAVE_API int weave_run_with(const weave_run_opts *opts, weave_fn main_fn, void *arg,
@@ -204,7 +240,8 @@ WEAVE_API int weave_run_with(const weave_run_opts *opts, weave_fn main_fn, void 
  * defaults.
  *
  * Errors: EINVAL fn is NULL, or opts->stack_size is nonzero and below
- * WEAVE_STACK_MIN or above WEAVE_STACK_MAX; EPERM no scheduler runs on this
+ * WEAVE_STACK_MIN or above WEAVE_STACK_MAX, or opts->guard_size is above
+ * WEAVE_GUARD_MAX; EPERM no scheduler runs on this
  * thread; ENOMEM no memory, or no stack could be mapped (including when the
  * kernel's map count limit is reached); the other tasks are unaffected.
  */
@@ -546,6 +583,218 @@ WEAVE_API int weave_unix_connect(const char *path);
 WEAVE_API const char *weave_resolve_error(void);
 
 /* ======================================================================== */
+/*  Buffered streams                                                         */
+/* ======================================================================== */
+
+/*
+ * A buffered reader and writer over any fd the I/O calls above take (a
+ * socket, a pipe, a terminal, a file): lines, delimited records, exact
+ * counts and peeking on the read side, gathered writes and printf on the
+ * write side (Go's bufio, asyncio's StreamReader and StreamWriter). Every
+ * call that waits is built on weave_read and weave_write, so it is a
+ * cancellation point and obeys deadline scopes like them.
+ *
+ * Nothing is lost to an interruption. A call that fails with ECANCELED,
+ * ETIMEDOUT or another error after reading part of what it wanted (half a
+ * line, say) consumes nothing: the bytes stay in the stream's buffer, and
+ * the next call starts with them. A write that fails leaves the bytes it
+ * had buffered in the buffer, for the next flush.
+ *
+ * Memory: the buffers are allocated on first use. Unless the stream is
+ * made with WEAVE_STREAM_KEEP_BUFFERS, each is freed again whenever it
+ * becomes empty (the read buffer once its last byte is consumed, the write
+ * buffer once flushed), and a read that finds its buffer empty waits for
+ * the fd to be readable (weave_wait_fd) before it allocates: a stream
+ * waiting for input holds only its record (under 100 bytes). An idle
+ * connection then costs little; the price is a malloc, a free and a
+ * poll(2) per refill.
+ *
+ * A stream belongs to one task at a time: two tasks must not call it at
+ * once (one may read while another writes only through separate streams
+ * over the same fd). Output is not flushed by reads: flush before waiting
+ * for a reply. Every call but weave_stream_new takes a stream from
+ * weave_stream_new; NULL is EINVAL.
+ *
+ * Errors of every call that reads or writes: EPERM outside a task;
+ * ECANCELED; ETIMEDOUT the stream's timeout or a deadline scope passed;
+ * EBADF the fd was closed with weave_close while the task waited; and
+ * those of read(2) and write(2) on the fd (ECONNRESET, EPIPE, ...).
+ */
+typedef struct weave_stream weave_stream; /* opaque */
+
+/* Buffer sizes: the defaults, and the bounds of weave_stream_opts. */
+#define WEAVE_STREAM_BUF_DEFAULT ((size_t)4096)
+#define WEAVE_STREAM_BUF_MIN     ((size_t)16)               /* smaller: EINVAL */
+#define WEAVE_STREAM_BUF_MAX     ((size_t)64 * 1024 * 1024) /* larger: EINVAL */
+
+/* Flags for weave_stream_opts.flags. */
+enum {
+    /* Keep each buffer from its first use until the stream is closed,
+     * instead of freeing it whenever it is empty. */
+    WEAVE_STREAM_KEEP_BUFFERS = 1u << 0
+};
+
+/* Options of weave_stream_new. A zeroed struct (or NULL) means the defaults. */
+typedef struct weave_stream_opts {
+    size_t read_size;  /* read buffer, bytes; 0 = WEAVE_STREAM_BUF_DEFAULT */
+    size_t write_size; /* write buffer, bytes; 0 = WEAVE_STREAM_BUF_DEFAULT */
+    size_t line_max;   /* longest record (delimiter included) the line and
+                          until calls accept; 0 = read_size; at most
+                          read_size */
+    unsigned flags;    /* WEAVE_STREAM_KEEP_BUFFERS */
+} weave_stream_opts;
+
+/*
+ * A stream over fd, which stays the caller's until weave_stream_close. No
+ * buffer is allocated yet and no I/O is done: this works outside a task.
+ * Errors: EBADF fd < 0; EINVAL a size outside [WEAVE_STREAM_BUF_MIN,
+ * WEAVE_STREAM_BUF_MAX], line_max above read_size, or an unknown flag;
+ * ENOMEM.
+ */
+WEAVE_API weave_stream *weave_stream_new(int fd, const weave_stream_opts *opts);
+
+/*
+ * Flush the output, close the fd with weave_close and free the stream. The
+ * fd is closed and the stream freed even when the flush fails (output not
+ * written then is lost): the call returns -1 with the flush's error, or
+ * with close(2)'s. Unread input is discarded. A cancelled task's flush
+ * fails with ECANCELED at once; to still deliver the output, close inside
+ * a shield (weave_shield_begin), bounded by a deadline scope.
+ */
+WEAVE_API int weave_stream_close(weave_stream *s);
+
+/*
+ * Flush the output and free the stream, leaving the fd open (and weave's
+ * state of it as it was): for handing the fd on. Unread input in the
+ * buffer is discarded (peek it first if it matters). The stream is freed
+ * even when the flush fails: -1 with the flush's error then.
+ */
+WEAVE_API int weave_stream_free(weave_stream *s);
+
+/* The stream's fd; -1 with EINVAL for NULL. */
+WEAVE_API int weave_stream_fd(const weave_stream *s);
+
+/*
+ * Bound every later call of s that waits: each one fails with ETIMEDOUT
+ * once timeout_ms have passed since it began (a deadline scope around the
+ * call, nested in the caller's own). -1 (the default) waits forever; 0
+ * is a scope that begins expired: a call that would read or write the fd
+ * fails at once, so only what is buffered can be had. A call's timeout covers all the reads or writes it makes,
+ * so a peer trickling bytes cannot stretch it. Errors: EINVAL timeout_ms <
+ * -1.
+ */
+WEAVE_API int weave_stream_set_timeout(weave_stream *s, int64_t timeout_ms);
+
+/* Bytes buffered for reading: what the read calls can return without
+ * waiting (0 for NULL). Never blocks. */
+WEAVE_API size_t weave_stream_buffered(const weave_stream *s);
+
+/* ---- reading --------------------------------------------------------------- */
+
+/*
+ * Read what is there: copy up to n buffered bytes into buf, or, with none
+ * buffered, wait for input (one read of the fd; a request of at least the
+ * buffer's size reads straight into buf). Returns the bytes copied (at
+ * least 1), 0 at end of file, or -1. EINVAL buf NULL or n 0.
+ */
+WEAVE_API ssize_t weave_stream_read(weave_stream *s, void *buf, size_t n);
+
+/*
+ * Read exactly n bytes into buf. Returns n, or fewer at end of file: the
+ * count that came (0 if none), all of them in buf and consumed. When n is
+ * at most the read buffer's size, a call that fails consumes nothing (what
+ * came stays buffered for the next call). A larger n reads straight into
+ * buf: stopped by an error after k > 0 bytes, it returns k (as weave_read
+ * would: the next call reports the error); so a short count from a large
+ * read means end of file or an error, and the next call tells which.
+ * EINVAL buf NULL or n 0.
+ */
+WEAVE_API ssize_t weave_stream_read_exact(weave_stream *s, void *buf, size_t n);
+
+/*
+ * Read one line, up to and including its '\n', into buf, and end it with a
+ * NUL; a line ending in "\r\n" keeps both. Returns its length (the '\n'
+ * included, the NUL not), 0 at end of file, or -1. The last line of the
+ * input may end without '\n': it is returned as it is, and the next call
+ * returns 0.
+ *
+ * Limits: a line of more than min(line_max, cap - 1) bytes (its '\n'
+ * included) fails with EMSGSIZE and consumes nothing, so the caller can
+ * still take the bytes: with a larger buf (if line_max allows), with
+ * weave_stream_read, or by skipping them. EINVAL buf NULL or cap < 2.
+ */
+WEAVE_API ssize_t weave_stream_read_line(weave_stream *s, char *buf, size_t cap);
+
+/*
+ * As weave_stream_read_line, for any delimiter of dlen bytes ("\r\n\r\n",
+ * say), which is included in what is returned; no NUL is added. A record
+ * of more than min(line_max, cap) bytes (its delimiter included) fails
+ * with EMSGSIZE and consumes nothing. At end of file the bytes left are
+ * returned without a delimiter, then 0. EINVAL buf or delim NULL, cap 0,
+ * dlen 0 or above line_max.
+ */
+WEAVE_API ssize_t weave_stream_read_until(weave_stream *s, const void *delim, size_t dlen,
+                                          void *buf, size_t cap);
+
+/*
+ * Look without consuming. weave_stream_peek waits until at least n bytes
+ * are buffered (or end of file), points *data at the buffered bytes and
+ * returns how many there are (n or more; fewer only at end of file; 0 with
+ * n 0 and nothing buffered, without waiting). weave_stream_peek_until
+ * waits until the buffer holds the delimiter and returns the length of the
+ * record up to and including it (at end of file without one, the bytes
+ * left; 0 if none), under the same limit as weave_stream_read_until
+ * (line_max, else EMSGSIZE). The pointer stays valid until the next call
+ * on s that reads (the write calls leave the read buffer alone);
+ * weave_stream_skip then consumes what was looked at, which together reads
+ * a record without copying it.
+ *
+ * Errors: EINVAL data NULL, n above the read buffer's size, delim NULL,
+ * dlen 0 or above line_max; EMSGSIZE; and the read errors.
+ */
+WEAVE_API ssize_t weave_stream_peek(weave_stream *s, size_t n, const void **data);
+WEAVE_API ssize_t weave_stream_peek_until(weave_stream *s, const void *delim, size_t dlen,
+                                          const void **data);
+
+/*
+ * Consume and discard n bytes, reading more as needed (a request body, the
+ * rest of an overlong line). Returns n, or fewer at end of file; stopped
+ * by an error after k > 0 bytes, it returns k (the next call reports the
+ * error); -1 if nothing was skipped. n 0 returns 0.
+ */
+WEAVE_API int64_t weave_stream_skip(weave_stream *s, int64_t n);
+
+/* ---- writing --------------------------------------------------------------- */
+
+/*
+ * Buffer n bytes for writing. What does not fit in the buffer's free room
+ * makes the stream flush first; n of at least the buffer's size then goes
+ * straight to the fd (weave_write), and is not buffered. Returns n. If the
+ * flush fails, none of buf is taken and -1 is returned (the buffered bytes
+ * stay for the next flush); a direct write stopped by an error after k > 0
+ * bytes returns k, as weave_write does. EINVAL buf NULL with n > 0.
+ */
+WEAVE_API ssize_t weave_stream_write(weave_stream *s, const void *buf, size_t n);
+
+/*
+ * Format as printf(3) does and buffer the result, as weave_stream_write.
+ * A result longer than the buffer is formatted into a temporary
+ * allocation. Returns the bytes buffered or written; EINVAL fmt NULL;
+ * EOVERFLOW the result exceeds INT_MAX bytes; ENOMEM.
+ */
+WEAVE_API int weave_stream_printf(weave_stream *s, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/*
+ * Write out everything buffered. Returns 0; on an error, -1, with the bytes
+ * not written still buffered (a later flush retries them).
+ */
+WEAVE_API int weave_stream_flush(weave_stream *s);
+
+/* ======================================================================== */
 /*  Coordination: task groups, channels, select, locks and signals          */
 /* ======================================================================== */
 
@@ -874,6 +1123,84 @@ WEAVE_API int weave_event_is_set(const weave_event *e);
 WEAVE_API int weave_offload(weave_fn fn, void *arg, void **result);
 WEAVE_API int weave_offload_ex(weave_fn fn, void *arg, void **result,
                                void (*discard)(void *result, void *arg));
+
+/* ======================================================================== */
+/*  Signals                                                                  */
+/* ======================================================================== */
+
+/*
+ * Signals as events. A signal named here is blocked on the scheduler's
+ * thread from the first call that names it until weave_run returns, and
+ * read through a signalfd: no handler runs, and a task learns of it by
+ * waiting, as it would for data on an fd. Blocking holds in every task,
+ * whichever task switch weave was built with.
+ *
+ * A process-directed signal (kill, Ctrl-C from the terminal) goes to a
+ * thread that does not block it. weave's own threads (the offload pool,
+ * the watchdog) block every signal; other threads of the program must
+ * block the signals named here too (pthread_sigmask, or create them while
+ * the signals are blocked), or the kernel may hand such a signal to one of
+ * them. One scheduler per process should own a given signal: two threads
+ * waiting on the same signal each see it only if it is sent to them.
+ *
+ * When weave_run returns, each signal weave blocked is unblocked again
+ * (unless it was blocked before weave_run), and what arrived of it that no
+ * task took is discarded first: a late signal does not act on a program
+ * that has finished its run.
+ */
+
+/*
+ * Suspend the calling task until one of the signals in set arrives, and
+ * return its number. Every task waiting for a signal when it is taken is
+ * woken with it (a signal is news, as with Go's signal.Notify): two tasks
+ * waiting for SIGHUP both return SIGHUP. A signal of set that arrives while
+ * no task waits for it stays pending, and the next wait whose set holds it
+ * returns it at once (as sigwait does); the kernel keeps at most one
+ * pending instance of each standard signal, so several sent meanwhile are
+ * seen as one. When several are pending, the lowest number comes first.
+ * The signal's disposition is left alone; a signal whose action is SIG_IGN
+ * may be dropped by the kernel before anyone can take it.
+ *
+ * timeout_ms as everywhere: -1 waits until a signal arrives, 0 takes a
+ * pending one or fails at once. A cancellation point that obeys deadline
+ * scopes; weave_tasks shows the wait as WEAVE_WAIT_SIGNAL.
+ *
+ * Errors: EINVAL set is NULL or empty, timeout_ms below -1, or set holds a
+ * signal weave cannot wait for: SIGKILL, SIGSTOP, the synchronous signals
+ * (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS), SIGABRT, SIGPIPE
+ * (weave's own: writes to a closed peer fail with EPIPE), the run's
+ * dump_signal, or one the C library keeps for itself; EPERM outside a task;
+ * ECANCELED; ETIMEDOUT; EMFILE, ENFILE, ENOMEM the signalfd could not be
+ * made (first call of the run only).
+ */
+WEAVE_API int weave_signal_wait(const sigset_t *set, int64_t timeout_ms);
+
+/*
+ * Shut down gracefully on Ctrl-C (asyncio.run's behaviour): from this call
+ * until weave_run returns, the first SIGINT or SIGTERM cancels the main
+ * task. Its blocking calls fail with ECANCELED, its cleanup runs (in a
+ * shield where it must still wait: weave_shield_begin), and once it
+ * returns, weave_run cancels the tasks still alive and waits for them to
+ * unwind, as after any return of main. weave_run then returns -1 with
+ * errno EINTR (*result is still set), and *caught, if caught is not NULL,
+ * holds the signal's number, so the program can exit with 128 + its
+ * number (130 for SIGINT, 143 for SIGTERM), as the shell expects.
+ *
+ * A second SIGINT or SIGTERM before weave_run returns ends the process at
+ * once by that signal's default action (its disposition is reset first),
+ * so a cleanup that hangs can still be interrupted. Tasks waiting for
+ * SIGINT or SIGTERM in weave_signal_wait are woken by them as well.
+ *
+ * Call it early in the main task: until then Ctrl-C acts as the program
+ * set it up to (by default, it kills the process). caught must stay valid
+ * until weave_run returns; a later call replaces it. While this holds, a
+ * run whose tasks all wait on each other is not reported as a deadlock:
+ * a signal could still wake the main task.
+ *
+ * Returns 0. Errors: EPERM outside a task; EMFILE, ENFILE, ENOMEM the
+ * signalfd could not be made.
+ */
+WEAVE_API int weave_cancel_on_signals(int *caught);
 
 /* ======================================================================== */
 /*  Introspection */

@@ -184,6 +184,19 @@ void weave__ctx_exit(struct weave__ctx *from, struct weave__ctx *to)
     weave__ctx_load(to->sp);
 }
 
+/* The signal mask is the thread's alone: the switch never touches it. */
+void weave__ctx_sigblock_tmpl(struct weave__ctx_tmpl *tmpl, const sigset_t *set)
+{
+    (void)tmpl;
+    (void)set;
+}
+
+void weave__ctx_sigblock(struct weave__ctx *ctx, const sigset_t *set)
+{
+    (void)ctx;
+    (void)set;
+}
+
 #else /* ucontext */
 
 const char *weave__ctx_backend(void)
@@ -243,6 +256,18 @@ void weave__ctx_exit(struct weave__ctx *from, struct weave__ctx *to)
     tsan_switch(to);
     setcontext(&to->uc);
     __builtin_unreachable();
+}
+
+/* swapcontext and setcontext load uc_sigmask into the thread: a saved
+ * context that lacks set would unblock it again when resumed. */
+void weave__ctx_sigblock_tmpl(struct weave__ctx_tmpl *tmpl, const sigset_t *set)
+{
+    sigorset(&tmpl->uc.uc_sigmask, &tmpl->uc.uc_sigmask, set);
+}
+
+void weave__ctx_sigblock(struct weave__ctx *ctx, const sigset_t *set)
+{
+    sigorset(&ctx->uc.uc_sigmask, &ctx->uc.uc_sigmask, set);
 }
 
 #endif /* WEAVE_CONTEXT_ASM */

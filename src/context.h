@@ -20,10 +20,19 @@
  *             is the thread's, shared by every task: what weave_run sets
  *             (SIGPIPE blocked) holds for all of them; a task that changes
  *             the mask changes it for the others too.
+ *
+ * The signal mask under ucontext: every context carries its own, which a
+ * switch to it restores, so a mask change made by a running task lasts
+ * only until the next switch. A signal that must stay blocked for the
+ * whole scheduler (signal.c reads it through a signalfd) is therefore
+ * blocked on the thread, in the template, and in every saved context that
+ * will be resumed: weave__ctx_sigblock_tmpl and weave__ctx_sigblock. Under
+ * asm both are no-ops: blocking it on the thread is enough.
  */
 #ifndef WEAVE_CONTEXT_H
 #define WEAVE_CONTEXT_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -101,6 +110,15 @@ void weave__ctx_switch(struct weave__ctx *from, struct weave__ctx *to);
 /* Leave *from for good and resume *to. *from's stack may be reused as soon
  * as *to runs. */
 _Noreturn void weave__ctx_exit(struct weave__ctx *from, struct weave__ctx *to);
+
+/* Add set to the signal mask of every context made from *tmpl from now on
+ * (ucontext; nothing to do under asm). */
+void weave__ctx_sigblock_tmpl(struct weave__ctx_tmpl *tmpl, const sigset_t *set);
+
+/* Add set to the signal mask *ctx resumes with, if it is switched away
+ * (ucontext; nothing to do under asm). Harmless on the running context,
+ * whose mask is the thread's and is saved afresh at its next switch. */
+void weave__ctx_sigblock(struct weave__ctx *ctx, const sigset_t *set);
 
 /* Release what a made context holds besides its memory (its TSan fiber). */
 void weave__ctx_destroy(struct weave__ctx *ctx);

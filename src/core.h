@@ -133,6 +133,7 @@ struct weave__watcher {
 struct weave__fdtab;
 struct weave__offload;
 struct weave__sigdump;
+struct weave__signals;
 struct weave__watchdog;
 
 struct weave__sched {
@@ -168,6 +169,9 @@ struct weave__sched {
     bool always_poll;                 /* poll between rounds even with no fd
                                        waiter (the dump signal's signalfd) */
     struct weave__sigdump *sigdump;   /* introspect.c: dump on a signal */
+    int dump_signal;                  /* that signal, or 0 (run.c) */
+    struct weave__signals *signals;   /* signal.c: signalfd and waiters, made
+                                         on first use; NULL before */
     struct weave__watchdog *watchdog; /* introspect.c: the watchdog thread */
     uint64_t picks;                   /* tasks picked to run (the watchdog
                                          reads it from its thread) */

@@ -70,6 +70,10 @@ struct weave__task *weave__spawn_main(struct weave__sched *s, weave_fn fn, void 
 /* 0 if size is a valid stack size (WEAVE_STACK_MIN..MAX), else -EINVAL. */
 int weave__check_stack_size(size_t size);
 
+/* 0 if size is a valid guard_size of weave_run_opts or weave_task_opts (0,
+ * the default, or at most WEAVE_GUARD_MAX), else -EINVAL. */
+int weave__check_guard_size(size_t size);
+
 /* ---- fd.c: the fd table ---------------------------------------------------- */
 
 enum weave__fd_kind {
@@ -259,9 +263,10 @@ int weave__timed_end(weave_deadline *d, int r);
 
 /* ---- overflow.c -------------------------------------------------------------- */
 
-/* Install the SIGSEGV handler (once per process) and an alternate signal
- * stack for this thread. Returns a token for weave__overflow_thread_end,
- * or NULL when nothing needs undoing. */
+/* Install the fatal-signal handlers (once per process), have them name the
+ * tasks of this thread's scheduler, and give the thread an alternate signal
+ * stack. Returns a token for weave__overflow_thread_end, which must follow
+ * (with NULL too) when the scheduler ends. */
 void *weave__overflow_thread_begin(void);
 void weave__overflow_thread_end(void *token);
 
@@ -287,5 +292,14 @@ void weave__deadlock_report(struct weave__sched *s);
 /* The task the watchdog reported gives up the thread: name it, with its
  * whole time. */
 void weave__watchdog_report(struct weave__sched *s);
+
+/* ---- signal.c ----------------------------------------------------------------- */
+
+/* End what weave_signal_wait and weave_cancel_on_signals set up in this run
+ * (the poller must still be there): add to *blocked the signals they
+ * blocked on the thread, which weave_run unblocks once it has taken what is
+ * pending of them. Returns the signal that cancelled the main task, or 0.
+ * Ends the process as a second stop signal would if one is pending. */
+int weave__signal_term(struct weave__sched *s, sigset_t *blocked);
 
 #endif /* WEAVE_INTERNAL_H */

@@ -5,8 +5,9 @@
  * A run: block SIGPIPE (so that writes to a closed peer fail with EPIPE),
  * make the scheduler and its modules (core, fd table, offload pool), spawn
  * main, run until every task has ended, then end the modules in reverse:
- * the pool first (its threads may still be finishing calls), then the fd
- * table, then the core.
+ * the signals tasks waited for (signal.c), the pool (its threads may still
+ * be finishing calls), then the fd table, then the core. Last, the thread's
+ * signal mask is put back as weave_run found it.
  */
 #include "internal.h"
 
@@ -16,11 +17,14 @@
 #include <string.h>
 
 /* The signals weave_run blocks on its thread, as it found them: SIGPIPE,
- * and the dump signal if there is one. */
+ * and the dump signal if there is one; and those that tasks blocked through
+ * signal.c during the run. */
 struct sigmask_state {
     int sig[2];             /* the signals; 0 = none */
     sigset_t old_mask;      /* the thread's mask before weave_run */
     bool pending_before[2]; /* pending already: not ours to take */
+    sigset_t tasks;         /* blocked for weave_signal_wait and
+                               weave_cancel_on_signals */
 };
 
 static bool sig_pending(int sig)
@@ -47,6 +51,21 @@ static void block_signals(struct sigmask_state *ms, int dump_signal)
     pthread_sigmask(SIG_BLOCK, &set, &ms->old_mask);
     for (int i = 0; i < 2; i++)
         ms->pending_before[i] = ms->sig[i] && sig_pending(ms->sig[i]);
+    memset(&ms->tasks, 0, sizeof(ms->tasks)); /* sigorset reads all of it */
+    sigemptyset(&ms->tasks);
+}
+
+/* Take every pending instance of sig (one may be pending for the thread
+ * and one for the process). */
+static void take_all(int sig)
+{
+    static const struct timespec zero = {0, 0};
+    sigset_t one;
+
+    sigemptyset(&one);
+    sigaddset(&one, sig);
+    while (sig_pending(sig) && sigtimedwait(&one, NULL, &zero) == sig)
+        ;
 }
 
 /* Take what the run left pending (a SIGPIPE was reported as EPIPE already;
@@ -66,6 +85,19 @@ static void restore_signals(const struct sigmask_state *ms)
             (void)sigtimedwait(&one, NULL, &zero);
         if (!sigismember(&ms->old_mask, ms->sig[i]))
             pthread_sigmask(SIG_UNBLOCK, &one, NULL);
+    }
+    /* A signal tasks waited for that came after the last wait belonged to
+     * the run: it must not act now (a late SIGINT killing a program that
+     * has shut down). One the caller had blocked stays as it is. */
+    for (int sig = 1; sig < NSIG; sig++) {
+        sigset_t one;
+
+        if (sigismember(&ms->tasks, sig) != 1 || sigismember(&ms->old_mask, sig) == 1)
+            continue;
+        take_all(sig);
+        sigemptyset(&one);
+        sigaddset(&one, sig);
+        pthread_sigmask(SIG_UNBLOCK, &one, NULL);
     }
 }
 
@@ -94,6 +126,11 @@ static struct weave__sched *sched_new(const weave_run_opts *opts, int *err)
     }
     s->vclock = (opts->flags & WEAVE_VIRTUAL_CLOCK) != 0;
     s->vnow = weave__clock_real_ns();
+    /* Every stack gets the scheduler's guard unless its task asks for
+     * another. Rounding cannot overflow: the size is at most GUARD_MAX. */
+    weave__stack_set_guard(
+        &s->stacks,
+        weave__stack_round(&s->stacks, opts->guard_size ? opts->guard_size : WEAVE_GUARD_DEFAULT));
     if ((*err = weave__fdtab_init(s)) < 0 ||
         (*err = weave__offload_init(s, opts->offload_threads ? opts->offload_threads
                                                              : WEAVE_OFFLOAD_DEFAULT)) < 0) {
@@ -110,13 +147,14 @@ int weave_run_with(const weave_run_opts *opts, weave_fn main_fn, void *arg, void
     struct weave__task *main_task;
     void *overflow = NULL;
     struct sigmask_state sigmask;
-    int err;
+    int err, stop_signal;
     bool deadlocked;
 
     if (!opts)
         opts = &defaults;
     if (!main_fn || (opts->flags & ~(unsigned)WEAVE__RUN_FLAGS) ||
         (opts->default_stack_size && weave__check_stack_size(opts->default_stack_size) < 0) ||
+        weave__check_guard_size(opts->guard_size) < 0 ||
         opts->offload_threads > WEAVE_OFFLOAD_MAX || weave__introspect_check(opts) < 0)
         return weave__ret(-EINVAL);
     if (weave__tls)
@@ -131,6 +169,7 @@ int weave_run_with(const weave_run_opts *opts, weave_fn main_fn, void *arg, void
         restore_signals(&sigmask);
         return weave__ret(err);
     }
+    s->dump_signal = opts->dump_signal;
     weave__tls = s;
     main_task = weave__spawn_main(s, main_fn, arg, &err);
     if (!main_task) {
@@ -150,10 +189,13 @@ int weave_run_with(const weave_run_opts *opts, weave_fn main_fn, void *arg, void
     if (result)
         *result = main_task->result;
     deadlocked = s->deadlocked;
+    stop_signal = weave__signal_term(s, &sigmask.tasks);
     weave__introspect_stop(s);
     weave__tls = NULL;
     sched_free(s);
     restore_signals(&sigmask);
+    if (stop_signal)
+        return weave__ret(-EINTR);
     return deadlocked ? weave__ret(-EDEADLK) : 0;
 }
 

@@ -1,12 +1,19 @@
 /*
  * stack.c - slab-mapped, guarded, pooled task stacks.
  *
- * Layout of a slab of n stacks of one class (stride = guard + size):
+ * A class is one stack size and one guard size. Layout of a slab of n
+ * stacks of a class (stride = guard + size):
  *
  *     base                                                    base + n*stride
  *     | guard | stack 0 ... | guard | stack 1 ... | ... | guard | stack n-1 |
  *
- * Stacks grow down, so each guard sits below its stack. Pages are committed
+ * Stacks grow down, so each guard sits below its stack. A guard costs no
+ * memory when made with MADV_GUARD_INSTALL (only address space, and the
+ * page-table entries that mark it), and one guard region per stack however
+ * large. Slabs of different classes are separate mappings: a stack with a
+ * small guard never lies right above one with a large guard, so a task that
+ * asks for a small guard puts at risk only stacks that asked for the same.
+ * Pages are committed
  * only when touched (MAP_NORESERVE, no MAP_POPULATE) and transparent huge
  * pages are refused for slabs, since one huge page would commit 2 MiB for a
  * stack that touches one 4 KiB page.
@@ -90,6 +97,7 @@ struct weave__slab {
 struct weave__stack_class {
     struct weave_link link;    /* in the pool's classes, most recently used first */
     size_t size;               /* usable bytes per stack */
+    size_t guard;              /* bytes of guard below each stack */
     size_t stride;             /* guard + size */
     struct weave_link slabs;   /* all slabs */
     struct weave_link partial; /* slabs with a free stack */
@@ -108,6 +116,11 @@ void weave__stack_pool_init(struct weave__stack_pool *pool)
     pool->guard = pool->page;
 }
 
+void weave__stack_set_guard(struct weave__stack_pool *pool, size_t guard)
+{
+    pool->guard = guard;
+}
+
 size_t weave__stack_round(const struct weave__stack_pool *pool, size_t size)
 {
     size_t mask = pool->page - 1;
@@ -117,10 +130,10 @@ size_t weave__stack_round(const struct weave__stack_pool *pool, size_t size)
     return (size + mask) & ~mask;
 }
 
-static int install_guard(struct weave__stack_pool *pool, char *at)
+static int install_guard(struct weave__stack_pool *pool, char *at, size_t len)
 {
     if (pool->guard_mode != WEAVE__GUARD_MPROTECT) {
-        if (madvise(at, pool->guard, MADV_GUARD_INSTALL) == 0) {
+        if (madvise(at, len, MADV_GUARD_INSTALL) == 0) {
             pool->guard_mode = WEAVE__GUARD_MADVISE;
             return 0;
         }
@@ -130,7 +143,7 @@ static int install_guard(struct weave__stack_pool *pool, char *at)
             return -1;
         pool->guard_mode = WEAVE__GUARD_MPROTECT;
     }
-    return mprotect(at, pool->guard, PROT_NONE);
+    return mprotect(at, len, PROT_NONE);
 }
 
 /* madvise(advice) on the n ranges of iov, in as few system calls as the
@@ -173,10 +186,13 @@ static int madvise_batch(struct weave__stack_pool *pool, struct iovec *iov, size
 #endif
 }
 
-/* Guard every stack of a slab of n stacks at base. Returns 0, or -1 with
- * errno (ENOMEM). */
-static int guard_slab(struct weave__stack_pool *pool, char *base, size_t stride, uint32_t n)
+/* Guard every stack of a slab of n stacks of class c at base. Returns 0, or
+ * -1 with errno (ENOMEM). */
+static int guard_slab(struct weave__stack_pool *pool, const struct weave__stack_class *c,
+                      char *base, uint32_t n)
 {
+    size_t stride = c->stride;
+
     struct iovec iov[BATCH];
 
     if (pool->guard_mode != WEAVE__GUARD_MPROTECT && !pool->no_batch) {
@@ -186,7 +202,7 @@ static int guard_slab(struct weave__stack_pool *pool, char *base, size_t stride,
             uint32_t k = 0;
             for (; k < BATCH && i + k < n; k++) {
                 iov[k].iov_base = base + (size_t)(i + k) * stride;
-                iov[k].iov_len = pool->guard;
+                iov[k].iov_len = c->guard;
             }
             if (madvise_batch(pool, iov, k, MADV_GUARD_INSTALL) != 0)
                 break;
@@ -200,7 +216,7 @@ static int guard_slab(struct weave__stack_pool *pool, char *base, size_t stride,
         /* Go on one stack at a time (installing a guard twice is harmless). */
     }
     for (uint32_t i = 0; i < n; i++)
-        if (install_guard(pool, base + (size_t)i * stride) != 0)
+        if (install_guard(pool, base + (size_t)i * stride, c->guard) != 0)
             return -1;
     return 0;
 }
@@ -266,7 +282,7 @@ static struct weave__slab *slab_map(struct weave__stack_pool *pool, struct weave
         return NULL;
     }
     (void)madvise(s->base, s->map_len, MADV_NOHUGEPAGE);
-    if (guard_slab(pool, s->base, c->stride, n) != 0) {
+    if (guard_slab(pool, c, s->base, n) != 0) {
         int e = errno;
         munmap(s->base, s->map_len);
         free(s);
@@ -289,27 +305,29 @@ static struct weave__slab *slab_map(struct weave__stack_pool *pool, struct weave
     return s;
 }
 
-static struct weave__stack_class *class_get(struct weave__stack_pool *pool, size_t size)
+static struct weave__stack_class *class_get(struct weave__stack_pool *pool, size_t size,
+                                            size_t guard)
 {
     struct weave_link *n, *tmp;
     struct weave__stack_class *c;
 
-    /* Few sizes are ever in use; the most recently used one is kept first. */
+    /* Few classes are ever in use; the most recently used one is kept first. */
     weave__list_each(n, tmp, &pool->classes) {
         c = weave__container_of(n, struct weave__stack_class, link);
-        if (c->size == size) {
+        if (c->size == size && c->guard == guard) {
             weave__list_del(&c->link);
             weave__list_push_front(&pool->classes, &c->link);
             return c;
         }
     }
-    if (size > SIZE_MAX - pool->guard)
+    if (size > SIZE_MAX - guard)
         return NULL;
     c = calloc(1, sizeof(*c));
     if (!c)
         return NULL;
     c->size = size;
-    c->stride = size + pool->guard;
+    c->guard = guard;
+    c->stride = size + guard;
     c->next_nstacks = SLAB_FIRST;
     weave__list_init(&c->slabs);
     weave__list_init(&c->partial);
@@ -317,14 +335,16 @@ static struct weave__stack_class *class_get(struct weave__stack_pool *pool, size
     return c;
 }
 
-int weave__stack_alloc(struct weave__stack_pool *pool, size_t size, struct weave__stack *out)
+int weave__stack_alloc_guarded(struct weave__stack_pool *pool, size_t size, size_t guard,
+                               struct weave__stack *out)
 {
     struct weave__stack_class *c;
     struct weave__slab *s;
     uint32_t i;
 
     size = weave__stack_round(pool, size);
-    if (size == 0 || !(c = class_get(pool, size)))
+    guard = guard ? weave__stack_round(pool, guard) : pool->guard;
+    if (size == 0 || guard == 0 || !(c = class_get(pool, size, guard)))
         return -ENOMEM;
     if (!weave__list_empty(&c->partial)) {
         s = weave__container_of(c->partial.next, struct weave__slab, partial);
@@ -355,8 +375,9 @@ int weave__stack_alloc(struct weave__stack_pool *pool, size_t size, struct weave
         pool->hot--;
     }
     s->cold[i] = 0;
-    out->lo = s->base + (size_t)i * c->stride + pool->guard;
+    out->lo = s->base + (size_t)i * c->stride + c->guard;
     out->size = c->size;
+    out->guard = c->guard;
     out->slab = s;
     out->index = i;
     if (!s->vg_id[i])
@@ -392,7 +413,7 @@ static void class_trim(struct weave__stack_pool *pool, struct weave__stack_class
              i = s->next_free[i]) {
             if (s->cold[i])
                 continue;
-            iov[k].iov_base = s->base + (size_t)i * c->stride + pool->guard;
+            iov[k].iov_base = s->base + (size_t)i * c->stride + c->guard;
             iov[k].iov_len = c->size;
             if (++k == BATCH) {
                 release_pages(pool, iov, k);

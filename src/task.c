@@ -66,8 +66,8 @@ static _Noreturn void task_main(void *arg)
 
 /* Make a task and queue it; returns it, or NULL with *err set to a negative
  * errno. */
-static struct weave__task *task_new(struct weave__sched *s, size_t stack_size, const char *name,
-                                    weave_fn fn, void *arg, int *err)
+static struct weave__task *task_new(struct weave__sched *s, size_t stack_size, size_t guard,
+                                    const char *name, weave_fn fn, void *arg, int *err)
 {
     struct weave__task *t;
     struct weave__stack st;
@@ -82,7 +82,7 @@ static struct weave__task *task_new(struct weave__sched *s, size_t stack_size, c
         *err = -ENOMEM;
         return NULL;
     }
-    if ((r = weave__stack_alloc(&s->stacks, total, &st)) < 0) {
+    if ((r = weave__stack_alloc_guarded(&s->stacks, total, guard, &st)) < 0) {
         *err = r;
         return NULL;
     }
@@ -118,7 +118,7 @@ static struct weave__task *task_new(struct weave__sched *s, size_t stack_size, c
 
 struct weave__task *weave__spawn_main(struct weave__sched *s, weave_fn fn, void *arg, int *err)
 {
-    struct weave__task *t = task_new(s, s->default_stack, "main", fn, arg, err);
+    struct weave__task *t = task_new(s, s->default_stack, 0, "main", fn, arg, err);
 
     if (t)
         t->flags |= WEAVE__MAIN;
@@ -135,17 +135,30 @@ int weave__check_stack_size(size_t size)
     return check_stack_size(size);
 }
 
+/* A guard size of the options: 0 means the default, else at most the max. */
+int weave__check_guard_size(size_t size)
+{
+    return size <= WEAVE_GUARD_MAX ? 0 : -EINVAL;
+}
+
+static bool bad_opts(const weave_task_opts *opts)
+{
+    return opts && ((opts->stack_size && check_stack_size(opts->stack_size) < 0) ||
+                    weave__check_guard_size(opts->guard_size) < 0);
+}
+
 struct weave__task *weave__task_spawn(struct weave__sched *s, const weave_task_opts *opts,
                                       weave_fn fn, void *arg, int *err)
 {
     size_t size;
 
-    if (opts && opts->stack_size && check_stack_size(opts->stack_size) < 0) {
+    if (bad_opts(opts)) {
         *err = -EINVAL;
         return NULL;
     }
     size = opts && opts->stack_size ? opts->stack_size : s->default_stack;
-    return task_new(s, size, opts ? opts->name : NULL, fn, arg, err);
+    /* A guard of 0 bytes is the pool's default: the scheduler's. */
+    return task_new(s, size, opts ? opts->guard_size : 0, opts ? opts->name : NULL, fn, arg, err);
 }
 
 weave_task *weave_spawn_with(const weave_task_opts *opts, weave_fn fn, void *arg)
@@ -154,7 +167,7 @@ weave_task *weave_spawn_with(const weave_task_opts *opts, weave_fn fn, void *arg
     struct weave__task *t;
     int err;
 
-    if (!fn || (opts && opts->stack_size && check_stack_size(opts->stack_size) < 0)) {
+    if (!fn || bad_opts(opts)) {
         errno = EINVAL;
         return NULL;
     }

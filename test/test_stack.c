@@ -30,7 +30,7 @@
 
 static weave_task *spawn_sized(size_t size, const char *name, weave_fn fn, void *arg)
 {
-    weave_task_opts o;
+    weave_task_opts o = {0};
 
     o.stack_size = size;
     o.name = name;
