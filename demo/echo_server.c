@@ -12,13 +12,13 @@
  *     connection stays queued, so retrying at once would spin. The accept
  *     loop sleeps briefly instead, letting other connections finish and
  *     free their fds, then tries again.
- *   - Stopping. SIGINT and SIGTERM are blocked and read from a signalfd by
- *     the main task, like any other fd; no weave call ever runs in a signal
- *     handler (nothing in weave is async-signal-safe). The connection tasks
- *     are detached members of one task group, which holds memory only for
- *     the connections open. On a signal the main task cancels the accept
- *     loop, then weave_group_free cancels the connections and waits until
- *     each has closed its socket.
+ *   - Stopping. weave_cancel_on_signals turns Ctrl-C (SIGINT) and SIGTERM
+ *     into cancellation of the main task, as asyncio.run does. The main
+ *     task then cleans up in a shield: it cancels the accept loop, and
+ *     weave_group_free cancels the connections (detached members of one
+ *     group, which holds memory only for the connections open) and waits
+ *     until each has closed its socket. A second Ctrl-C ends the process
+ *     at once.
  *   - The bound port is printed, so "--port 0" works for scripts.
  *
  * Usage: echo_server [--host H] [--port P]   (default 127.0.0.1:7000)
@@ -33,9 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include "weave.h"
 
@@ -48,8 +46,8 @@
 struct server {
     const char *host;
     const char *port;
-    int sigfd; /* signalfd for SIGINT and SIGTERM */
-    int err;   /* 1 if the server could not start */
+    int caught; /* SIGINT or SIGTERM, once one came */
+    int err;    /* 1 if the server could not start */
     int listen_fd;
     weave_group *conns; /* the connection tasks */
     uint64_t accepted;  /* connections accepted so far */
@@ -142,10 +140,10 @@ static void print_bound(int fd)
 static void *server_main(void *arg)
 {
     struct server *srv = arg;
-    struct signalfd_siginfo si;
     weave_task *acceptor;
-    ssize_t n;
+    weave_shield shield;
 
+    (void)weave_cancel_on_signals(&srv->caught);
     srv->listen_fd = weave_tcp_listen(srv->host, srv->port, BACKLOG);
     if (srv->listen_fd < 0) {
         (void)fprintf(stderr, "echo_server: cannot listen on %s:%s: %s\n",
@@ -162,22 +160,25 @@ static void *server_main(void *arg)
         return NULL;
     }
 
-    /* Wait for SIGINT or SIGTERM, as for any other input. */
-    n = weave_read(srv->sigfd, &si, sizeof(si));
-    if (n == (ssize_t)sizeof(si))
-        printf("\necho_server: %s, stopping: %llu connections served, %llu still open, %llu bytes "
-               "echoed\n",
-               si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM", (unsigned long long)srv->accepted,
-               (unsigned long long)srv->active, (unsigned long long)srv->bytes);
-    else
-        (void)fprintf(stderr, "echo_server: signalfd: %s\n", n < 0 ? strerror(errno) : "short");
+    /* Serve until Ctrl-C cancels this task (or the accept loop fails). */
+    (void)weave_join(acceptor, NULL);
 
+    /* The cleanup still waits: a shield keeps the cancellation out of it. */
+    weave_shield_begin(&shield);
+    printf("\necho_server: %s, stopping: %llu connections served, %llu still open, %llu bytes "
+           "echoed\n",
+           srv->caught == SIGINT    ? "SIGINT"
+           : srv->caught == SIGTERM ? "SIGTERM"
+                                    : "accept failed",
+           (unsigned long long)srv->accepted, (unsigned long long)srv->active,
+           (unsigned long long)srv->bytes);
     (void)weave_cancel(acceptor);
     (void)weave_join(acceptor, NULL);
     weave_close(srv->listen_fd);
     /* Cancel the connections and wait until each has closed its socket. */
     (void)weave_group_free(srv->conns);
     printf("echo_server: every connection closed\n");
+    weave_shield_end(&shield);
     return NULL;
 }
 
@@ -191,8 +192,7 @@ static _Noreturn void usage(int status)
 
 int main(int argc, char **argv)
 {
-    struct server srv = {"127.0.0.1", "7000", -1, 0, -1, NULL, 0, 0, 0, 0};
-    sigset_t mask;
+    struct server srv = {"127.0.0.1", "7000", 0, 0, -1, NULL, 0, 0, 0, 0};
 
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--host") == 0 && i + 1 < argc)
@@ -206,20 +206,11 @@ int main(int argc, char **argv)
     }
     (void)setvbuf(stdout, NULL, _IOLBF, 0);
 
-    /* Block the signals before any thread starts (weave's offload workers
-     * inherit the mask), then read them from a signalfd. */
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGINT);
-    sigaddset(&mask, SIGTERM);
-    if (pthread_sigmask(SIG_BLOCK, &mask, NULL) != 0 ||
-        (srv.sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC)) < 0) {
-        perror("echo_server: signalfd");
+    if (weave_run(server_main, &srv, NULL) != 0) {
+        if (errno == EINTR) /* stopped by a signal: say so, as the shell expects */
+            return srv.err ? 1 : 128 + srv.caught;
+        perror("echo_server: weave_run");
         return 1;
     }
-    if (weave_run(server_main, &srv, NULL) != 0) {
-        perror("echo_server: weave_run");
-        srv.err = 1;
-    }
-    close(srv.sigfd); /* the scheduler is gone: nothing to forget */
     return srv.err;
 }

@@ -35,8 +35,9 @@
  *     the client's input for a moment before close, so that unread input
  *     cannot turn the close into a reset that destroys the last response.
  *
- * SIGINT and SIGTERM stop the server through a signalfd read by the main
- * task (no weave call in a signal handler).
+ * Ctrl-C (SIGINT) and SIGTERM stop the server: weave_cancel_on_signals
+ * turns the first one into cancellation of the main task, which closes the
+ * listening socket; weave_run then cancels the connections still open.
  *
  * Usage: http_hello [--host H] [--port P] [--idle-ms MS] [--head-ms MS]
  *        (default 127.0.0.1, port 8080, 5000 ms, 10000 ms; --port 0 picks
@@ -55,7 +56,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -455,7 +455,7 @@ struct options {
     const char *port;
     int64_t idle_ms;
     int64_t head_ms;
-    int sigfd;
+    int caught; /* SIGINT or SIGTERM, once one came */
     int err;
     /* Here, in main's frame, not in server_main's: connection tasks still
      * use it while weave_run cancels them, after server_main returned. */
@@ -466,13 +466,13 @@ static void *server_main(void *arg)
 {
     struct options *o = arg;
     struct server *srv = &o->srv;
-    struct signalfd_siginfo si;
     struct sockaddr_storage sa;
     socklen_t salen = sizeof(sa);
     char host[NI_MAXHOST], port[NI_MAXSERV];
     weave_task *acceptor;
-    ssize_t n;
+    weave_shield shield;
 
+    (void)weave_cancel_on_signals(&o->caught);
     memset(srv, 0, sizeof(*srv));
     memset(&sa, 0, sizeof(sa));
     srv->idle_ms = o->idle_ms;
@@ -498,18 +498,21 @@ static void *server_main(void *arg)
         o->err = 1;
         return NULL;
     }
-    n = weave_read(o->sigfd, &si, sizeof(si));
-    if (n == (ssize_t)sizeof(si))
-        printf("\nhttp_hello: %s, stopping: %llu connections, %llu requests, %llu idle "
-               "timeouts, %llu head timeouts, %llu still open\n",
-               si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM", (unsigned long long)srv->accepted,
-               (unsigned long long)srv->requests, (unsigned long long)srv->idle_close,
-               (unsigned long long)srv->head_close, (unsigned long long)srv->active);
-    else
-        (void)fprintf(stderr, "http_hello: signalfd: %s\n", n < 0 ? strerror(errno) : "short");
+    /* Serve until Ctrl-C cancels this task; then clean up in a shield. */
+    (void)weave_join(acceptor, NULL);
+    weave_shield_begin(&shield);
+    printf("\nhttp_hello: %s, stopping: %llu connections, %llu requests, %llu idle "
+           "timeouts, %llu head timeouts, %llu still open\n",
+           o->caught == SIGINT    ? "SIGINT"
+           : o->caught == SIGTERM ? "SIGTERM"
+                                  : "accept failed",
+           (unsigned long long)srv->accepted, (unsigned long long)srv->requests,
+           (unsigned long long)srv->idle_close, (unsigned long long)srv->head_close,
+           (unsigned long long)srv->active);
     (void)weave_cancel(acceptor);
     (void)weave_join(acceptor, NULL);
     weave_close(srv->listen_fd);
+    weave_shield_end(&shield);
     /* weave_run cancels the connections still open; they close as they go. */
     return NULL;
 }
@@ -542,14 +545,12 @@ static int64_t parse_ms(const char *arg)
 int main(int argc, char **argv)
 {
     struct options o;
-    sigset_t mask;
 
     memset(&o, 0, sizeof(o));
     o.host = "127.0.0.1";
     o.port = "8080";
     o.idle_ms = 5000;
     o.head_ms = 10000;
-    o.sigfd = -1;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(0);
@@ -566,18 +567,11 @@ int main(int argc, char **argv)
         }
     }
     (void)setvbuf(stdout, NULL, _IOLBF, 0);
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGINT);
-    sigaddset(&mask, SIGTERM);
-    if (pthread_sigmask(SIG_BLOCK, &mask, NULL) != 0 ||
-        (o.sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC)) < 0) {
-        perror("http_hello: signalfd");
+    if (weave_run(server_main, &o, NULL) != 0) {
+        if (errno == EINTR) /* stopped by a signal: say so, as the shell expects */
+            return o.err ? 1 : 128 + o.caught;
+        perror("http_hello: weave_run");
         return 1;
     }
-    if (weave_run(server_main, &o, NULL) != 0) {
-        perror("http_hello: weave_run");
-        o.err = 1;
-    }
-    close(o.sigfd);
     return o.err;
 }

@@ -1173,7 +1173,12 @@ WEAVE_API int weave_offload_ex(weave_fn fn, void *arg, void **result,
  * ECANCELED; ETIMEDOUT; EMFILE, ENFILE, ENOMEM the signalfd could not be
  * made (first call of the run only).
  */
+#if defined(_POSIX_C_SOURCE) || defined(_XOPEN_SOURCE) || defined(_GNU_SOURCE) ||                  \
+    defined(_DEFAULT_SOURCE)
+/* sigset_t is POSIX: a strict ISO C build (-std=c11 with no feature macro)
+ * must define _POSIX_C_SOURCE (200809L) to see this declaration. */
 WEAVE_API int weave_signal_wait(const sigset_t *set, int64_t timeout_ms);
+#endif
 
 /*
  * Shut down gracefully on Ctrl-C (asyncio.run's behaviour): from this call
