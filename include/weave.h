@@ -69,9 +69,30 @@
 extern "C" {
 #endif
 
+/* ======================================================================== */
+/*  Version */
+/* ======================================================================== */
+
+/*
+ * The version of this header. These three lines are the one place the
+ * version is written: the build reads them for the library's version and
+ * soname, the CMake package and weave.pc. Below 1.0, a minor release may
+ * change the ABI.
+ */
 #define WEAVE_VERSION_MAJOR 0
 #define WEAVE_VERSION_MINOR 1
 #define WEAVE_VERSION_PATCH 0
+
+/* The version as one number, MAJOR * 10000 + MINOR * 100 + PATCH, for
+ * comparisons in #if. */
+#define WEAVE_VERSION_NUMBER                                                                       \
+    (WEAVE_VERSION_MAJOR * 10000 + WEAVE_VERSION_MINOR * 100 + WEAVE_VERSION_PATCH)
+
+/* The version of the library this program runs with, which may be newer
+ * than the header it was compiled against: "MAJOR.MINOR.PATCH" as a static
+ * string, and as the number WEAVE_VERSION_NUMBER would give. Neither fails. */
+WEAVE_API const char *weave_version(void);
+WEAVE_API int weave_version_number(void);
 
 /* ======================================================================== */
 /*  Limits */
