@@ -404,8 +404,8 @@ static void *serve_conn(void *arg)
 static void *accept_loop(void *arg)
 {
     struct server *srv = arg;
-    weave_task_opts small = {CONN_STACK, NULL, 0};
-    weave_stream_opts so = {HEAD_MAX, OUT_MAX, 0, 0};
+    weave_task_opts small = {.stack_size = CONN_STACK};
+    weave_stream_opts so = {.read_size = HEAD_MAX, .write_size = OUT_MAX};
     int one = 1;
 
     for (;;) {

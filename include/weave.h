@@ -60,9 +60,11 @@
 #include <sys/uio.h>
 
 #if defined(__GNUC__)
-#define WEAVE_API __attribute__((visibility("default")))
+#define WEAVE_API              __attribute__((visibility("default")))
+#define WEAVE_DEPRECATED(what) __attribute__((deprecated(what)))
 #else
 #define WEAVE_API
+#define WEAVE_DEPRECATED(what)
 #endif
 
 #ifdef __cplusplus
@@ -165,13 +167,20 @@ WEAVE_API int weave_version_number(void);
 typedef struct weave_task weave_task; /* opaque handle; never dereference */
 typedef void *(*weave_fn)(void *arg);
 
+/* What weave_offload_with calls, on the scheduler's thread, for a call
+ * whose result nobody will collect: result is fn's return value (NULL if
+ * fn never ran) and arg the call's argument, to be freed. */
+typedef void (*weave_discard_fn)(void *result, void *arg);
+
 typedef struct weave_task_opts {
-    size_t stack_size; /* bytes; 0 = the scheduler's default */
-    const char *name;  /* copied (see WEAVE_NAME_MAX); NULL = "task-<id>" */
-    size_t guard_size; /* bytes of guard below the stack, rounded up to
+    size_t stack_size;    /* bytes; 0 = the scheduler's default */
+    const char *name;     /* copied (see WEAVE_NAME_MAX); NULL = "task-<id>" */
+    size_t guard_size;    /* bytes of guard below the stack, rounded up to
                           pages; 0 = the scheduler's default (see
                           WEAVE_GUARD_DEFAULT); above WEAVE_GUARD_MAX:
                           EINVAL */
+    uint64_t reserved[5]; /* must be zero (else EINVAL): room for fields to
+                             come, so that sizeof never changes */
 } weave_task_opts;
 
 /* Flags for weave_run_opts.flags. */
@@ -193,7 +202,8 @@ enum {
     WEAVE_VIRTUAL_CLOCK = 1u << 2
 };
 
-/* Options of weave_run_with. A zeroed struct means the defaults. */
+/* Options of weave_run_with. A zeroed struct means the defaults, and so
+ * does a NULL opts: weave_run(f, a, r) is weave_run_with(NULL, f, a, r). */
 typedef struct weave_run_opts {
     size_t default_stack_size; /* bytes; 0 = WEAVE_STACK_DEFAULT */
     unsigned offload_threads;  /* worker threads of weave_offload; 0 = 4 */
@@ -207,6 +217,8 @@ typedef struct weave_run_opts {
                                   through a signalfd */
     int64_t watchdog_ms;       /* 0 = off; else report on stderr a task that
                                   runs this long without giving up the thread */
+    uint64_t reserved[8];      /* must be zero (else EINVAL): room for fields
+                                  to come, so that sizeof never changes */
 } weave_run_opts;
 
 /*
@@ -514,7 +526,10 @@ WEAVE_API int weave_close(int fd);
  *
  * Errors, besides the POSIX call's own: EPERM outside a task; ECANCELED;
  * ETIMEDOUT a deadline scope passed; EBADF the fd was closed by weave_close
- * while the task waited.
+ * while the task waited; ENOMEM weave's per-fd state or the fd's epoll
+ * registration could not be had. On a regular file (read on the offload
+ * pool when it is not in the page cache): EMFILE, ENFILE the fd could not
+ * be duplicated for the worker; EAGAIN no worker thread could be started.
  */
 WEAVE_API ssize_t weave_read(int fd, void *buf, size_t count);
 WEAVE_API ssize_t weave_write(int fd, const void *buf, size_t count);
@@ -636,12 +651,14 @@ enum {
 
 /* Options of weave_stream_new. A zeroed struct (or NULL) means the defaults. */
 typedef struct weave_stream_opts {
-    size_t read_size;  /* read buffer, bytes; 0 = WEAVE_STREAM_BUF_DEFAULT */
-    size_t write_size; /* write buffer, bytes; 0 = WEAVE_STREAM_BUF_DEFAULT */
-    size_t line_max;   /* longest record (delimiter included) the line and
+    size_t read_size;     /* read buffer, bytes; 0 = WEAVE_STREAM_BUF_DEFAULT */
+    size_t write_size;    /* write buffer, bytes; 0 = WEAVE_STREAM_BUF_DEFAULT */
+    size_t line_max;      /* longest record (delimiter included) the line and
                           until calls accept; 0 = read_size; at most
                           read_size */
-    unsigned flags;    /* WEAVE_STREAM_KEEP_BUFFERS */
+    unsigned flags;       /* WEAVE_STREAM_KEEP_BUFFERS */
+    uint64_t reserved[4]; /* must be zero (else EINVAL): room for fields to
+                             come, so that sizeof never changes */
 } weave_stream_opts;
 
 /*
@@ -1107,7 +1124,7 @@ WEAVE_API int weave_event_is_set(const weave_event *e);
  * weave_offload returns -1 with ECANCELED at once. A call that had not started yet is dropped and
  * never runs; one already running finishes on its worker and its result is
  * discarded. fn keeps using arg until it returns, so arg must not live on
- * the caller's stack if the caller can be cancelled; weave_offload_ex names
+ * the caller's stack if the caller can be cancelled; weave_offload_with names
  * a function that receives a discarded call's result (NULL if fn never ran)
  * and its arg, on the scheduler's thread, to free them (it must not call
  * blocking weave functions). ECANCELED and ETIMEDOUT (a deadline scope
@@ -1121,8 +1138,12 @@ WEAVE_API int weave_event_is_set(const weave_event *e);
  * EMFILE/ENFILE no eventfd.
  */
 WEAVE_API int weave_offload(weave_fn fn, void *arg, void **result);
-WEAVE_API int weave_offload_ex(weave_fn fn, void *arg, void **result,
-                               void (*discard)(void *result, void *arg));
+WEAVE_API int weave_offload_with(weave_fn fn, void *arg, void **result, weave_discard_fn discard);
+
+/* The earlier name of weave_offload_with, kept so that code and binaries
+ * built against it keep working. */
+WEAVE_API int weave_offload_ex(weave_fn fn, void *arg, void **result, weave_discard_fn discard)
+    WEAVE_DEPRECATED("use weave_offload_with");
 
 /* ======================================================================== */
 /*  Signals                                                                  */
@@ -1211,6 +1232,14 @@ WEAVE_API int weave_cancel_on_signals(int *caught);
 /*  Introspection */
 /* ======================================================================== */
 
+/* How the guards below stacks are made (weave_stats.guard_mode). */
+typedef enum weave_guard_mode {
+    WEAVE_GUARD_UNKNOWN = 0, /* no stack mapped yet */
+    WEAVE_GUARD_MADVISE = 1, /* MADV_GUARD_INSTALL (Linux 6.13+): no memory,
+                                no extra mapping */
+    WEAVE_GUARD_MPROTECT = 2 /* PROT_NONE pages: two mappings per stack */
+} weave_guard_mode;
+
 /* A snapshot of the calling thread's scheduler, for tests and monitoring. */
 typedef struct weave_stats {
     uint64_t tasks_live;         /* tasks not yet ended (main included) */
@@ -1226,8 +1255,8 @@ typedef struct weave_stats {
                                     its stack until it is joined) */
     uint64_t stacks_cached;      /* free stacks kept mapped for reuse */
     uint64_t stack_bytes_mapped; /* virtual bytes of all stack slabs */
-    int guard_mode;              /* 1 madvise guard pages, 2 mprotect guard
-                                 pages, 0 not known yet (no stack mapped) */
+    weave_guard_mode guard_mode; /* how stacks are guarded */
+    uint64_t reserved[8];        /* zero: room for figures to come */
 } weave_stats;
 
 /* Fill *st for the calling thread's scheduler. EPERM outside one, EINVAL if
@@ -1286,6 +1315,7 @@ typedef struct weave_task_info {
                                    stack counts what earlier tasks touched,
                                    until weave hands its pages back) */
     unsigned flags;          /* WEAVE_TASK_MAIN | ... */
+    uint64_t reserved[4];    /* zero: room for fields to come */
 } weave_task_info;
 
 /*

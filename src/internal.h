@@ -39,6 +39,18 @@
 /* Every flag weave_run_opts.flags may carry; others are EINVAL. */
 #define WEAVE__RUN_FLAGS (WEAVE_NO_OVERFLOW_HANDLER | WEAVE_NO_DEADLOCK_DUMP | WEAVE_VIRTUAL_CLOCK)
 
+/* Whether the n bytes at p are all zero: the reserved fields of an options
+ * struct, which a later version may give a meaning. */
+static inline bool weave__all_zero(const void *p, size_t n)
+{
+    const unsigned char *b = p;
+
+    for (size_t i = 0; i < n; i++)
+        if (b[i])
+            return false;
+    return true;
+}
+
 /* Set errno from a negative errno code and return -1 (or pass r >= 0). */
 static inline int weave__ret(int r)
 {
@@ -229,7 +241,7 @@ void weave__offload_stats(const struct weave__sched *s, weave_stats *st);
  * still the caller's: -ENOMEM, -EAGAIN, -EMFILE, -ENFILE.
  */
 int weave__offload(struct weave__sched *s, weave_fn fn, void *arg, void **result,
-                   void (*discard)(void *, void *), int64_t timeout, struct weave_waitq *also);
+                   weave_discard_fn discard, int64_t timeout, struct weave_waitq *also);
 
 /* ---- chan.c: what select needs of a channel -------------------------------- */
 

@@ -51,12 +51,12 @@ struct job {
     struct weave_link link; /* the queue or the done list, under the lock */
     weave_fn fn;            /* the call */
     void *arg;
-    void *result;                    /* fn's return value, once DONE */
-    void (*discard)(void *, void *); /* for an abandoned job's result, or NULL */
-    struct weave_waitq waiter;       /* scheduler thread only: the task waiting */
-    int state;                       /* enum job_state, under the lock */
-    bool collected;                  /* scheduler thread only: handed back */
-    bool abandoned;                  /* scheduler thread only: nobody will take it */
+    void *result;              /* fn's return value, once DONE */
+    weave_discard_fn discard;  /* for an abandoned job's result, or NULL */
+    struct weave_waitq waiter; /* scheduler thread only: the task waiting */
+    int state;                 /* enum job_state, under the lock */
+    bool collected;            /* scheduler thread only: handed back */
+    bool abandoned;            /* scheduler thread only: nobody will take it */
 };
 
 struct weave__offload {
@@ -219,7 +219,7 @@ static void job_discard(struct job *j)
 }
 
 int weave__offload(struct weave__sched *s, weave_fn fn, void *arg, void **result,
-                   void (*discard)(void *, void *), int64_t timeout, struct weave_waitq *also)
+                   weave_discard_fn discard, int64_t timeout, struct weave_waitq *also)
 {
     struct weave__offload *pool = s->offload;
     struct weave__waiter w[2];
@@ -334,7 +334,7 @@ void weave__offload_stats(const struct weave__sched *s, weave_stats *st)
     st->offload_threads = s->offload->nthreads;
 }
 
-static int offload(weave_fn fn, void *arg, void **result, void (*discard)(void *, void *))
+static int offload(weave_fn fn, void *arg, void **result, weave_discard_fn discard)
 {
     struct weave__sched *s = weave__tls;
     int r;
@@ -359,8 +359,12 @@ int weave_offload(weave_fn fn, void *arg, void **result)
     return weave__ret(offload(fn, arg, result, NULL));
 }
 
-int weave_offload_ex(weave_fn fn, void *arg, void **result,
-                     void (*discard)(void *result, void *arg))
+int weave_offload_with(weave_fn fn, void *arg, void **result, weave_discard_fn discard)
 {
     return weave__ret(offload(fn, arg, result, discard));
+}
+
+int weave_offload_ex(weave_fn fn, void *arg, void **result, weave_discard_fn discard)
+{
+    return weave_offload_with(fn, arg, result, discard);
 }

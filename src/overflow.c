@@ -322,8 +322,8 @@ static void pass_on(int idx, int sig, siginfo_t *si, void *uctx)
     memset(&dfl, 0, sizeof(dfl));
     dfl.sa_handler = SIG_DFL;
     sigemptyset(&dfl.sa_mask);
-    sigaction(sig, &dfl, NULL);
-    raise(sig);
+    (void)sigaction(sig, &dfl, NULL);
+    (void)raise(sig);
 }
 
 static void on_fatal(int sig, siginfo_t *si, void *uctx)

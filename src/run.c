@@ -155,6 +155,7 @@ int weave_run_with(const weave_run_opts *opts, weave_fn main_fn, void *arg, void
     if (!main_fn || (opts->flags & ~(unsigned)WEAVE__RUN_FLAGS) ||
         (opts->default_stack_size && weave__check_stack_size(opts->default_stack_size) < 0) ||
         weave__check_guard_size(opts->guard_size) < 0 ||
+        !weave__all_zero(opts->reserved, sizeof(opts->reserved)) ||
         opts->offload_threads > WEAVE_OFFLOAD_MAX || weave__introspect_check(opts) < 0)
         return weave__ret(-EINVAL);
     if (weave__tls)
@@ -220,7 +221,7 @@ int weave_get_stats(weave_stats *st)
     st->stacks_in_use = s->stacks.in_use;
     st->stacks_cached = s->stacks.cached;
     st->stack_bytes_mapped = s->stacks.mapped_bytes;
-    st->guard_mode = s->stacks.guard_mode;
+    st->guard_mode = (weave_guard_mode)s->stacks.guard_mode;
     weave__fdtab_stats(s, st);
     weave__offload_stats(s, st);
     return 0;

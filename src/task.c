@@ -144,7 +144,8 @@ int weave__check_guard_size(size_t size)
 static bool bad_opts(const weave_task_opts *opts)
 {
     return opts && ((opts->stack_size && check_stack_size(opts->stack_size) < 0) ||
-                    weave__check_guard_size(opts->guard_size) < 0);
+                    weave__check_guard_size(opts->guard_size) < 0 ||
+                    !weave__all_zero(opts->reserved, sizeof(opts->reserved)));
 }
 
 struct weave__task *weave__task_spawn(struct weave__sched *s, const weave_task_opts *opts,

@@ -1,5 +1,5 @@
 /*
- * test_offload.c - weave_offload and weave_offload_ex: blocking calls on the
+ * test_offload.c - weave_offload and weave_offload_with: blocking calls on the
  * scheduler's worker pool.
  *
  * A call that must stay running until the test says so waits on a gate (a
@@ -135,7 +135,7 @@ static void *offload_task(void *arg)
 
     o->result = wt_ptr(-7);
     errno = 0;
-    o->ret = weave_offload_ex(gated_fn, &o->call, &o->result, record_discard);
+    o->ret = weave_offload_with(gated_fn, &o->call, &o->result, record_discard);
     o->err = errno;
     o->returned_ns = wt_now_ns();
     o->done = 1;
@@ -263,10 +263,16 @@ static void *m_results(void *arg)
     ck_assert_ptr_null(res);
     /* result may be NULL: the value is dropped. */
     ck_assert_int_eq(weave_offload(square, wt_ptr(3), NULL), 0);
-    ck_assert_int_eq(weave_offload_ex(square, wt_ptr(4), &res, record_discard), 0);
+    ck_assert_int_eq(weave_offload_with(square, wt_ptr(4), &res, record_discard), 0);
     ck_assert_int_eq(wt_int(res), 16);
-    ck_assert_int_eq(weave_offload_ex(square, wt_ptr(5), &res, NULL), 0);
+    ck_assert_int_eq(weave_offload_with(square, wt_ptr(5), &res, NULL), 0);
     ck_assert_int_eq(wt_int(res), 25);
+    /* The earlier name still works (and is deprecated). */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+    ck_assert_int_eq(weave_offload_ex(square, wt_ptr(6), &res, record_discard), 0);
+#pragma GCC diagnostic pop
+    ck_assert_int_eq(wt_int(res), 36);
     /* A call that completes is not discarded. */
     ck_assert_int_eq(discards, 0);
     /* One call at a time: threads were started as needed, never more than
@@ -504,7 +510,7 @@ static void *owned_task(void *arg)
     w->data = strdup("payload");
     ck_assert_ptr_nonnull(w->data);
     /* Cancelled while it waits: w and the result belong to owned_discard. */
-    WT_FAILS(weave_offload_ex(owned_fn, w, &res, owned_discard), ECANCELED);
+    WT_FAILS(weave_offload_with(owned_fn, w, &res, owned_discard), ECANCELED);
     ck_assert_ptr_null(res);
     return NULL;
 }
@@ -613,7 +619,7 @@ WT_TEST(offload_ex_by_cancelled_task_still_discards_arg)
     discards = 0;
     ck_assert_int_eq(weave_cancel(weave_self()), 0);
     errno = 0;
-    ck_assert_int_eq(weave_offload_ex(gated_fn, &c, &res, record_discard), -1);
+    ck_assert_int_eq(weave_offload_with(gated_fn, &c, &res, record_discard), -1);
     ck_assert_int_eq(errno, ECANCELED);
     ck_assert_ptr_eq(res, wt_ptr(-7));
     /* The call never runs ... */
@@ -636,7 +642,7 @@ static void *abandon_task(void *arg)
     void *res = NULL;
 
     (void)arg;
-    WT_FAILS(weave_offload_ex(gated_fn, &abandoned_call, &res, record_discard), ECANCELED);
+    WT_FAILS(weave_offload_with(gated_fn, &abandoned_call, &res, record_discard), ECANCELED);
     return NULL;
 }
 
@@ -730,7 +736,7 @@ static void *m_errors(void *arg)
 
     (void)arg;
     WT_FAILS(weave_offload(NULL, NULL, &res), EINVAL);
-    WT_FAILS(weave_offload_ex(NULL, NULL, &res, record_discard), EINVAL);
+    WT_FAILS(weave_offload_with(NULL, NULL, &res, record_discard), EINVAL);
     ck_assert_ptr_eq(res, wt_ptr(-7));
     ck_assert_int_eq(discards, 0);
     /* A refused call starts no pool. */
@@ -746,7 +752,7 @@ START_TEST(outside_a_task_and_bad_arguments)
     discards = 0;
     reset_counts();
     WT_FAILS(weave_offload(square, wt_ptr(2), &res), EPERM);
-    WT_FAILS(weave_offload_ex(square, wt_ptr(2), &res, record_discard), EPERM);
+    WT_FAILS(weave_offload_with(square, wt_ptr(2), &res, record_discard), EPERM);
     WT_FAILS(weave_offload(NULL, NULL, &res), EINVAL);
     ck_assert_ptr_eq(res, wt_ptr(-7));
     ck_assert_int_eq(discards, 0);

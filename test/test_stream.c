@@ -65,7 +65,7 @@ static void put_and_close(int fd, const char *text)
 
 static weave_stream *stream_with(int fd, size_t read_size, size_t line_max)
 {
-    weave_stream_opts o = {read_size, 0, line_max, 0};
+    weave_stream_opts o = {.read_size = read_size, .line_max = line_max};
     weave_stream *s = weave_stream_new(fd, &o);
 
     ck_assert_msg(s != NULL, "weave_stream_new: errno %d", errno);
@@ -529,7 +529,7 @@ END_TEST
 static void *printf_main(void *arg)
 {
     int p[2];
-    weave_stream_opts o = {0, 16, 0, 0};
+    weave_stream_opts o = {.write_size = 16};
     weave_stream *s;
     weave_stream *r;
     char line[128];
@@ -892,13 +892,16 @@ static void *args_main(void *arg)
     (void)arg;
     WT_FAILS_NULL(weave_stream_new(-1, NULL), EBADF);
     wt_make_pipe(p, O_NONBLOCK);
-    o = (weave_stream_opts){WEAVE_STREAM_BUF_MIN - 1, 0, 0, 0};
+    o = (weave_stream_opts){.read_size = WEAVE_STREAM_BUF_MIN - 1};
     WT_FAILS_NULL(weave_stream_new(p[0], &o), EINVAL);
-    o = (weave_stream_opts){0, WEAVE_STREAM_BUF_MAX + 1, 0, 0};
+    o = (weave_stream_opts){.write_size = WEAVE_STREAM_BUF_MAX + 1};
     WT_FAILS_NULL(weave_stream_new(p[0], &o), EINVAL);
-    o = (weave_stream_opts){64, 0, 65, 0};
+    o = (weave_stream_opts){.read_size = 64, .line_max = 65};
     WT_FAILS_NULL(weave_stream_new(p[0], &o), EINVAL);
-    o = (weave_stream_opts){0, 0, 0, 1u << 7};
+    o = (weave_stream_opts){.flags = 1u << 7};
+    WT_FAILS_NULL(weave_stream_new(p[0], &o), EINVAL);
+    o = (weave_stream_opts){0};
+    o.reserved[3] = 1; /* room for a later version: must be zero */
     WT_FAILS_NULL(weave_stream_new(p[0], &o), EINVAL);
 
     /* NULL streams */
@@ -919,7 +922,7 @@ static void *args_main(void *arg)
     WT_FAILS(weave_stream_flush(NULL), EINVAL);
 
     /* NULL buffers and zero sizes */
-    o = (weave_stream_opts){32, 0, 0, 0};
+    o = (weave_stream_opts){.read_size = 32};
     s = weave_stream_new(p[0], &o);
     ck_assert_ptr_nonnull(s);
     ck_assert_int_eq(weave_stream_fd(s), p[0]);
@@ -990,7 +993,7 @@ END_TEST
 static void *keep_main(void *arg)
 {
     int p[2];
-    weave_stream_opts o = {16, 16, 0, WEAVE_STREAM_KEEP_BUFFERS};
+    weave_stream_opts o = {.read_size = 16, .write_size = 16, .flags = WEAVE_STREAM_KEEP_BUFFERS};
     weave_stream *r, *w;
     char buf[64];
 

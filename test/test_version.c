@@ -31,6 +31,56 @@ static void header_version(char *buf, size_t size)
     ck_assert(n > 0 && (size_t)n < size);
 }
 
+/* The public structs users allocate keep their size: new fields take
+ * reserved room (these are the x86-64 and aarch64 sizes). */
+_Static_assert(sizeof(void *) != 8 || sizeof(weave_run_opts) == 104, "weave_run_opts changed size");
+_Static_assert(sizeof(void *) != 8 || sizeof(weave_task_opts) == 64,
+               "weave_task_opts changed size");
+_Static_assert(sizeof(void *) != 8 || sizeof(weave_stats) == 160, "weave_stats changed size");
+_Static_assert(sizeof(void *) != 8 || sizeof(weave_stream_opts) == 64,
+               "weave_stream_opts changed size");
+_Static_assert(sizeof(void *) != 8 || sizeof(weave_task_info) == 144,
+               "weave_task_info changed size");
+
+static void *nothing(void *arg)
+{
+    return arg;
+}
+
+/* Spawns with a reserved field set: returns the errno (0 if it spawned). */
+static void *spawn_reserved(void *arg)
+{
+    weave_task_opts to = {0};
+    weave_task *t;
+
+    (void)arg;
+    to.reserved[0] = 1;
+    errno = 0;
+    t = weave_spawn_with(&to, nothing, NULL);
+    if (t) {
+        (void)weave_join(t, NULL);
+        return (void *)(intptr_t)0;
+    }
+    return (void *)(intptr_t)errno;
+}
+
+/* Reserved room must be zero: a later version may give it a meaning. */
+START_TEST(reserved_fields_must_be_zero)
+{
+    weave_run_opts ro = {0};
+    void *res = NULL;
+
+    ro.reserved[7] = 1;
+    errno = 0;
+    ck_assert_int_eq(weave_run_with(&ro, nothing, NULL, NULL), -1);
+    ck_assert_int_eq(errno, EINVAL);
+    ro.reserved[7] = 0;
+    ck_assert_int_eq(weave_run_with(&ro, nothing, NULL, NULL), 0);
+    ck_assert_int_eq(weave_run_with(NULL, spawn_reserved, NULL, &res), 0);
+    ck_assert_int_eq((int)(intptr_t)res, EINVAL);
+}
+END_TEST
+
 START_TEST(string_matches_header)
 {
     char want[32];
@@ -79,6 +129,7 @@ static Suite *version_suite(void)
 
     tcase_set_timeout(tc, 5);
     tcase_add_test(tc, string_matches_header);
+    tcase_add_test(tc, reserved_fields_must_be_zero);
     tcase_add_test(tc, number_matches_header);
     tcase_add_test(tc, build_version_matches_library);
     tcase_add_test(tc, static_string_no_errno);
