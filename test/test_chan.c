@@ -258,9 +258,9 @@ static void *sel_task(void *arg)
     struct sel *s = arg;
     weave_deadline d;
 
+    s->t0_ns = wt_now_ns(); /* before the scope: its deadline counts from its begin */
     if (s->scope_ms != NO_SCOPE)
         weave_deadline_begin(&d, s->scope_ms);
-    s->t0_ns = wt_now_ns();
     errno = 0;
     s->ret = weave_select(s->cs, s->n, s->timeout);
     s->err = errno;

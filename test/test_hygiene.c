@@ -214,12 +214,11 @@ static void ready_pipe(int p[2])
     ck_assert_int_eq(write(p[1], "x", 1), 1);
 }
 
-static void *m_forget_restores(void *arg)
+WT_TEST(fd_forget_restores)
 {
     char c;
     int p[2];
 
-    (void)arg;
     ready_pipe(p);
     ck_assert_int_eq(weave_read(p[0], &c, 1), 1);
     ck_assert(nonblocking(p[0]));
@@ -236,14 +235,7 @@ static void *m_forget_restores(void *arg)
     ck_assert(!nonblocking(p[0]));
     close(p[0]);
     close(p[1]);
-    return NULL;
 }
-
-START_TEST(fd_forget_restores)
-{
-    WT_RUN(m_forget_restores, NULL);
-}
-END_TEST
 
 /* A task parked in weave_read is woken with EBADF by the forget, and the
  * fd is blocking again afterwards. */
@@ -254,12 +246,11 @@ static void *parked_read(void *arg)
     return wt_ptr(weave_read((int)wt_int(arg), &c, 1) < 0 ? errno : 0);
 }
 
-static void *m_forget_under_waiter(void *arg)
+WT_TEST(fd_forget_under_a_waiter_restores)
 {
     weave_task *t;
     int p[2];
 
-    (void)arg;
     wt_make_pipe(p, 0);
     t = WT_SPAWN(parked_read, wt_ptr(p[0]));
     ck_assert_int_eq(weave_sleep(5), 0);
@@ -270,21 +261,13 @@ static void *m_forget_under_waiter(void *arg)
     ck_assert(!nonblocking(p[0]));
     close(p[0]);
     close(p[1]);
-    return NULL;
 }
 
-START_TEST(fd_forget_under_a_waiter_restores)
-{
-    WT_RUN(m_forget_under_waiter, NULL);
-}
-END_TEST
-
-static void *m_close_of_dup(void *arg)
+WT_TEST(close_of_a_dup_leaves_the_other_blocking)
 {
     char c;
     int p[2], d;
 
-    (void)arg;
     ready_pipe(p);
     d = dup(p[0]);
     ck_assert_int_ge(d, 0);
@@ -294,25 +277,17 @@ static void *m_close_of_dup(void *arg)
     ck_assert(!nonblocking(p[0]));
     close(p[0]);
     close(p[1]);
-    return NULL;
 }
-
-START_TEST(close_of_a_dup_leaves_the_other_blocking)
-{
-    WT_RUN(m_close_of_dup, NULL);
-}
-END_TEST
 
 /* Two fds on one description, both used by weave: closing one must not
  * leave the other blocking the thread; closing the second gives the mode
  * back. */
-static void *m_two_users(void *arg)
+WT_TEST(two_fds_on_one_description)
 {
     weave_task *t;
     char c;
     int p[2], d, watch;
 
-    (void)arg;
     ready_pipe(p);
     d = dup(p[0]);
     watch = dup(p[0]); /* never used by weave */
@@ -332,14 +307,7 @@ static void *m_two_users(void *arg)
     ck_assert(!nonblocking(watch));
     close(watch);
     ck_assert_int_eq(weave_close(p[1]), 0);
-    return NULL;
 }
-
-START_TEST(two_fds_on_one_description)
-{
-    WT_RUN(m_two_users, NULL);
-}
-END_TEST
 
 /* ---- what stays non-blocking --------------------------------------------- */
 

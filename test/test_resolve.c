@@ -190,12 +190,11 @@ static void *other_thread(void *arg)
     return wt_ptr(weave_run(m_other_thread, NULL, NULL));
 }
 
-static void *m_per_scheduler(void *arg)
+WT_TEST(message_is_per_scheduler)
 {
     pthread_t th;
     void *r;
 
-    (void)arg;
     force(EAI_AGAIN, 0, false);
     WT_FAILS(weave_tcp_connect("db.example.test", "5432", 5000), EAGAIN);
     force(0, 0, false);
@@ -204,21 +203,13 @@ static void *m_per_scheduler(void *arg)
     ck_assert_ptr_null(r);
     ck_assert_str_eq(weave_resolve_error(), gai_strerror(EAI_AGAIN));
     wt_assert_idle_offload();
-    return NULL;
 }
-
-START_TEST(message_is_per_scheduler)
-{
-    WT_RUN(m_per_scheduler, NULL);
-}
-END_TEST
 
 /* The real resolver: a name under .invalid (RFC 2606) never exists. */
-static void *m_real_invalid(void *arg)
+WT_TEST(real_invalid_name_is_no_such_name)
 {
     int e;
 
-    (void)arg;
     errno = 0;
     ck_assert_int_eq(weave_tcp_connect("no.such.host.invalid", "80", 10000), -1);
     e = errno;
@@ -229,20 +220,12 @@ static void *m_real_invalid(void *arg)
     ck_assert_int_eq(weave_tcp_listen("no.such.host.invalid", "0", 4), -1);
     ck_assert_msg(errno == ENXIO || errno == EAGAIN, "errno %d", errno);
     wt_assert_idle_offload();
-    return NULL;
 }
 
-START_TEST(real_invalid_name_is_no_such_name)
-{
-    WT_RUN(m_real_invalid, NULL);
-}
-END_TEST
-
-static void *m_real_names_work(void *arg)
+WT_TEST(numeric_and_localhost_still_connect)
 {
     static const char *const hosts[] = {"127.0.0.1", "localhost"};
 
-    (void)arg;
     for (size_t i = 0; i < 2; i++) {
         int l = weave_tcp_listen(hosts[i], "0", 4), c, s;
 
@@ -263,14 +246,7 @@ static void *m_real_names_work(void *arg)
     }
     ck_assert_str_eq(weave_resolve_error(), "");
     wt_assert_idle_offload();
-    return NULL;
 }
-
-START_TEST(numeric_and_localhost_still_connect)
-{
-    WT_RUN(m_real_names_work, NULL);
-}
-END_TEST
 
 static Suite *resolve_suite(void)
 {

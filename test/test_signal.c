@@ -167,13 +167,12 @@ START_TEST(from_another_thread)
 }
 END_TEST
 
-static void *m_timeouts(void *arg)
+WT_TEST(timeouts)
 {
     sigset_t set = set_of(SIGUSR1, 0);
     weave_deadline d;
     int64_t t0 = wt_now_ns();
 
-    (void)arg;
     WT_FAILS(weave_signal_wait(&set, 0), ETIMEDOUT);
     WT_FAILS(weave_signal_wait(&set, 30), ETIMEDOUT);
     ck_assert_int_ge(wt_ms_since(t0), 30);
@@ -188,22 +187,14 @@ static void *m_timeouts(void *arg)
     ck_assert_int_eq(kill(getpid(), SIGUSR1), 0);
     ck_assert_int_eq(weave_signal_wait(&set, 10000), SIGUSR1);
     WT_ASSERT_IDLE();
-    return NULL;
 }
 
-START_TEST(timeouts)
-{
-    WT_RUN(m_timeouts, NULL);
-}
-END_TEST
-
-static void *m_cancel(void *arg)
+WT_TEST(cancellation)
 {
     sigset_t set = set_of(SIGUSR1, 0);
     weave_task *t = WT_SPAWN(waiter, &set);
     weave_task_info info[2];
 
-    (void)arg;
     ck_assert_int_eq(weave_yield(), 0);
     ck_assert_int_eq(weave_tasks(info, 2), 2);
     ck_assert_int_eq(info[1].state, WEAVE_TASK_PARKED);
@@ -229,16 +220,9 @@ static void *m_cancel(void *arg)
         ck_assert_int_eq(weave_signal_wait(&set, -1), SIGUSR1);
         weave_shield_end(&sh);
     }
-    return NULL;
 }
 
-START_TEST(cancellation)
-{
-    WT_RUN(m_cancel, NULL);
-}
-END_TEST
-
-static void *m_many_waiters(void *arg)
+WT_TEST(every_waiter_is_woken)
 {
     sigset_t one = set_of(SIGUSR1, 0), both = set_of(SIGUSR1, SIGUSR2), two = set_of(SIGUSR2, 0);
     weave_task *a = WT_SPAWN(waiter, &one);
@@ -246,7 +230,6 @@ static void *m_many_waiters(void *arg)
     weave_task *c = WT_SPAWN(waiter, &two);
     weave_task_info info[4];
 
-    (void)arg;
     ck_assert_int_eq(weave_yield(), 0);
     ck_assert_int_eq(kill(getpid(), SIGUSR1), 0);
     /* Both waiters for SIGUSR1 get it; the one for SIGUSR2 waits on. */
@@ -257,21 +240,13 @@ static void *m_many_waiters(void *arg)
     ck_assert_int_eq(kill(getpid(), SIGUSR2), 0);
     ck_assert_int_eq(wt_int(WT_JOIN(c)), SIGUSR2);
     WT_ASSERT_IDLE();
-    return NULL;
 }
 
-START_TEST(every_waiter_is_woken)
-{
-    WT_RUN(m_many_waiters, NULL);
-}
-END_TEST
-
-static void *m_before_waiting(void *arg)
+WT_TEST(sent_before_anyone_waits)
 {
     sigset_t one = set_of(SIGUSR1, 0), two = set_of(SIGUSR2, 0);
     weave_task *t;
 
-    (void)arg;
     take_charge_of(SIGUSR1);
     /* A waiter for SIGUSR2 reads the signalfd; SIGUSR1, which nobody
      * waits for, must not be read and lost meanwhile. */
@@ -285,14 +260,7 @@ static void *m_before_waiting(void *arg)
     ck_assert_int_eq(weave_signal_wait(&one, 0), SIGUSR1);
     ck_assert(!pending_here(SIGUSR1));
     WT_FAILS(weave_signal_wait(&one, 0), ETIMEDOUT);
-    return NULL;
 }
-
-START_TEST(sent_before_anyone_waits)
-{
-    WT_RUN(m_before_waiting, NULL);
-}
-END_TEST
 
 /* The program blocked the signal before weave_run, and one is pending. */
 static void *m_blocked_by_caller(void *arg)
@@ -414,7 +382,7 @@ static void *spinner(void *arg)
     return NULL;
 }
 
-static void *m_signal_while_spinning(void *arg)
+WT_TEST(signal_while_others_run)
 {
     sigset_t set = set_of(SIGUSR2, 0);
     int stop = 0;
@@ -422,21 +390,13 @@ static void *m_signal_while_spinning(void *arg)
     struct sender sd = {pthread_self(), 1, SIGUSR2};
     pthread_t th;
 
-    (void)arg;
     spin = WT_SPAWN(spinner, &stop);
     ck_assert_int_eq(pthread_create(&th, NULL, sender_thread, &sd), 0);
     ck_assert_int_eq(weave_signal_wait(&set, -1), SIGUSR2);
     stop = 1;
     WT_JOIN(spin);
     ck_assert_int_eq(pthread_join(th, NULL), 0);
-    return NULL;
 }
-
-START_TEST(signal_while_others_run)
-{
-    WT_RUN(m_signal_while_spinning, NULL);
-}
-END_TEST
 
 static void *m_many_contexts(void *arg)
 {
@@ -513,14 +473,13 @@ END_TEST
 
 /* No fd left for the signalfd: the first call fails cleanly, blocking
  * nothing, and a later one works. */
-static void *m_no_fds(void *arg)
+WT_TEST(no_fd_for_the_signalfd)
 {
     sigset_t set = set_of(SIGUSR1, 0);
     struct rlimit old, low;
     int next = dup(0);
     int caught = 0;
 
-    (void)arg;
     ck_assert_int_ge(next, 0);
     close(next);
     ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
@@ -534,14 +493,7 @@ static void *m_no_fds(void *arg)
     WT_FAILS(weave_signal_wait(&set, 0), ETIMEDOUT); /* blocks it now */
     ck_assert_int_eq(kill(getpid(), SIGUSR1), 0);
     ck_assert_int_eq(weave_signal_wait(&set, -1), SIGUSR1);
-    return NULL;
 }
-
-START_TEST(no_fd_for_the_signalfd)
-{
-    WT_RUN(m_no_fds, NULL);
-}
-END_TEST
 
 /* ---- shutdown on SIGINT / SIGTERM ------------------------------------------------------- */
 

@@ -98,13 +98,12 @@ static unsigned char pattern_at(size_t i)
 
 /* ---- reading ------------------------------------------------------------ */
 
-static void *lines_main(void *arg)
+WT_TEST(lines_lf_and_crlf)
 {
     int p[2];
     weave_stream *s;
     char buf[8];
 
-    (void)arg;
     wt_make_pipe(p, O_NONBLOCK);
     put_and_close(p[1], "one\ntwo\r\n\n\r\nlast");
     s = stream_of(p[0]);
@@ -117,24 +116,16 @@ static void *lines_main(void *arg)
     ck_assert_int_eq(weave_stream_read_line(s, buf, sizeof(buf)), 0);
     ck_assert_int_eq(weave_stream_close(s), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(lines_lf_and_crlf)
-{
-    WT_RUN(lines_main, NULL);
-}
-END_TEST
 
 /* Lines that come a byte at a time over a socketpair are put together. */
-static void *trickled_main(void *arg)
+WT_TEST(lines_trickled)
 {
     int sv[2];
     struct feeder f = {0, {"G", "E", "T", " /", "\r", "\n", "x\n", NULL}, 1, 1};
     weave_task *t;
     weave_stream *s;
 
-    (void)arg;
     wt_make_socketpair(sv, SOCK_STREAM);
     f.fd = sv[1];
     t = WT_SPAWN(feeder_task, &f);
@@ -144,24 +135,16 @@ static void *trickled_main(void *arg)
     WT_JOIN(t);
     ck_assert_int_eq(weave_stream_close(s), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(lines_trickled)
-{
-    WT_RUN(trickled_main, NULL);
-}
-END_TEST
 
 /* A line longer than the limit fails with EMSGSIZE and loses nothing:
  * a larger buffer, or plain reads, still get every byte. */
-static void *too_long_main(void *arg)
+WT_TEST(line_too_long)
 {
     int p[2];
     weave_stream *s;
     char small[6], big[64];
 
-    (void)arg;
     wt_make_pipe(p, O_NONBLOCK);
     put_and_close(p[1], "0123456789\nabcdefghijklmnopqrstuvwxyz\nend\n");
     s = stream_with(p[0], 32, 16);
@@ -180,23 +163,15 @@ static void *too_long_main(void *arg)
     expect_line(s, "end\n");
     ck_assert_int_eq(weave_stream_read_line(s, big, sizeof(big)), 0);
     ck_assert_int_eq(weave_stream_close(s), 0);
-    return NULL;
 }
-
-START_TEST(line_too_long)
-{
-    WT_RUN(too_long_main, NULL);
-}
-END_TEST
 
 /* A line of exactly the limit is accepted; one byte more is not. */
-static void *limit_edge_main(void *arg)
+WT_TEST(line_limit_edge)
 {
     int p[2];
     weave_stream *s;
     char buf[64];
 
-    (void)arg;
     wt_make_pipe(p, O_NONBLOCK);
     put_and_close(p[1], "abcdefghijklmno\nABCDEFGHIJKLMNOP\n");
     s = stream_with(p[0], 16, 0); /* line_max = read_size = 16 */
@@ -205,17 +180,10 @@ static void *limit_edge_main(void *arg)
     ck_assert_int_eq(weave_stream_skip(s, 17), 17);
     ck_assert_int_eq(weave_stream_read_line(s, buf, sizeof(buf)), 0);
     ck_assert_int_eq(weave_stream_close(s), 0);
-    return NULL;
 }
-
-START_TEST(line_limit_edge)
-{
-    WT_RUN(limit_edge_main, NULL);
-}
-END_TEST
 
 /* read_exact: in pieces, across the buffer's size, and short at EOF. */
-static void *exact_main(void *arg)
+WT_TEST(read_exact)
 {
     int p[2];
     struct feeder f = {0, {"abc", "defg", "hij", "klmnopqrstuvwxyz", NULL}, 2, 1};
@@ -223,7 +191,6 @@ static void *exact_main(void *arg)
     weave_stream *s;
     char buf[32];
 
-    (void)arg;
     wt_make_pipe(p, O_NONBLOCK);
     f.fd = p[1];
     t = WT_SPAWN(feeder_task, &f);
@@ -240,17 +207,10 @@ static void *exact_main(void *arg)
     ck_assert_int_eq(weave_stream_read_exact(s, buf, 8), 0);
     WT_JOIN(t);
     ck_assert_int_eq(weave_stream_close(s), 0);
-    return NULL;
 }
-
-START_TEST(read_exact)
-{
-    WT_RUN(exact_main, NULL);
-}
-END_TEST
 
 /* read_until with a delimiter of several bytes, split across arrivals. */
-static void *until_main(void *arg)
+WT_TEST(read_until)
 {
     int sv[2];
     struct feeder f = {0, {"GET / HTTP/1.1\r\nHost: a\r", "\n\r", "\nrest", NULL}, 2, 1};
@@ -259,7 +219,6 @@ static void *until_main(void *arg)
     char buf[64];
     ssize_t n;
 
-    (void)arg;
     wt_make_socketpair(sv, SOCK_STREAM);
     f.fd = sv[1];
     t = WT_SPAWN(feeder_task, &f);
@@ -274,18 +233,11 @@ static void *until_main(void *arg)
     ck_assert_int_eq(weave_stream_read_until(s, "\r\n\r\n", 4, buf, sizeof(buf)), 0);
     WT_JOIN(t);
     ck_assert_int_eq(weave_stream_close(s), 0);
-    return NULL;
 }
-
-START_TEST(read_until)
-{
-    WT_RUN(until_main, NULL);
-}
-END_TEST
 
 /* peek waits for n bytes without consuming; peek_until + skip read a
  * record in place. */
-static void *peek_main(void *arg)
+WT_TEST(peek_and_skip)
 {
     int p[2];
     struct feeder f = {0, {"ab", "cd", "ef;gh", NULL}, 2, 1};
@@ -294,7 +246,6 @@ static void *peek_main(void *arg)
     const void *data;
     char buf[8];
 
-    (void)arg;
     wt_make_pipe(p, O_NONBLOCK);
     f.fd = p[1];
     t = WT_SPAWN(feeder_task, &f);
@@ -314,24 +265,16 @@ static void *peek_main(void *arg)
     ck_assert_ptr_nonnull(data);
     WT_JOIN(t);
     ck_assert_int_eq(weave_stream_close(s), 0);
-    return NULL;
 }
-
-START_TEST(peek_and_skip)
-{
-    WT_RUN(peek_main, NULL);
-}
-END_TEST
 
 /* weave_stream_read returns what is there (at least a byte) and 0 at end
  * of file; a large request with nothing buffered reads straight in. */
-static void *read_main(void *arg)
+WT_TEST(read_some)
 {
     int p[2];
     weave_stream *s;
     char buf[64];
 
-    (void)arg;
     wt_make_pipe(p, O_NONBLOCK);
     ck_assert_int_eq(write(p[1], "hello world", 11), 11);
     s = stream_with(p[0], 16, 0);
@@ -345,14 +288,7 @@ static void *read_main(void *arg)
     ck_assert_int_eq(weave_close(p[1]), 0);
     ck_assert_int_eq(weave_stream_read(s, buf, sizeof(buf)), 0);
     ck_assert_int_eq(weave_stream_close(s), 0);
-    return NULL;
 }
-
-START_TEST(read_some)
-{
-    WT_RUN(read_main, NULL);
-}
-END_TEST
 
 /* A task that writes BIG bytes of the pattern to fd, then closes it. */
 static void *big_writer(void *arg)
@@ -371,14 +307,13 @@ static void *big_writer(void *arg)
 
 /* skip discards across many fills; reads after it carry on at the right
  * byte, and a skip past the end stops short at end of file. */
-static void *skip_main(void *arg)
+WT_TEST(skip_many)
 {
     int sv[2];
     weave_task *t;
     weave_stream *s;
     unsigned char buf[16];
 
-    (void)arg;
     wt_make_socketpair(sv, SOCK_STREAM);
     t = WT_SPAWN(big_writer, wt_ptr(sv[1]));
     s = stream_with(sv[0], 1024, 0);
@@ -393,25 +328,17 @@ static void *skip_main(void *arg)
     WT_JOIN(t);
     ck_assert_int_eq(weave_stream_close(s), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(skip_many)
-{
-    WT_RUN(skip_main, NULL);
-}
-END_TEST
 
 /* ---- writing ------------------------------------------------------------ */
 
 /* Writes stay buffered until flush; close flushes before it closes. */
-static void *buffered_main(void *arg)
+WT_TEST(write_flush_close)
 {
     int p[2];
     weave_stream *s;
     char buf[64];
 
-    (void)arg;
     wt_make_pipe(p, O_NONBLOCK);
     s = stream_of(p[1]);
     ck_assert_int_eq(weave_stream_write(s, "ab", 2), 2);
@@ -429,23 +356,15 @@ static void *buffered_main(void *arg)
     ck_assert_int_eq(memcmp(buf, "tail", 4), 0);
     ck_assert_int_eq(read(p[0], buf, sizeof(buf)), 0); /* the write end is closed */
     close(p[0]);
-    return NULL;
 }
-
-START_TEST(write_flush_close)
-{
-    WT_RUN(buffered_main, NULL);
-}
-END_TEST
 
 /* weave_stream_free flushes and leaves the fd open. */
-static void *free_main(void *arg)
+WT_TEST(free_keeps_fd)
 {
     int p[2];
     weave_stream *s;
     char buf[8];
 
-    (void)arg;
     wt_make_pipe(p, O_NONBLOCK);
     s = stream_of(p[1]);
     ck_assert_int_eq(weave_stream_write(s, "xyz", 3), 3);
@@ -454,14 +373,7 @@ static void *free_main(void *arg)
     ck_assert_int_ne(fcntl(p[1], F_GETFD), -1);
     ck_assert_int_eq(weave_close(p[0]), 0);
     ck_assert_int_eq(weave_close(p[1]), 0);
-    return NULL;
 }
-
-START_TEST(free_keeps_fd)
-{
-    WT_RUN(free_main, NULL);
-}
-END_TEST
 
 /* A task that reads everything from fd and checks it against the pattern
  * after a prefix; returns the bytes read. */
@@ -491,7 +403,7 @@ static void *sink_task(void *arg)
 
 /* A write larger than the buffer flushes what is buffered first, then goes
  * straight to the fd: order is kept. Then a large printf. */
-static void *big_write_main(void *arg)
+WT_TEST(big_write)
 {
     int sv[2];
     struct sink k = {0, "head:"};
@@ -499,7 +411,6 @@ static void *big_write_main(void *arg)
     weave_stream *s;
     unsigned char *data = malloc(BIG);
 
-    (void)arg;
     ck_assert_ptr_nonnull(data);
     for (size_t i = 0; i < BIG; i++)
         data[i] = pattern_at(i);
@@ -515,18 +426,11 @@ static void *big_write_main(void *arg)
     ck_assert_int_eq(weave_close(sv[1]), 0);
     free(data);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(big_write)
-{
-    WT_RUN(big_write_main, NULL);
-}
-END_TEST
 
 /* printf results that fit, that fit only after a flush, and that are
  * larger than the whole buffer. */
-static void *printf_main(void *arg)
+WT_TEST(printf_sizes)
 {
     int p[2];
     weave_stream_opts o = {.write_size = 16};
@@ -534,7 +438,6 @@ static void *printf_main(void *arg)
     weave_stream *r;
     char line[128];
 
-    (void)arg;
     wt_make_pipe(p, O_NONBLOCK);
     s = weave_stream_new(p[1], &o);
     ck_assert_ptr_nonnull(s);
@@ -549,14 +452,7 @@ static void *printf_main(void *arg)
     ck_assert_int_eq(line[39], '7');
     ck_assert_int_eq(weave_stream_read_line(r, line, sizeof(line)), 0);
     ck_assert_int_eq(weave_stream_close(r), 0);
-    return NULL;
 }
-
-START_TEST(printf_sizes)
-{
-    WT_RUN(printf_main, NULL);
-}
-END_TEST
 
 /* A line protocol both ways over one socketpair: a stream per side. */
 static void *echo_peer(void *arg)
@@ -575,13 +471,12 @@ static void *echo_peer(void *arg)
     return NULL;
 }
 
-static void *socketpair_main(void *arg)
+WT_TEST(line_protocol)
 {
     int sv[2];
     weave_task *t;
     weave_stream *s;
 
-    (void)arg;
     wt_make_socketpair(sv, SOCK_STREAM);
     t = WT_SPAWN(echo_peer, wt_ptr(sv[1]));
     s = stream_of(sv[0]);
@@ -598,27 +493,19 @@ static void *socketpair_main(void *arg)
     WT_JOIN(t);
     ck_assert_int_eq(weave_stream_close(s), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(line_protocol)
-{
-    WT_RUN(socketpair_main, NULL);
-}
-END_TEST
 
 /* ---- timeouts, deadlines, cancellation ------------------------------------ */
 
 /* Half a line, a timeout, the other half: the second read gets the whole
  * line (the stream's own timeout). */
-static void *timeout_half_main(void *arg)
+WT_TEST(timeout_keeps_partial_line)
 {
     int sv[2];
     weave_stream *s;
     char buf[32];
     int64_t t0;
 
-    (void)arg;
     wt_make_socketpair(sv, SOCK_STREAM);
     s = stream_of(sv[0]);
     ck_assert_int_eq(weave_write(sv[1], "hel", 3), 3);
@@ -634,18 +521,11 @@ static void *timeout_half_main(void *arg)
     ck_assert_int_eq(weave_close(sv[1]), 0);
     ck_assert_int_eq(weave_stream_close(s), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(timeout_keeps_partial_line)
-{
-    WT_RUN(timeout_half_main, NULL);
-}
-END_TEST
 
 /* The same under a deadline scope, for read_exact; and a scope of 0 fails
  * a call that would have to read, while buffered bytes are still had. */
-static void *scope_half_main(void *arg)
+WT_TEST(deadline_scope_keeps_partial)
 {
     int p[2];
     weave_stream *s;
@@ -653,7 +533,6 @@ static void *scope_half_main(void *arg)
     char buf[16];
     int64_t t0;
 
-    (void)arg;
     wt_make_pipe(p, O_NONBLOCK);
     s = stream_of(p[0]);
     ck_assert_int_eq(weave_write(p[1], "1234", 4), 4);
@@ -674,14 +553,7 @@ static void *scope_half_main(void *arg)
     ck_assert_int_eq(memcmp(buf, "345678", 6), 0);
     ck_assert_int_eq(weave_close(p[1]), 0);
     ck_assert_int_eq(weave_stream_close(s), 0);
-    return NULL;
 }
-
-START_TEST(deadline_scope_keeps_partial)
-{
-    WT_RUN(scope_half_main, NULL);
-}
-END_TEST
 
 /* A reader cancelled in the middle of a line: ECANCELED, and the stream
  * (handed to another task) still has the first half. */
@@ -701,13 +573,12 @@ static void *half_reader_task(void *arg)
     return NULL;
 }
 
-static void *cancel_main(void *arg)
+WT_TEST(cancel_keeps_partial)
 {
     int sv[2];
     struct half_reader h = {NULL, 0};
     weave_task *t;
 
-    (void)arg;
     wt_make_socketpair(sv, SOCK_STREAM);
     h.s = stream_of(sv[0]);
     t = WT_SPAWN(half_reader_task, &h);
@@ -722,24 +593,16 @@ static void *cancel_main(void *arg)
     ck_assert_int_eq(weave_close(sv[1]), 0);
     ck_assert_int_eq(weave_stream_close(h.s), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(cancel_keeps_partial)
-{
-    WT_RUN(cancel_main, NULL);
-}
-END_TEST
 
 /* A cancelled task's stream calls fail with ECANCELED at once, and close
  * still closes the fd and frees (valgrind and ASan check the freeing). */
-static void *cancelled_self(void *arg)
+WT_TEST(cancelled_close)
 {
     int p[2];
     weave_stream *s;
     char buf[8];
 
-    (void)arg;
     wt_make_pipe(p, O_NONBLOCK);
     s = stream_of(p[1]);
     ck_assert_int_eq(weave_stream_write(s, "x", 1), 1);
@@ -749,14 +612,7 @@ static void *cancelled_self(void *arg)
     errno = 0;
     ck_assert_int_eq(read(p[0], buf, sizeof(buf)), 0); /* closed, nothing came */
     close(p[0]);
-    return NULL;
 }
-
-START_TEST(cancelled_close)
-{
-    WT_RUN(cancelled_self, NULL);
-}
-END_TEST
 
 /* A flush that times out keeps its bytes; the next one writes them. */
 static void *drain_task(void *arg)
@@ -778,14 +634,13 @@ static void *drain_task(void *arg)
     return wt_ptr((intptr_t)total);
 }
 
-static void *flush_timeout_main(void *arg)
+WT_TEST(flush_timeout_keeps_output)
 {
     int sv[2];
     size_t filled;
     weave_task *t;
     weave_stream *s;
 
-    (void)arg;
     wt_make_socketpair(sv, SOCK_STREAM);
     filled = wt_fill(sv[0]);
     s = stream_of(sv[0]);
@@ -798,14 +653,7 @@ static void *flush_timeout_main(void *arg)
     ck_assert_int_eq(wt_int(WT_JOIN(t)), (intptr_t)(filled + 3));
     ck_assert_int_eq(weave_close(sv[1]), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(flush_timeout_keeps_output)
-{
-    WT_RUN(flush_timeout_main, NULL);
-}
-END_TEST
 
 /*
  * Slowloris: a server that reads a request head (lines up to an empty one)
@@ -847,7 +695,7 @@ static int read_head(weave_stream *s, int64_t head_ms)
     return n < 0 ? -1 : lines;
 }
 
-static void *slowloris_main(void *arg)
+WT_TEST(slowloris_head_bound)
 {
     int sv[2];
     struct slow_client c = {0, 0};
@@ -855,7 +703,6 @@ static void *slowloris_main(void *arg)
     weave_stream *s;
     int64_t t0;
 
-    (void)arg;
     wt_make_socketpair(sv, SOCK_STREAM);
     c.fd = sv[1];
     t = WT_SPAWN(slow_client_task, &c);
@@ -870,18 +717,11 @@ static void *slowloris_main(void *arg)
     ck_assert_int_eq(weave_close(sv[1]), 0);
     ck_assert_int_eq(weave_stream_close(s), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(slowloris_head_bound)
-{
-    WT_RUN(slowloris_main, NULL);
-}
-END_TEST
 
 /* ---- arguments ---------------------------------------------------------- */
 
-static void *args_main(void *arg)
+WT_TEST(bad_arguments)
 {
     int p[2];
     weave_stream *s;
@@ -889,7 +729,6 @@ static void *args_main(void *arg)
     const void *data;
     char buf[8];
 
-    (void)arg;
     WT_FAILS_NULL(weave_stream_new(-1, NULL), EBADF);
     wt_make_pipe(p, O_NONBLOCK);
     o = (weave_stream_opts){.read_size = WEAVE_STREAM_BUF_MIN - 1};
@@ -951,14 +790,7 @@ static void *args_main(void *arg)
     WT_FAILS(weave_stream_printf(s, NULL), EINVAL);
     ck_assert_int_eq(weave_stream_close(s), 0);
     ck_assert_int_eq(weave_close(p[1]), 0);
-    return NULL;
 }
-
-START_TEST(bad_arguments)
-{
-    WT_RUN(args_main, NULL);
-}
-END_TEST
 
 /* Outside a task, every call that reads or writes is EPERM; making,
  * closing and freeing a stream with nothing to flush work. */
@@ -990,14 +822,13 @@ START_TEST(outside_a_task)
 END_TEST
 
 /* Keeping the buffers changes nothing a caller sees. */
-static void *keep_main(void *arg)
+WT_TEST(keep_buffers)
 {
     int p[2];
     weave_stream_opts o = {.read_size = 16, .write_size = 16, .flags = WEAVE_STREAM_KEEP_BUFFERS};
     weave_stream *r, *w;
     char buf[64];
 
-    (void)arg;
     wt_make_pipe(p, O_NONBLOCK);
     r = weave_stream_new(p[0], &o);
     w = weave_stream_new(p[1], &o);
@@ -1012,14 +843,7 @@ static void *keep_main(void *arg)
     ck_assert_int_eq(weave_stream_close(w), 0);
     ck_assert_int_eq(weave_stream_read_line(r, buf, sizeof(buf)), 0);
     ck_assert_int_eq(weave_stream_close(r), 0);
-    return NULL;
 }
-
-START_TEST(keep_buffers)
-{
-    WT_RUN(keep_main, NULL);
-}
-END_TEST
 
 static Suite *stream_suite(void)
 {

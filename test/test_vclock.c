@@ -16,36 +16,18 @@
 
 #define HOUR_MS ((int64_t)3600 * 1000)
 
-/* Run main_fn under the virtual clock; assert success. */
-static void *vrun(weave_fn main_fn, void *arg)
-{
-    weave_run_opts o = {.flags = WEAVE_VIRTUAL_CLOCK};
-    void *res = wt_ptr(-42);
-
-    ck_assert_int_eq(weave_run_with(&o, main_fn, arg, &res), 0);
-    return res;
-}
-
 /* ---- timers jump ----------------------------------------------------------- */
 
-static void *m_hour_sleep(void *arg)
+WT_TEST_WITH(hour_sleep_takes_no_time, .flags = WEAVE_VIRTUAL_CLOCK)
 {
     int64_t real0 = wt_now_ns();
     int64_t t0 = weave_now_us();
 
-    (void)arg;
     ck_assert_int_eq(weave_sleep(HOUR_MS), 0);
     ck_assert_int_eq(weave_now_us() - t0, HOUR_MS * 1000);
     ck_assert_int_lt(wt_ms_since(real0), WT_PROMPT_MS);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(hour_sleep_takes_no_time)
-{
-    vrun(m_hour_sleep, NULL);
-}
-END_TEST
 
 /* Sleepers of different lengths, spawned in reverse: they wake in deadline
  * order, each at exactly its own deadline. */
@@ -73,13 +55,12 @@ static void *sleeper_task(void *arg)
     return NULL;
 }
 
-static void *m_order(void *arg)
+WT_TEST_WITH(sleepers_wake_in_order_at_their_deadline, .flags = WEAVE_VIRTUAL_CLOCK)
 {
     struct order o;
     struct sleeper sl[N_SLEEPERS];
     weave_task *t[N_SLEEPERS];
 
-    (void)arg;
     memset(&o, 0, sizeof(o));
     o.t0 = weave_now_us();
     for (int i = N_SLEEPERS - 1; i >= 0; i--) {
@@ -94,25 +75,17 @@ static void *m_order(void *arg)
         ck_assert_int_eq(o.at[i], (int64_t)(i + 1) * 60 * 1000 * 1000);
     }
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(sleepers_wake_in_order_at_their_deadline)
-{
-    vrun(m_order, NULL);
-}
-END_TEST
 
 /* A call's own timeout and a deadline scope, an hour each, on waits that
  * nothing will ever end: both end exactly when they should. */
-static void *m_timeouts(void *arg)
+WT_TEST_WITH(timeouts_and_deadlines_jump, .flags = WEAVE_VIRTUAL_CLOCK)
 {
     weave_chan *c = weave_chan_new(sizeof(int), 0);
     weave_deadline d;
     int64_t t0;
     int v;
 
-    (void)arg;
     ck_assert_ptr_nonnull(c);
     t0 = weave_now_us();
     WT_FAILS(weave_chan_recv_timeout(c, &v, HOUR_MS), ETIMEDOUT);
@@ -126,25 +99,17 @@ static void *m_timeouts(void *arg)
 
     ck_assert_int_eq(weave_chan_free(c), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(timeouts_and_deadlines_jump)
-{
-    vrun(m_timeouts, NULL);
-}
-END_TEST
 
 /* ---- real waits keep real time ---------------------------------------------- */
 
 /* A wait on an fd that nothing makes ready: its 50 ms timeout takes 50 ms
  * of real time, and the virtual clock moves at least that much. */
-static void *m_fd_real(void *arg)
+WT_TEST_WITH(fd_waits_keep_real_time, .flags = WEAVE_VIRTUAL_CLOCK)
 {
     int p[2];
     int64_t real0, t0;
 
-    (void)arg;
     wt_make_pipe(p, O_NONBLOCK);
     real0 = wt_now_ns();
     t0 = weave_now_us();
@@ -154,14 +119,7 @@ static void *m_fd_real(void *arg)
     ck_assert_int_eq(weave_close(p[0]), 0);
     ck_assert_int_eq(close(p[1]), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(fd_waits_keep_real_time)
-{
-    vrun(m_fd_real, NULL);
-}
-END_TEST
 
 /* While a task waits on an fd, a sleeper's hour is not skipped: the clock
  * follows real time until the fd's writer (a thread, 30 ms later) wakes
@@ -190,7 +148,7 @@ static void *hour_task(void *arg)
     return wt_ptr(weave_now_us() - t0 >= HOUR_MS * 1000);
 }
 
-static void *m_mixed(void *arg)
+WT_TEST_WITH(fd_waiter_holds_the_clock_to_real_time, .flags = WEAVE_VIRTUAL_CLOCK)
 {
     int p[2];
     char c;
@@ -199,7 +157,6 @@ static void *m_mixed(void *arg)
     weave_task *sleeper;
     int64_t real0 = wt_now_ns();
 
-    (void)arg;
     wt_make_pipe(p, O_NONBLOCK);
     w = (struct writer){p[1], 30};
     sleeper = WT_SPAWN(hour_task, NULL);
@@ -212,14 +169,7 @@ static void *m_mixed(void *arg)
     ck_assert_int_eq(weave_close(p[0]), 0);
     ck_assert_int_eq(close(p[1]), 0);
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(fd_waiter_holds_the_clock_to_real_time)
-{
-    vrun(m_mixed, NULL);
-}
-END_TEST
 
 static void *slow_call(void *arg)
 {
@@ -229,43 +179,27 @@ static void *slow_call(void *arg)
     return arg;
 }
 
-static void *m_offload(void *arg)
+WT_TEST_WITH(offload_keeps_real_time, .flags = WEAVE_VIRTUAL_CLOCK)
 {
     int64_t t0 = weave_now_us();
     void *r = NULL;
 
-    (void)arg;
     ck_assert_int_eq(weave_offload(slow_call, wt_ptr(7), &r), 0);
     ck_assert_int_eq(wt_int(r), 7);
     ck_assert_int_ge(weave_now_us() - t0, 40 * 1000);
     wt_assert_idle_offload();
-    return NULL;
 }
-
-START_TEST(offload_keeps_real_time)
-{
-    vrun(m_offload, NULL);
-}
-END_TEST
 
 /* ---- the flag ----------------------------------------------------------------- */
 
 /* Without the flag, the clock is real: a 30 ms sleep takes 30 ms. */
-static void *m_real(void *arg)
+WT_TEST(without_the_flag_time_is_real)
 {
     int64_t real0 = wt_now_ns();
 
-    (void)arg;
     ck_assert_int_eq(weave_sleep(30), 0);
     ck_assert_int_ge(wt_ms_since(real0), 30);
-    return NULL;
 }
-
-START_TEST(without_the_flag_time_is_real)
-{
-    WT_RUN(m_real, NULL);
-}
-END_TEST
 
 START_TEST(unknown_flags_are_refused)
 {
@@ -277,25 +211,17 @@ END_TEST
 
 /* A thousand hours of timers under a deadline scope in a loop: the clock
  * is monotonic and every sleep lasts exactly what it asked. */
-static void *m_many(void *arg)
+WT_TEST_WITH(a_thousand_hours, .flags = WEAVE_VIRTUAL_CLOCK)
 {
     int64_t prev = weave_now_us();
 
-    (void)arg;
     for (int i = 1; i <= 1000; i++) {
         ck_assert_int_eq(weave_sleep(HOUR_MS), 0);
         ck_assert_int_eq(weave_now_us() - prev, HOUR_MS * 1000);
         prev = weave_now_us();
     }
     WT_ASSERT_IDLE();
-    return NULL;
 }
-
-START_TEST(a_thousand_hours)
-{
-    vrun(m_many, NULL);
-}
-END_TEST
 
 static Suite *vclock_suite(void)
 {
