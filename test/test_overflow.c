@@ -274,6 +274,14 @@ START_TEST(tiny_guard_never_silent)
     plan.user_handler = 1; /* called too; what it finds is not asserted */
     status = run_child();
     assert_died_of(status, SIGABRT);
+    ck_assert_msg(!has("weave_run returned"), "stderr:\n%s", out);
+#if WT_ASAN
+    /* The frame can land in a neighbour's mapped stack, where ASan's
+     * instrumentation sees the wild write before any page faults: loud,
+     * but ASan's report rather than weave's. */
+    if (has("AddressSanitizer"))
+        return;
+#endif
     assert_says("weave: stack overflow in task 3 (big-frame): ");
     snprintf(guard_text, sizeof(guard_text), "%zu-byte guard", page_size());
     assert_says(guard_text);

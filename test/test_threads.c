@@ -287,6 +287,13 @@ START_TEST(overflow_on_second_thread_names_its_task)
     static char out[16384];
     int status = wt_run_child_capture(two_threads_child, out, sizeof(out));
 
+#if WT_TSAN
+    /* ThreadSanitizer takes the re-raised fault for a bug of its own and
+     * exits with its status 66, writing through its own copy of stderr:
+     * the child still never survives its overflow. */
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 66)
+        return;
+#endif
     ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT,
                   "child status 0x%x, stderr:\n%s", status, out);
 #if !WT_ASAN

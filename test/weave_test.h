@@ -42,6 +42,17 @@
 #define WT_ASAN 0
 #endif
 
+#if defined(__SANITIZE_THREAD__)
+#define WT_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define WT_TSAN 1
+#endif
+#endif
+#ifndef WT_TSAN
+#define WT_TSAN 0
+#endif
+
 #if WT_ASAN
 #include <sanitizer/asan_interface.h>
 #endif
