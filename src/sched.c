@@ -33,6 +33,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 _Thread_local struct weave__sched *weave__tls __attribute__((tls_model("initial-exec")));
 
@@ -171,13 +174,26 @@ static void fire_timers(struct weave__sched *s, int64_t now)
  * again only after as many spawns as half its slots. */
 static void trim_tables(struct weave__sched *s)
 {
-    if (s->timers.cap > 256 && s->timers.cap / 4 > s->live_count + 1)
+    bool shrunk = false;
+
+    if (s->timers.cap > 256 && s->timers.cap / 4 > s->live_count + 1) {
         weave__timers_shrink(&s->timers, (size_t)s->live_count + 1);
+        shrunk = true;
+    }
     if (s->handles.nslots > 256 && s->live_count + s->zombie_count < s->handles.nslots / 4 &&
         s->spawned - s->trim_spawned >= s->handles.nslots / 2) {
         s->trim_spawned = s->spawned;
         weave__handles_shrink(&s->handles);
+        shrunk = true;
     }
+#ifdef __GLIBC__
+    /* glibc keeps freed heap memory past a threshold that grows with the
+     * large blocks it has seen: after a burst, hand it back too. */
+    if (shrunk)
+        (void)malloc_trim(0);
+#else
+    (void)shrunk;
+#endif
 }
 
 /* A poller wait under the virtual clock: the deadline is translated to
