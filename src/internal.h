@@ -284,6 +284,9 @@ void weave__overflow_thread_end(void *token);
 
 /* ---- introspect.c ------------------------------------------------------------ */
 
+/* Write the task list of s to fd (weave_dump); 0 or a negative errno. */
+int weave__dump(struct weave__sched *s, int fd);
+
 /* Check the introspection options of o (dump_signal, watchdog_ms): 0 or
  * -EINVAL. */
 int weave__introspect_check(const weave_run_opts *o);
@@ -301,9 +304,42 @@ void weave__introspect_stop(struct weave__sched *s);
  * run turned that off. */
 void weave__deadlock_report(struct weave__sched *s);
 
+/* ---- watchdog.c ---------------------------------------------------------------- */
+
+/* Start the watchdog thread (threshold ms); 0 or -ENOMEM, -EAGAIN. */
+int weave__watchdog_start(struct weave__sched *s, int64_t ms);
+
+/* Stop and join it, if it runs. */
+void weave__watchdog_stop(struct weave__sched *s);
+
 /* The task the watchdog reported gives up the thread: name it, with its
  * whole time. */
 void weave__watchdog_report(struct weave__sched *s);
+
+/* At each pick, while a watchdog runs: before, report a task it caught;
+ * after, tell its thread who runs now (relaxed stores: plain moves, read
+ * from the watchdog's thread; t NULL: nobody, the scheduler idles). */
+static inline void weave__watchdog_yielded(struct weave__sched *s)
+{
+    if (__atomic_load_n(&s->stall_id, __ATOMIC_ACQUIRE) != 0)
+        weave__watchdog_report(s);
+}
+
+static inline void weave__watchdog_runs(struct weave__sched *s, const struct weave__task *t)
+{
+    __atomic_store_n(&s->picks, s->picks + 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->running_id, t ? t->id : 0, __ATOMIC_RELAXED);
+}
+
+/* ---- signal.c (as seen by the other modules) ------------------------------------ */
+
+/* Whether weave can never wait for sig: unblockable, synchronous, weave's
+ * own (SIGPIPE) or kept by the C library. */
+bool weave__signal_refused(int sig);
+
+/* Watch the run's dump signal (already blocked by weave_run) on the
+ * signalfd: each arrival dumps the task list on stderr. 0 or -errno. */
+int weave__signal_dump_on(struct weave__sched *s, int sig);
 
 /* ---- signal.c ----------------------------------------------------------------- */
 

@@ -1,27 +1,21 @@
 /*
  * introspect.c - seeing inside a scheduler: the task list (weave_tasks),
- * its text form (weave_dump), the report when weave_run finds a deadlock,
- * the dump on a signal, and the watchdog.
+ * its text form (weave_dump), and the report when weave_run finds a
+ * deadlock; and the run options that ask for more: a dump on a signal (read
+ * by signal.c's signalfd) and the watchdog (watchdog.c).
  *
  * Every parked task's struct weave__wait says what it waits on (kind,
  * object, fd) and since when (the poll step's clock), so listing costs the
- * hot paths nothing but two stores per park. The watchdog is a thread that
- * samples a counter the scheduler bumps at each pick (a relaxed store, no
- * locked instruction): a counter that stands still longer than the
- * threshold while a task runs is a task that does not give up the thread.
- * The thread names the task by id at once; the scheduler names it again,
- * with its name and the whole time, when it finally gives up the thread.
+ * hot paths nothing but two stores per park.
  */
 #include "internal.h"
 
-#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 
 /* ---- the task list ----------------------------------------------------------- */
@@ -251,8 +245,7 @@ static int count_one(struct weave__sched *s, struct weave__task *t, void *ctx)
     return 0;
 }
 
-/* The dump of s to fd; 0 or a negative errno. */
-static int dump(struct weave__sched *s, int fd)
+int weave__dump(struct weave__sched *s, int fd)
 {
     struct dump_ctx *d = malloc(sizeof(*d));
     size_t by_state[4] = {0, 0, 0, 0};
@@ -287,7 +280,7 @@ int weave_dump(int fd)
         return weave__ret(-EPERM);
     if (fd < 0)
         return weave__ret(-EBADF);
-    return weave__ret(dump(s, fd));
+    return weave__ret(weave__dump(s, fd));
 }
 
 void weave__deadlock_report(struct weave__sched *s)
@@ -299,182 +292,7 @@ void weave__deadlock_report(struct weave__sched *s)
         return;
     if (write(STDERR_FILENO, head, sizeof(head) - 1) < 0)
         return;
-    (void)dump(s, STDERR_FILENO);
-}
-
-/* ---- the dump on a signal ---------------------------------------------------------- */
-
-/* The signal is blocked on the thread by weave_run before the context
- * template is taken (run.c), so that tasks run with it blocked too, and
- * unblocked when the run ends, after what is pending was taken. */
-struct weave__sigdump {
-    struct weave__watcher watcher; /* first: the poller hands it back */
-    int fd;                        /* signalfd for the signal */
-};
-
-static void sigdump_event(struct weave__sched *s, struct weave__watcher *w, int mask)
-{
-    struct weave__sigdump *sd = (struct weave__sigdump *)w;
-    struct signalfd_siginfo si;
-    bool any = false;
-
-    (void)mask;
-    while (read(sd->fd, &si, sizeof(si)) == (ssize_t)sizeof(si))
-        any = true;
-    if (any)
-        (void)dump(s, STDERR_FILENO);
-}
-
-static int sigdump_start(struct weave__sched *s, int signo)
-{
-    struct weave__sigdump *sd = calloc(1, sizeof(*sd));
-    sigset_t set;
-    int r;
-
-    if (!sd)
-        return -ENOMEM;
-    sd->watcher.fn = sigdump_event;
-    sigemptyset(&set);
-    sigaddset(&set, signo);
-    sd->fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (sd->fd < 0 || (r = weave__poller_add(&s->poller, sd->fd, &sd->watcher, 1)) < 0) {
-        r = sd->fd < 0 ? -errno : r;
-        if (sd->fd >= 0)
-            close(sd->fd);
-        free(sd);
-        return r;
-    }
-    s->sigdump = sd;
-    s->always_poll = true;
-    return 0;
-}
-
-static void sigdump_stop(struct weave__sched *s)
-{
-    struct weave__sigdump *sd = s->sigdump;
-
-    if (!sd)
-        return;
-    weave__poller_del(&s->poller, sd->fd);
-    close(sd->fd);
-    free(sd);
-    s->sigdump = NULL;
-    s->always_poll = false;
-}
-
-/* ---- the watchdog --------------------------------------------------------------------- */
-
-struct weave__watchdog {
-    struct weave__sched *s;
-    int64_t threshold_ns;
-    pthread_t thread;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool stop;
-};
-
-static void *watchdog_main(void *arg)
-{
-    struct weave__watchdog *wd = arg;
-    struct weave__sched *s = wd->s;
-    int64_t period = wd->threshold_ns / 4 > 1000000 ? wd->threshold_ns / 4 : 1000000;
-    uint64_t seen = __atomic_load_n(&s->picks, __ATOMIC_RELAXED);
-    int64_t since = weave__clock_real_ns();
-    bool reported = false;
-
-    pthread_mutex_lock(&wd->mu);
-    while (!wd->stop) {
-        int64_t at = weave__clock_real_ns() + period, now;
-        struct timespec ts = {(time_t)(at / 1000000000), (long)(at % 1000000000)};
-        uint64_t picks, id;
-
-        (void)pthread_cond_timedwait(&wd->cv, &wd->mu, &ts);
-        picks = __atomic_load_n(&s->picks, __ATOMIC_RELAXED);
-        id = __atomic_load_n(&s->running_id, __ATOMIC_RELAXED);
-        now = weave__clock_real_ns();
-        if (picks != seen || id == 0) {
-            seen = picks;
-            since = now;
-            reported = false;
-        } else if (!reported && now - since >= wd->threshold_ns) {
-            char line[160];
-            int n = snprintf(line, sizeof(line),
-                             "weave: watchdog: task %llu has run for %lld ms without giving up "
-                             "the thread\n",
-                             (unsigned long long)id, (long long)((now - since) / 1000000));
-
-            /* since first: the scheduler reads it once it sees the id. */
-            __atomic_store_n(&s->stall_since, since, __ATOMIC_RELAXED);
-            __atomic_store_n(&s->stall_id, id, __ATOMIC_RELEASE);
-            if (n > 0 && write(STDERR_FILENO, line, (size_t)n) < 0) {
-                /* stderr is gone: nobody to tell */
-            }
-            reported = true;
-        }
-    }
-    pthread_mutex_unlock(&wd->mu);
-    return NULL;
-}
-
-void weave__watchdog_report(struct weave__sched *s)
-{
-    uint64_t id = __atomic_load_n(&s->stall_id, __ATOMIC_ACQUIRE);
-    int64_t since = __atomic_load_n(&s->stall_since, __ATOMIC_RELAXED);
-    struct weave__task *t = s->current;
-
-    __atomic_store_n(&s->stall_id, 0, __ATOMIC_RELAXED);
-    if (t && t->id == id)
-        (void)fprintf(stderr,
-                      "weave: watchdog: task %llu (%s) ran %lld ms without giving up the thread\n",
-                      (unsigned long long)id, weave__task_name(t),
-                      (long long)((weave__clock_real_ns() - since) / 1000000));
-}
-
-static int watchdog_start(struct weave__sched *s, int64_t ms)
-{
-    struct weave__watchdog *wd = calloc(1, sizeof(*wd));
-    pthread_condattr_t ca;
-    sigset_t all, old;
-    int r;
-
-    if (!wd)
-        return -ENOMEM;
-    wd->s = s;
-    wd->threshold_ns = ms > INT64_MAX / 1000000 ? INT64_MAX : ms * 1000000;
-    pthread_mutex_init(&wd->mu, NULL);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&wd->cv, &ca);
-    pthread_condattr_destroy(&ca);
-    sigfillset(&all); /* the thread takes no signal meant for the program */
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    r = pthread_create(&wd->thread, NULL, watchdog_main, wd);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (r != 0) {
-        pthread_cond_destroy(&wd->cv);
-        pthread_mutex_destroy(&wd->mu);
-        free(wd);
-        return -EAGAIN;
-    }
-    s->watchdog = wd;
-    return 0;
-}
-
-static void watchdog_stop(struct weave__sched *s)
-{
-    struct weave__watchdog *wd = s->watchdog;
-
-    if (!wd)
-        return;
-    pthread_mutex_lock(&wd->mu);
-    wd->stop = true;
-    pthread_cond_signal(&wd->cv);
-    pthread_mutex_unlock(&wd->mu);
-    pthread_join(wd->thread, NULL);
-    pthread_cond_destroy(&wd->cv);
-    pthread_mutex_destroy(&wd->mu);
-    free(wd);
-    s->watchdog = NULL;
+    (void)weave__dump(s, STDERR_FILENO);
 }
 
 /* ---- set-up from weave_run_opts ------------------------------------------------------ */
@@ -485,10 +303,7 @@ int weave__introspect_check(const weave_run_opts *o)
 
     if (o->watchdog_ms < 0)
         return -EINVAL;
-    if (sig == 0)
-        return 0;
-    if (sig < 1 || sig >= NSIG || sig == SIGKILL || sig == SIGSTOP || sig == SIGSEGV ||
-        sig == SIGBUS || sig == SIGILL || sig == SIGFPE || sig == SIGABRT || sig == SIGPIPE)
+    if (sig != 0 && (sig < 1 || sig >= NSIG || weave__signal_refused(sig)))
         return -EINVAL;
     return 0;
 }
@@ -498,17 +313,14 @@ int weave__introspect_start(struct weave__sched *s, const weave_run_opts *o)
     int r;
 
     s->dump_on_deadlock = !(o->flags & WEAVE_NO_DEADLOCK_DUMP);
-    if (o->dump_signal && (r = sigdump_start(s, o->dump_signal)) < 0)
+    if (o->dump_signal && (r = weave__signal_dump_on(s, o->dump_signal)) < 0)
         return r;
-    if (o->watchdog_ms > 0 && (r = watchdog_start(s, o->watchdog_ms)) < 0) {
-        sigdump_stop(s);
-        return r;
-    }
+    if (o->watchdog_ms > 0 && (r = weave__watchdog_start(s, o->watchdog_ms)) < 0)
+        return r; /* the signal module goes with weave__signal_term */
     return 0;
 }
 
 void weave__introspect_stop(struct weave__sched *s)
 {
-    watchdog_stop(s);
-    sigdump_stop(s);
+    weave__watchdog_stop(s);
 }

@@ -165,17 +165,19 @@ int weave_run_with(const weave_run_opts *opts, weave_fn main_fn, void *arg, void
         restore_signals(&sigmask);
         return weave__ret(err);
     }
+    s->dump_signal = opts->dump_signal;
     if ((err = weave__introspect_start(s, opts)) < 0) {
+        (void)weave__signal_term(s, &sigmask.tasks);
         sched_free(s);
         restore_signals(&sigmask);
         return weave__ret(err);
     }
-    s->dump_signal = opts->dump_signal;
     weave__tls = s;
     main_task = weave__spawn_main(s, main_fn, arg, &err);
     if (!main_task) {
         weave__tls = NULL;
         weave__introspect_stop(s);
+        (void)weave__signal_term(s, &sigmask.tasks);
         sched_free(s);
         restore_signals(&sigmask);
         return weave__ret(err);

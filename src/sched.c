@@ -249,7 +249,8 @@ static void poll_step(struct weave__sched *s)
             continue;
         }
         if (deadline != WEAVE__POLL_NOW) {
-            __atomic_store_n(&s->running_id, 0, __ATOMIC_RELAXED); /* idle */
+            if (s->watchdog)
+                weave__watchdog_runs(s, NULL); /* idle is not a stall */
             if (weave__stack_trim_due(&s->stacks))
                 weave__stack_trim(&s->stacks); /* hand back spare stack pages */
             trim_tables(s);
@@ -280,8 +281,8 @@ static struct weave__task *pick_next(struct weave__sched *s)
 {
     struct weave__task *t;
 
-    if (__builtin_expect(__atomic_load_n(&s->stall_id, __ATOMIC_RELAXED) != 0, 0))
-        weave__watchdog_report(s);
+    if (__builtin_expect(s->watchdog != NULL, 0))
+        weave__watchdog_yielded(s);
     while (s->round_left == 0) {
         poll_step(s);
         s->round_left = s->runq_len;
@@ -289,9 +290,8 @@ static struct weave__task *pick_next(struct weave__sched *s)
     s->round_left--;
     t = runq_pop(s);
     t->state = WEAVE__RUNNING;
-    /* Relaxed stores: plain moves, read by the watchdog's thread. */
-    __atomic_store_n(&s->picks, s->picks + 1, __ATOMIC_RELAXED);
-    __atomic_store_n(&s->running_id, t->id, __ATOMIC_RELAXED);
+    if (__builtin_expect(s->watchdog != NULL, 0))
+        weave__watchdog_runs(s, t);
     return t;
 }
 

@@ -7,7 +7,8 @@
  * signalfd per scheduler, registered with the poller behind a watcher. The
  * signalfd's mask is kept to what someone wants right now: the signals the
  * parked waiters wait for, plus SIGINT and SIGTERM once
- * weave_cancel_on_signals was called. Any other signal of the blocked set
+ * weave_cancel_on_signals was called, plus the run's dump signal
+ * (weave_run_opts.dump_signal), whose arrival dumps the task list. Any other signal of the blocked set
  * stays pending in the kernel, where the next wait that names it finds it
  * (sigtimedwait with a zero timeout), as sigwait would.
  *
@@ -43,14 +44,15 @@ struct weave__signals {
     unsigned wanted[NSIG];         /* parked waiters whose set has the signal */
     struct weave_waitq waiters;    /* tasks in weave_signal_wait; data: their set */
     bool cancel_on;                /* weave_cancel_on_signals was called */
+    int dump_signal;               /* the run's dump signal, watched for good, or 0 */
     int stop_signal;               /* the first SIGINT/SIGTERM since, or 0 */
     int *caught;                   /* where to store it, or NULL */
 };
 
-/* Signals weave_signal_wait refuses: those that cannot be blocked or
+/* Signals weave can never wait for: those that cannot be blocked or
  * caught, those the kernel sends to the thread that faults (blocking them
  * does not stop the fault from killing the process), and weave's own. */
-static bool refused(const struct weave__sched *s, int sig)
+bool weave__signal_refused(int sig)
 {
     switch (sig) {
     case SIGKILL:
@@ -66,8 +68,14 @@ static bool refused(const struct weave__sched *s, int sig)
         return true;
     default:
         /* The C library keeps the signals between 31 and SIGRTMIN. */
-        return sig == s->dump_signal || (sig > 31 && sig < SIGRTMIN);
+        return sig > 31 && sig < SIGRTMIN;
     }
+}
+
+/* What weave_signal_wait refuses: those, and the run's dump signal. */
+static bool refused(const struct weave__sched *s, int sig)
+{
+    return weave__signal_refused(sig) || sig == s->dump_signal;
 }
 
 /* Block set on the thread and in every context that will run on it. */
@@ -110,6 +118,8 @@ static void rewatch(struct weave__signals *sg)
         sigaddset(&want, SIGINT);
         sigaddset(&want, SIGTERM);
     }
+    if (sg->dump_signal)
+        sigaddset(&want, sg->dump_signal);
     /* Changing the mask of a valid signalfd fails only if the fd is bad;
      * should it fail, the next change tries again. */
     if (memcmp(&want, &sg->watched, sizeof(want)) != 0 && signalfd(sg->fd, &want, 0) >= 0)
@@ -165,6 +175,10 @@ static void deliver(struct weave__sched *s, struct weave__signals *sg, int sig)
 {
     struct weave_link *n, *tmp;
 
+    if (sig == sg->dump_signal) {
+        (void)weave__dump(s, STDERR_FILENO); /* nobody may wait for it */
+        return;
+    }
     if (sg->cancel_on && (sig == SIGINT || sig == SIGTERM))
         stop(s, sg, sig);
     weave__list_each(n, tmp, &sg->waiters.waiters) {
@@ -319,6 +333,23 @@ int weave_cancel_on_signals(int *caught)
         if ((r = take_pending(&stops)) > 0)
             deliver(s, sg, r);
     }
+    return 0;
+}
+
+int weave__signal_dump_on(struct weave__sched *s, int sig)
+{
+    struct weave__signals *sg;
+    int r;
+
+    if (!(sg = signals_of(s, &r)))
+        return r;
+    /* weave_run blocked it before the context template was taken, so every
+     * task runs with it blocked; it only has to be read. Between rounds
+     * the poller is asked too, but a dump signal never keeps a deadlock
+     * from being reported (unlike weave_cancel_on_signals). */
+    sg->dump_signal = sig;
+    s->always_poll = true;
+    rewatch(sg);
     return 0;
 }
 
