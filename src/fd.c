@@ -288,11 +288,22 @@ int weave_wait_fd(int fd, int events, int64_t timeout_ms)
     return weave__ret(wait_fd(fd, events, timeout_ms));
 }
 
+/* Whether st is a user's fd that weave learned already non-blocking: the
+ * only kind of record that can share its description with one weave made
+ * non-blocking (counted in tab->lenders, so that pass_on walks the table
+ * only when there is one). */
+static bool lender(const struct weave__fd *st)
+{
+    return st->kind == WEAVE__FD_POLL && !st->made_nonblocking && (st->dev || st->ino);
+}
+
 /* Wake every task waiting on fd with EBADF, drop its registration and
  * cached state. A side stays held by the call that holds it, which returns
  * EBADF and releases it. */
 static void forget(struct weave__sched *s, struct weave__fd *st)
 {
+    if (lender(st))
+        s->fds->lenders--;
     for (int d = 0; d < 2; d++) {
         weave__queue_close(s, &st->ready[d]);
         weave__queue_close(s, &st->side[d].priv_waiters);
@@ -320,12 +331,15 @@ static bool same_file(const struct weave__fd *st)
  * the thread. Such an fd names the same file and, being in use, was
  * non-blocking until a moment ago: make it non-blocking again and let it
  * give the mode back in its turn. An fd of the same file that is still
- * non-blocking has a description of its own. Costs a walk of the table,
- * only when weave gives back an fd it made non-blocking. */
+ * non-blocking has a description of its own. Such an fd was learned
+ * already non-blocking (a lender): with none in the table, nothing to do;
+ * else a walk of the table. */
 static void pass_on(struct weave__sched *s, const struct weave__fd *st)
 {
     struct weave__fdtab *tab = s->fds;
 
+    if (tab->lenders == 0)
+        return;
     for (size_t i = 0; i < tab->nchunks; i++) {
         struct weave__fd *chunk = tab->chunks[i];
 
@@ -336,8 +350,10 @@ static void pass_on(struct weave__sched *s, const struct weave__fd *st)
             if (o == st || o->kind != WEAVE__FD_POLL || o->dev != st->dev || o->ino != st->ino ||
                 !same_file(o) || (fl = fcntl(o->fd, F_GETFL)) < 0 || (fl & O_NONBLOCK))
                 continue;
-            if (fcntl(o->fd, F_SETFL, fl | O_NONBLOCK) == 0)
-                o->made_nonblocking = 1;
+            if (fcntl(o->fd, F_SETFL, fl | O_NONBLOCK) == 0) {
+                o->made_nonblocking = 1; /* weave's to give back now */
+                tab->lenders--;
+            }
             return;
         }
     }
@@ -442,6 +458,8 @@ struct weave__fd *weave__fd_learn(struct weave__sched *s, int fd, int *err)
     st->dev = sb.st_dev;
     st->ino = sb.st_ino;
     st->kind = WEAVE__FD_POLL;
+    if (lender(st))
+        s->fds->lenders++;
     st->short_drains = short_read_drains(fd, &sb, fl);
     return st;
 }

@@ -126,6 +126,9 @@ struct weave__fdtab {
     size_t nchunks;
     uint64_t waiters;    /* tasks waiting on an fd: for a side or readiness */
     uint64_t registered; /* records registered with the poller */
+    uint64_t lenders;    /* user fds learned already non-blocking: the only
+                            ones that can share a description with an fd
+                            weave gives the mode back to (fd.c, pass_on) */
 };
 
 /* The record of fd (>= 0) if one was made, else NULL. */
