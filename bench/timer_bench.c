@@ -45,7 +45,7 @@
 #include <unistd.h>
 
 #include "bench_util.h"
-#include "timer.h" /* the heap itself, for the second table */
+#include "base/timer.h" /* the heap itself, for the second table */
 #include "weave.h"
 
 #ifdef WEAVE_HAVE_VALGRIND_H

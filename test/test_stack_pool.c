@@ -15,7 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "stack.h"
+#include "base/stack.h"
 #include "weave_test.h"
 
 #define SIZE ((size_t)64 * 1024)

@@ -22,8 +22,8 @@
 #include <sys/prctl.h>
 #include <sys/time.h>
 
-#include "internal.h"
-#include "timer.h"
+#include "core/sched.h"
+#include "base/timer.h"
 #include "weave_test.h"
 
 /* ---- the heap against a reference model ------------------------------- */

@@ -23,18 +23,18 @@
 # registers cannot be written into a core file. x86-64 only, with either
 # task switch: makecontext/swapcontext (the registers are in the ucontext_t)
 # or weave's own (WEAVE_CONTEXT=asm: pushed on the task's stack, see
-# src/context_x86_64.S). Which one the program uses is read from the type of
+# src/base/context_x86_64.S). Which one the program uses is read from the type of
 # struct weave__ctx in the debug information.
 #
 # Nothing here changes the program's memory or its scheduler.
 
 import gdb
 
-# enum weave__task_state (src/core.h).
+# enum weave__task_state (src/core/sched.h).
 _STATES = {0: "READY", 1: "RUNNING", 2: "PARKED", 3: "DONE"}
 _DONE = 3
 
-# enum weave__task_flag (src/core.h), the ones worth showing.
+# enum weave__task_flag (src/core/sched.h), the ones worth showing.
 _FLAGS = ((1 << 0, "cancelled"), (1 << 1, "detached"))
 
 # enum weave_wait_kind (include/weave.h), in case the debug information

@@ -1,0 +1,256 @@
+/*
+ * chan.c - channels: a ring buffer and two wait queues.
+ *
+ * Senders wait in `senders` with their element as the waiter's data,
+ * receivers in `receivers` with their destination. Whoever completes a
+ * transfer copies the element and wakes the other side with an event, so a
+ * woken waiter's transfer is already done when it runs, and the wake takes
+ * it out of every queue (select's other cases included) at once.
+ *
+ * Invariants: receivers wait only while the buffer is empty; senders wait
+ * only while it is full (always, for a rendezvous channel, where the
+ * "buffer" holds nothing) and no receiver waits. So the order of elements
+ * is: the buffer first, then the waiting senders in their order; a receive
+ * that takes from a full buffer moves the first waiting sender's element
+ * in at its back.
+ */
+#include "base/common.h"
+#include "coord/chan.h"
+#include "core/deadline.h"
+#include "core/wait.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct weave_chan {
+    size_t elem_size;             /* bytes per element, may be 0 */
+    size_t cap;                   /* elements the buffer holds; 0: rendezvous */
+    size_t head;                  /* index of the oldest buffered element */
+    size_t len;                   /* elements buffered */
+    unsigned char *buf;           /* cap * elem_size bytes, or NULL */
+    struct weave_waitq senders;   /* waiter data: the element to send */
+    struct weave_waitq receivers; /* waiter data: where it goes, or NULL */
+    bool closed;                  /* weave_chan_close was called */
+};
+
+weave_chan *weave_chan_new(size_t elem_size, size_t capacity)
+{
+    weave_chan *c;
+
+    if (elem_size && capacity > SIZE_MAX / elem_size) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (!(c = calloc(1, sizeof(*c)))) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (elem_size * capacity > 0 && !(c->buf = malloc(elem_size * capacity))) {
+        free(c);
+        errno = ENOMEM;
+        return NULL;
+    }
+    c->elem_size = elem_size;
+    c->cap = capacity;
+    weave__queue_init(&c->senders);
+    weave__queue_init(&c->receivers);
+    return c;
+}
+
+static void copy(const weave_chan *c, void *to, const void *from)
+{
+    if (c->elem_size && to)
+        memcpy(to, from, c->elem_size);
+}
+
+static void ring_push(weave_chan *c, const void *elem)
+{
+    size_t tail = c->head + c->len;
+
+    if (tail >= c->cap)
+        tail -= c->cap;
+    copy(c, c->buf + tail * c->elem_size, elem);
+    c->len++;
+}
+
+static void ring_pop(weave_chan *c, void *elem)
+{
+    copy(c, elem, c->buf + c->head * c->elem_size);
+    if (++c->head == c->cap)
+        c->head = 0;
+    c->len--;
+}
+
+int weave__chan_foreign(const struct weave__sched *s, const weave_chan *c)
+{
+    const struct weave__waiter *w = weave__queue_first(&c->senders);
+
+    if (!w)
+        w = weave__queue_first(&c->receivers);
+    return w && (!s || w->task->sched != s) ? -EPERM : 0;
+}
+
+bool weave__chan_send_ready(const weave_chan *c)
+{
+    return c->closed || !weave__queue_empty(&c->receivers) || c->len < c->cap;
+}
+
+int weave__chan_send_now(struct weave__sched *s, weave_chan *c, const void *elem)
+{
+    struct weave__waiter *w;
+
+    if (c->closed)
+        return -EPIPE;
+    if ((w = weave__queue_first(&c->receivers)) != NULL) {
+        copy(c, w->data, elem);
+        weave__wake_waiter(s, w, 0);
+        return 0;
+    }
+    ring_push(c, elem);
+    return 0;
+}
+
+bool weave__chan_recv_ready(const weave_chan *c)
+{
+    return c->len > 0 || !weave__queue_empty(&c->senders) || c->closed;
+}
+
+int weave__chan_recv_now(struct weave__sched *s, weave_chan *c, void *elem)
+{
+    struct weave__waiter *w = weave__queue_first(&c->senders);
+
+    if (c->len > 0) {
+        ring_pop(c, elem);
+        if (w) { /* room now: the first waiting sender's element moves in */
+            ring_push(c, w->data);
+            weave__wake_waiter(s, w, 0);
+        }
+        return 0;
+    }
+    if (w) {
+        copy(c, elem, w->data);
+        weave__wake_waiter(s, w, 0);
+        return 0;
+    }
+    return -EPIPE; /* closed and drained */
+}
+
+struct weave_waitq *weave__chan_queue(weave_chan *c, bool send)
+{
+    return send ? &c->senders : &c->receivers;
+}
+
+size_t weave__chan_elem_size(const weave_chan *c)
+{
+    return c->elem_size;
+}
+
+/* What a waiter's wake means for a channel operation. */
+static int woke(int why)
+{
+    return why == WEAVE__WHY_CLOSED ? -EPIPE : weave__why_errno(why);
+}
+
+enum mode {
+    TRY,  /* never wait: EAGAIN */
+    POLL, /* a blocking call with timeout 0: a cancellation point that
+             never waits, ETIMEDOUT */
+    WAIT  /* wait as long as it takes */
+};
+
+static int chan_op(weave_chan *c, void *elem, bool send, enum mode mode)
+{
+    struct weave__sched *s = weave__tls;
+    int r;
+
+    if (!c || (!elem && c->elem_size))
+        return -EINVAL;
+    if ((r = weave__chan_foreign(s, c)) < 0)
+        return r;
+    if (mode != TRY && s && (r = weave__checkpoint(s)) < 0)
+        return r;
+    if (send ? weave__chan_send_ready(c) : weave__chan_recv_ready(c))
+        return send ? weave__chan_send_now(s, c, elem) : weave__chan_recv_now(s, c, elem);
+    if (mode != WAIT)
+        return mode == TRY ? -EAGAIN : -ETIMEDOUT;
+    if (!s)
+        return -EPERM;
+    return woke(weave__wait_in(s, WEAVE_WAIT_CHAN, c, weave__chan_queue(c, send), elem,
+                               WEAVE__NO_DEADLINE, NULL));
+}
+
+int weave_chan_send(weave_chan *c, const void *elem)
+{
+    return weave__ret(chan_op(c, (void *)(uintptr_t)elem, true, WAIT));
+}
+
+int weave_chan_recv(weave_chan *c, void *elem)
+{
+    return weave__ret(chan_op(c, elem, false, WAIT));
+}
+
+int weave_chan_try_send(weave_chan *c, const void *elem)
+{
+    return weave__ret(chan_op(c, (void *)(uintptr_t)elem, true, TRY));
+}
+
+int weave_chan_try_recv(weave_chan *c, void *elem)
+{
+    return weave__ret(chan_op(c, elem, false, TRY));
+}
+
+int weave_chan_send_timeout(weave_chan *c, const void *elem, int64_t timeout_ms)
+{
+    weave_deadline d;
+
+    if (timeout_ms == 0)
+        return weave__ret(chan_op(c, (void *)(uintptr_t)elem, true, POLL));
+    if (weave__timed_begin(&d, timeout_ms) < 0)
+        return weave__ret(-EINVAL);
+    return weave__timed_end(&d, weave_chan_send(c, elem));
+}
+
+int weave_chan_recv_timeout(weave_chan *c, void *elem, int64_t timeout_ms)
+{
+    weave_deadline d;
+
+    if (timeout_ms == 0)
+        return weave__ret(chan_op(c, elem, false, POLL));
+    if (weave__timed_begin(&d, timeout_ms) < 0)
+        return weave__ret(-EINVAL);
+    return weave__timed_end(&d, weave_chan_recv(c, elem));
+}
+
+int weave_chan_close(weave_chan *c)
+{
+    struct weave__sched *s = weave__tls;
+    int r;
+
+    if (!c)
+        return weave__ret(-EINVAL);
+    if (c->closed)
+        return weave__ret(-EPIPE);
+    if ((r = weave__chan_foreign(s, c)) < 0)
+        return weave__ret(r);
+    c->closed = true;
+    /* Receivers wait only on an empty buffer: they get EPIPE now. */
+    weave__queue_close(s, &c->senders);
+    weave__queue_close(s, &c->receivers);
+    return 0;
+}
+
+size_t weave_chan_len(const weave_chan *c)
+{
+    return c ? c->len : 0;
+}
+
+int weave_chan_free(weave_chan *c)
+{
+    if (!c)
+        return weave__ret(-EINVAL);
+    if (!weave__queue_empty(&c->senders) || !weave__queue_empty(&c->receivers))
+        return weave__ret(-EBUSY);
+    free(c->buf);
+    free(c);
+    return 0;
+}

@@ -1,0 +1,410 @@
+/*
+ * sched.c - the core: the run queue, park and wake, the poll step.
+ *
+ * How control moves. weave_run's own stack (the root context) starts the
+ * first task and gets control back only when no task is left. In between,
+ * tasks hand the thread to each other directly: a task that parks, yields
+ * or ends picks the next runnable task and switches straight to it, one
+ * context switch per handoff. When the run queue is empty the parking task
+ * itself waits in the poller, on its own stack, for a timer or an fd; if
+ * what arrives wakes that same task, no switch happens at all. An ended
+ * task cannot free the stack it is standing on, so it leaves itself in
+ * s->dead and whichever context runs next frees it (weave__reap) before
+ * anything else.
+ *
+ * Fairness rules (documented in weave.h):
+ *   1. Runnable tasks run in FIFO order, in rounds: a round runs the tasks
+ *      that were runnable when it began; tasks made runnable during it
+ *      (yield, wake-ups, spawn) run in the next round.
+ *   2. Between two rounds the scheduler fires expired timers, then polls
+ *      fds without blocking if any task waits on one. A yield loop can
+ *      therefore delay a timer or an fd by at most one round.
+ *   3. One poll takes in at most WEAVE__POLL_BATCH events, and the tasks it
+ *      wakes queue behind those already runnable, so a flood of fd events
+ *      cannot starve runnable tasks.
+ *   4. Only when no task is runnable does the scheduler block, until the
+ *      earliest timer or the next fd event.
+ *
+ * The poll step knows nothing of fds or workers: each registered fd carries
+ * a watcher, and an event is handed to it.
+ */
+#include "core/sched.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
+_Thread_local struct weave__sched *weave__tls __attribute__((tls_model("initial-exec")));
+
+static _Noreturn void fatal(const char *what, int err)
+{
+    (void)fprintf(stderr, "weave: internal error: %s: %s\n", what, strerror(err));
+    abort();
+}
+
+int weave__sched_init(struct weave__sched *s, size_t default_stack)
+{
+    int r;
+
+    memset(s, 0, sizeof(*s));
+    weave__ctx_root(&s->root);
+    weave__list_init(&s->runq);
+    weave__list_init(&s->live);
+    weave__timers_init(&s->timers);
+    weave__stack_pool_init(&s->stacks);
+    weave__handles_init(&s->handles);
+    s->poller.epfd = -1;
+    s->default_stack = default_stack;
+    s->rng = 0x9e3779b97f4a7c15ull * s->handles.tag; /* never 0 */
+    if (weave__ctx_template(&s->tmpl) != 0) {
+        r = errno > 0 ? -errno : -ENOMEM;
+        weave__sched_term(s);
+        return r;
+    }
+    if ((r = weave__poller_init(&s->poller)) < 0) {
+        weave__sched_term(s);
+        return r;
+    }
+    return 0;
+}
+
+void weave__sched_term(struct weave__sched *s)
+{
+    /* Every task has ended; the records nobody joined (main's too) go with
+     * the stacks they live on. */
+    weave__handles_term(&s->handles);
+    weave__poller_term(&s->poller);
+    weave__stack_pool_term(&s->stacks);
+    weave__timers_term(&s->timers);
+}
+
+/* ---- the run queue and the live list -------------------------------------- */
+
+static inline void runq_push(struct weave__sched *s, struct weave__task *t)
+{
+    t->state = WEAVE__READY;
+    weave__list_push(&s->runq, &t->link);
+    s->runq_len++;
+}
+
+/* The first task of the non-empty run queue, unlinked. */
+static inline struct weave__task *runq_pop(struct weave__sched *s)
+{
+    struct weave_link *n = s->runq.next;
+
+    s->runq.next = n->next;
+    n->next->prev = &s->runq;
+    s->runq_len--;
+    return weave__container_of(n, struct weave__task, link);
+}
+
+void weave__live_add(struct weave__sched *s, struct weave__task *t)
+{
+    weave__list_push(&s->live, &t->live);
+    s->live_count++;
+    runq_push(s, t);
+}
+
+/* ---- park and wake --------------------------------------------------------- */
+
+/* Take every clause of w out of its queue. */
+static inline void unlink_clauses(struct weave__wait *w)
+{
+    for (unsigned i = 0; i < w->n; i++)
+        weave__list_del(&w->clauses[i].link);
+}
+
+void weave__wake(struct weave__sched *s, struct weave__task *t, int why,
+                 struct weave__waiter *fired)
+{
+    struct weave__wait *w = t->wait;
+
+    if (t->state != WEAVE__PARKED)
+        return; /* woken already in this turn: the first reason stands */
+    w->why = why;
+    w->fired = fired;
+    unlink_clauses(w);
+    if (weave__timer_armed(&t->timer))
+        weave__timers_remove(&s->timers, &t->timer);
+    runq_push(s, t);
+}
+
+void weave__wake_waiter(struct weave__sched *s, struct weave__waiter *waiter, intptr_t value)
+{
+    waiter->value = value;
+    weave__wake(s, waiter->task, WEAVE__WHY_EVENT, waiter);
+}
+
+void weave__cancel(struct weave__sched *s, struct weave__task *t)
+{
+    if (t->state == WEAVE__DONE)
+        return;
+    t->flags |= WEAVE__CANCELLED;
+    if (t->shields == 0)
+        weave__wake(s, t, WEAVE__WHY_CANCEL, NULL);
+}
+
+void weave__cancel_all(struct weave__sched *s)
+{
+    struct weave_link *n, *tmp;
+
+    weave__list_each(n, tmp, &s->live)
+        weave__cancel(s, weave__container_of(n, struct weave__task, live));
+}
+
+/* While a watchdog runs, tell its thread who runs now: relaxed stores,
+ * plain moves, read from the watchdog's thread (t NULL: nobody, the
+ * scheduler idles). */
+static inline void publish_running(struct weave__sched *s, const struct weave__task *t)
+{
+    __atomic_store_n(&s->picks, s->picks + 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->running_id, t ? t->id : 0, __ATOMIC_RELAXED);
+}
+
+/* A timer fired: the call's own timeout, or the deadline of a scope,
+ * whichever was earlier (the call's own on a tie). */
+static void fire_timers(struct weave__sched *s, int64_t now)
+{
+    struct weave__timer *tm;
+
+    while ((tm = weave__timers_expired(&s->timers, now)) != NULL) {
+        struct weave__task *t = weave__container_of(tm, struct weave__task, timer);
+        int why = t->wait->timeout <= t->deadline ? WEAVE__WHY_TIMEOUT : WEAVE__WHY_DEADLINE;
+
+        weave__wake(s, t, why, NULL);
+    }
+}
+
+/* Idle after a burst of tasks: give back the room the timer heap and the
+ * handle table grew for it. The table's shrink scans it, so it is tried
+ * again only after as many spawns as half its slots. */
+static void trim_tables(struct weave__sched *s)
+{
+    bool shrunk = false;
+
+    if (s->timers.cap > 256 && s->timers.cap / 4 > s->live_count + 1) {
+        weave__timers_shrink(&s->timers, (size_t)s->live_count + 1);
+        shrunk = true;
+    }
+    if (s->handles.nslots > 256 && s->live_count + s->zombie_count < s->handles.nslots / 4 &&
+        s->spawned - s->trim_spawned >= s->handles.nslots / 2) {
+        s->trim_spawned = s->spawned;
+        weave__handles_shrink(&s->handles);
+        shrunk = true;
+    }
+#ifdef __GLIBC__
+    /* glibc keeps freed heap memory past a threshold that grows with the
+     * large blocks it has seen: after a burst, hand it back too. */
+    if (shrunk)
+        (void)malloc_trim(0);
+#else
+    (void)shrunk;
+#endif
+}
+
+/* A poller wait under the virtual clock: the deadline is translated to
+ * real time, and the virtual clock advances by the real time waited. */
+static int poll_virtual(struct weave__sched *s, int64_t deadline)
+{
+    int64_t t0 = weave__clock_real_ns();
+    int64_t real = deadline;
+    int n;
+
+    if (deadline != WEAVE__POLL_NOW && deadline != WEAVE__POLL_FOREVER)
+        real = deadline <= s->vnow                              ? WEAVE__POLL_NOW
+               : deadline - s->vnow >= WEAVE__POLL_FOREVER - t0 ? WEAVE__POLL_FOREVER
+                                                                : t0 + (deadline - s->vnow);
+    n = weave__poller_wait(&s->poller, real);
+    s->vnow += weave__clock_real_ns() - t0;
+    return n;
+}
+
+/*
+ * Take in expired timers and ready fds. With tasks runnable, poll fds once
+ * without blocking (only if a task waits on one); with none, block until
+ * something makes a task runnable. If nothing ever could, every task is
+ * cancelled so that they all unwind, and weave_run reports EDEADLK.
+ */
+static void poll_step(struct weave__sched *s)
+{
+    bool polled = false;
+
+    for (;;) {
+        int64_t deadline;
+        int n;
+
+        s->loop_ns = weave__clock_ns();
+        if (weave__timers_any(&s->timers))
+            fire_timers(s, s->loop_ns);
+        if (s->runq_len > 0) {
+            if (polled || (s->io_waiters == 0 && !s->always_poll))
+                return;
+            deadline = WEAVE__POLL_NOW;
+        } else if (weave__timers_any(&s->timers)) {
+            deadline = weave__timers_next(&s->timers);
+        } else if (s->io_waiters > 0) {
+            deadline = WEAVE__POLL_FOREVER;
+        } else {
+            if (!s->deadlocked && s->on_deadlock)
+                s->on_deadlock(s); /* the task list, before it unwinds */
+            s->deadlocked = true;
+            s->shutting_down = true;
+            weave__cancel_all(s);
+            if (s->runq_len == 0)
+                fatal("no task can run and none can be woken", EDEADLK);
+            continue;
+        }
+        if (deadline != WEAVE__POLL_NOW) {
+            if (s->watchdog)
+                publish_running(s, NULL); /* idle is not a stall */
+            if (weave__stack_trim_due(&s->stacks))
+                weave__stack_trim(&s->stacks); /* hand back spare stack pages */
+            trim_tables(s);
+        }
+        if (s->vclock) {
+            if (deadline != WEAVE__POLL_NOW && s->io_waiters == 0) {
+                s->vnow = deadline; /* only timers can wake anyone: jump */
+                continue;
+            }
+            n = poll_virtual(s, deadline);
+        } else {
+            n = weave__poller_wait(&s->poller, deadline);
+        }
+        polled = true;
+        if (n < 0) {
+            if (n != -EINTR)
+                fatal("epoll_wait", -n);
+            continue; /* a signal: recompute the time left and wait again */
+        }
+        for (int i = 0; i < n; i++) {
+            struct weave__watcher *w = weave__poller_data(&s->poller, i);
+            w->fn(s, w, weave__poller_mask(&s->poller, i));
+        }
+    }
+}
+
+static struct weave__task *pick_next(struct weave__sched *s)
+{
+    struct weave__task *t;
+
+    if (__builtin_expect(s->watchdog != NULL, 0) &&
+        __atomic_load_n(&s->stall_id, __ATOMIC_ACQUIRE) != 0)
+        s->on_stall(s); /* the task it caught gives up the thread */
+    while (s->round_left == 0) {
+        poll_step(s);
+        s->round_left = s->runq_len;
+    }
+    s->round_left--;
+    t = runq_pop(s);
+    t->state = WEAVE__RUNNING;
+    if (__builtin_expect(s->watchdog != NULL, 0))
+        publish_running(s, t);
+    return t;
+}
+
+void weave__task_release(struct weave__sched *s, struct weave__task *t)
+{
+    struct weave__stack st = t->stack; /* the record is on it: copy first */
+
+    if (!(t->flags & WEAVE__DETACHED))
+        s->zombie_count--;
+    weave__handle_free(&s->handles, t->slot);
+    weave__stack_free(&s->stacks, &st);
+}
+
+void weave__reap(struct weave__sched *s)
+{
+    struct weave__task *t = s->dead;
+
+    if (!t)
+        return;
+    s->dead = NULL;
+    weave__ctx_destroy(&t->ctx);
+    t->flags |= WEAVE__REAPED;
+    if (t->flags & WEAVE__DETACHED)
+        weave__task_release(s, t);
+    else
+        s->zombie_count++;
+}
+
+/* The current task has queued or parked itself: run the next one. */
+static void run_next(struct weave__sched *s)
+{
+    struct weave__task *self = s->current;
+    struct weave__task *next = pick_next(s);
+
+    if (next == self)
+        return;
+    s->current = next;
+    weave__ctx_switch(&self->ctx, &next->ctx);
+    weave__reap(s);
+}
+
+int weave__park(struct weave__sched *s, struct weave__wait *w)
+{
+    struct weave__task *t = s->current;
+    int64_t at = w->timeout < t->deadline ? w->timeout : t->deadline;
+
+    /* A task cancelled while it was runnable was not woken by the cancel,
+     * and one whose deadline passed while it ran was not woken by a timer:
+     * refuse to park either, so that no loop of parks can miss them. */
+    if (weave__cancel_applies(t))
+        w->why = WEAVE__WHY_CANCEL;
+    else if (t->deadline != WEAVE__NO_DEADLINE && t->deadline <= weave__clock_ns() &&
+             t->deadline < w->timeout)
+        w->why = WEAVE__WHY_DEADLINE;
+    else {
+        w->since = s->loop_ns;
+        t->wait = w;
+        t->state = WEAVE__PARKED;
+        if (at != WEAVE__NO_DEADLINE)
+            weave__timers_add(&s->timers, &t->timer, at);
+        run_next(s);
+        t->wait = NULL;
+        return w->why;
+    }
+    unlink_clauses(w);
+    return w->why;
+}
+
+void weave__yield(struct weave__sched *s)
+{
+    runq_push(s, s->current);
+    run_next(s);
+}
+
+/* ---- starting and ending --------------------------------------------------- */
+
+_Noreturn void weave__switch_exit(struct weave__sched *s, struct weave__task *t)
+{
+    struct weave__ctx *to;
+
+    s->dead = t;
+    if (s->live_count == 0) {
+        s->current = NULL;
+        to = &s->root;
+    } else {
+        struct weave__task *next = pick_next(s);
+        s->current = next;
+        to = &next->ctx;
+    }
+    weave__ctx_exit(&t->ctx, to);
+}
+
+void weave__live_remove(struct weave__sched *s, struct weave__task *t)
+{
+    weave__list_del(&t->live);
+    s->live_count--;
+}
+
+void weave__sched_loop(struct weave__sched *s)
+{
+    struct weave__task *first = pick_next(s);
+
+    s->current = first;
+    weave__ctx_switch(&s->root, &first->ctx);
+    weave__reap(s);
+}

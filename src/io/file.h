@@ -1,0 +1,23 @@
+/*
+ * file.h - regular files and block devices, which cannot be polled
+ * (file.c): reads from the page cache, the rest on the offload pool.
+ */
+#ifndef WEAVE_FILE_H
+#define WEAVE_FILE_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "core/sched.h"
+#include "io/fd.h"
+
+/* The bytes iov[0..n) describe. */
+size_t weave__iov_total(const struct iovec *iov, int n);
+
+/* One read (or write) of a regular file or block device st, iov as for
+ * readv. Returns the count or -errno. */
+ssize_t weave__file_io(struct weave__sched *s, int fd, struct weave__fd *st,
+                       const struct iovec *iov, int iovcnt, bool is_write);
+
+#endif /* WEAVE_FILE_H */
