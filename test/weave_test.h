@@ -329,7 +329,8 @@ void *wt_overflow_task(void *arg);
 
 /* Tag a TCase whose tests need what only a native kernel gives: a process
  * of their own (they end in a signal or exit(), or fork), a thread (the
- * offload pool, a second scheduler), guard pages or address-space limits.
+ * offload pool, a second scheduler), guard pages, address-space limits, or
+ * memory handed back to the kernel (RSS).
  * The aarch64 build runs under qemu-user, which here can neither clone nor
  * emulate those: its run (preset aarch64-asm) uses CK_FORK=no and
  * CK_EXCLUDE_TAGS=native, and these cases run only in the native builds. */
