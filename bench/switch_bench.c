@@ -49,13 +49,16 @@
 #define MAX_ITERATIONS  1000000000u
 #define MAX_REPS        1000u
 
-enum { RAW, REG, YIELD, SPAWN, NFIG };
+enum { RAW, REG, REG_ERRNO, YIELD, SPAWN, NFIG };
 
 static const char *const fig_what[NFIG] = {"raw swapcontext", "raw register switch",
-                                           "weave_yield handoff", "spawn + join, empty task"};
-static const char *const fig_unit[NFIG] = {"ns/switch", "ns/switch", "ns/handoff", "ns/task"};
+                                           "  the same, errno kept", "weave_yield handoff",
+                                           "spawn + join, empty task"};
+static const char *const fig_unit[NFIG] = {"ns/switch", "ns/switch", "ns/switch", "ns/handoff",
+                                           "ns/task"};
 static const char *const fig_key[NFIG] = {"raw_swapcontext_ns", "raw_register_switch_ns",
-                                          "yield_handoff_ns", "spawn_join_ns"};
+                                          "raw_register_switch_errno_ns", "yield_handoff_ns",
+                                          "spawn_join_ns"};
 
 struct options {
     uint64_t iterations;
@@ -240,8 +243,25 @@ static void reg_co(void)
         bench_reg_swap(&reg_co_sp, reg_main_sp);
 }
 
-/* ns per register switch over 2 * iterations switches, or -1. */
-static double reg_measure(uint64_t iterations)
+/* A switch that keeps each side's errno, as weave's does: what that costs
+ * is the difference to the bare one, in the same run. */
+static void reg_swap_errno(void **save, void *load)
+{
+    int *ep = &errno, saved = *ep;
+
+    bench_reg_swap(save, load);
+    *ep = saved;
+}
+
+static void reg_co_errno(void)
+{
+    for (;;)
+        reg_swap_errno(&reg_co_sp, reg_main_sp);
+}
+
+/* ns per register switch over 2 * iterations switches (each keeping its
+ * side's errno if keep_errno), or -1. */
+static double reg_measure(uint64_t iterations, bool keep_errno)
 {
     char *stack = malloc(RAW_STACK_BYTES);
     uint64_t *frame;
@@ -258,12 +278,16 @@ static double reg_measure(uint64_t iterations)
     frame = (uint64_t *)(void *)(((uintptr_t)stack + RAW_STACK_BYTES) & ~(uintptr_t)15) -
             REG_FRAME_BELOW - REG_FRAME_WORDS;
     memset(frame, 0, REG_FRAME_WORDS * sizeof(*frame));
-    frame[REG_FRAME_FN] = (uint64_t)(uintptr_t)reg_co;
+    frame[REG_FRAME_FN] = (uint64_t)(uintptr_t)(keep_errno ? reg_co_errno : reg_co);
     frame[REG_FRAME_RET] = (uint64_t)(uintptr_t)bench_reg_boot;
     reg_co_sp = frame;
     t0 = bench_now_ns();
-    for (uint64_t i = 0; i < iterations; i++)
-        bench_reg_swap(&reg_main_sp, reg_co_sp);
+    if (keep_errno)
+        for (uint64_t i = 0; i < iterations; i++)
+            reg_swap_errno(&reg_main_sp, reg_co_sp);
+    else
+        for (uint64_t i = 0; i < iterations; i++)
+            bench_reg_swap(&reg_main_sp, reg_co_sp);
     t1 = bench_now_ns();
 #ifdef WEAVE_HAVE_VALGRIND_H
     VALGRIND_STACK_DEREGISTER(vg_id);
@@ -272,9 +296,10 @@ static double reg_measure(uint64_t iterations)
     return (double)(t1 - t0) / (2.0 * (double)iterations);
 }
 #else
-static double reg_measure(uint64_t iterations)
+static double reg_measure(uint64_t iterations, bool keep_errno)
 {
     (void)iterations;
+    (void)keep_errno;
     return 0; /* not measured here */
 }
 #endif
@@ -382,7 +407,7 @@ static void *rep_main(void *arg)
 int main(int argc, char **argv)
 {
     struct options o;
-    double *samples[NFIG] = {NULL, NULL, NULL, NULL};
+    double *samples[NFIG] = {NULL};
     double med[NFIG], min[NFIG];
     int status = 0;
 
@@ -399,7 +424,8 @@ int main(int argc, char **argv)
     /* Repetition 0 is the warm-up. */
     for (uint64_t k = 0; k <= o.reps; k++) {
         struct rep r;
-        double raw = raw_measure(o.iterations), reg = reg_measure(o.iterations);
+        double raw = raw_measure(o.iterations), reg = reg_measure(o.iterations, false);
+        double reg_errno = reg_measure(o.iterations, true);
 
         if (raw < 0) {
             (void)fprintf(stderr, "switch_bench: raw swapcontext setup: %s\n", strerror(errno));
@@ -424,6 +450,7 @@ int main(int argc, char **argv)
             continue;
         samples[RAW][k - 1] = raw;
         samples[REG][k - 1] = reg;
+        samples[REG_ERRNO][k - 1] = reg_errno;
         samples[YIELD][k - 1] = r.ns[YIELD];
         samples[SPAWN][k - 1] = r.ns[SPAWN];
     }
@@ -451,7 +478,7 @@ int main(int argc, char **argv)
                WEAVE_STACK_DEFAULT, RAW_STACK_BYTES);
         printf("%-26s %-11s %10s %10s\n", "what", "unit", "median", "min");
         for (int f = 0; f < NFIG; f++) {
-            if (f == REG && med[REG] <= 0)
+            if ((f == REG || f == REG_ERRNO) && med[f] <= 0)
                 printf("%-26s %-11s %10s %10s\n", fig_what[f], fig_unit[f], "-", "-");
             else
                 printf("%-26s %-11s %10.1f %10.1f\n", fig_what[f], fig_unit[f], med[f], min[f]);
@@ -464,8 +491,9 @@ int main(int argc, char **argv)
             printf("\n");
         if (med[REG] > 0)
             printf("yield handoff / raw register switch: %.2fx; scheduler's own cost %+.1f ns "
-                   "per handoff\n",
-                   med[YIELD] / med[REG], med[YIELD] - med[REG]);
+                   "per handoff\n"
+                   "keeping errno (weave's switches do): %+.2f ns per switch (medians)\n",
+                   med[YIELD] / med[REG], med[YIELD] - med[REG], med[REG_ERRNO] - med[REG]);
     }
     if (fflush(stdout) != 0) {
         perror("switch_bench: stdout");

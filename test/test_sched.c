@@ -947,6 +947,77 @@ WT_TEST(spawn_join_cycles_do_not_leak)
     WT_ASSERT_IDLE();
 }
 
+/* ---- errno belongs to the task ------------------------------------------ */
+
+/* The reproducer a user sent: a task that yields with errno set must not
+ * leave it to the task that runs next. */
+static void *setter(void *a)
+{
+    errno = ENOENT;
+    ck_assert_int_eq(weave_yield(), 0);
+    ck_assert_int_eq(errno, ENOENT); /* its own, still */
+    return a;
+}
+
+WT_TEST(errno_is_the_tasks)
+{
+    weave_task *t = WT_SPAWN(setter, NULL);
+
+    errno = 0;
+    ck_assert_int_eq(weave_yield(), 0);
+    ck_assert_int_eq(errno, 0);
+    WT_JOIN(t);
+    WT_ASSERT_IDLE();
+}
+
+/* 1,000 tasks, each with an errno of its own, pass the thread round many
+ * times, through yields, sleeps and a channel (parks and wakes); a new task
+ * starts with errno 0. */
+#define PINGERS 1000
+#define ROUNDS  20
+
+static void *pinger(void *arg)
+{
+    weave_chan *c = arg;
+    int mine = (int)(weave_task_id(weave_self()) % 100000) + 1;
+    long n;
+
+    ck_assert_int_eq(errno, 0);
+    for (int r = 0; r < ROUNDS; r++) {
+        errno = mine + r;
+        if (r % 3 == 0)
+            ck_assert_int_eq(weave_yield(), 0);
+        else if (r % 3 == 1)
+            ck_assert_int_eq(weave_sleep(0), 0);
+        else
+            ck_assert_int_eq(weave_chan_recv(c, &n), 0);
+        ck_assert_int_eq(errno, mine + r);
+    }
+    return NULL;
+}
+
+WT_TEST(errno_ping_pong)
+{
+    weave_chan *c = weave_chan_new(sizeof(long), 0);
+    weave_task *t[PINGERS];
+    long n = 0;
+
+    ck_assert_ptr_nonnull(c);
+    for (int i = 0; i < PINGERS; i++)
+        t[i] = WT_SPAWN(pinger, c);
+    errno = -7;
+    /* Every receive of every round, handed over one at a time. */
+    for (int i = 0; i < PINGERS * (ROUNDS / 3); i++) {
+        ck_assert_int_eq(weave_chan_send(c, &n), 0);
+        ck_assert_int_eq(errno, -7);
+    }
+    for (int i = 0; i < PINGERS; i++)
+        WT_JOIN(t[i]);
+    ck_assert_int_eq(errno, -7);
+    ck_assert_int_eq(weave_chan_free(c), 0);
+    WT_ASSERT_IDLE();
+}
+
 static Suite *sched_suite(void)
 {
     Suite *s = suite_create("sched");
@@ -987,6 +1058,8 @@ static Suite *sched_suite(void)
     tcase_add_test(tc, timed_sleep_is_not_a_deadlock);
     tcase_add_test(tc, task_names_and_ids);
     tcase_add_test(tc, stale_handle_after_join_esrch);
+    tcase_add_test(tc, errno_is_the_tasks);
+    tcase_add_test(tc, errno_ping_pong);
     suite_add_tcase(s, tc);
 
     tcase_set_timeout(stress, 60);

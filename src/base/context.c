@@ -17,9 +17,16 @@
  * stack pointer, loads the other one and pops the same. A new context's
  * stack is given a frame that such a pop turns into a call of
  * weave__ctx_start(ctx), through the assembly trampoline weave__ctx_boot.
+ *
+ * errno belongs to the context: a switch keeps the leaving context's errno
+ * on that context's own stack and puts it back when the context resumes,
+ * so a task sees its own errno across every wait, as a thread would; a new
+ * context starts with errno 0. &errno is the thread's, and a context never
+ * changes threads, so it is taken once per switch.
  */
 #include "base/context.h"
 
+#include <errno.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -146,6 +153,7 @@ int weave__ctx_template(struct weave__ctx_tmpl *tmpl)
 void weave__ctx_start(struct weave__ctx *ctx)
 {
     asan_finish(NULL);
+    errno = 0;
     ctx->entry(ctx->arg);
 }
 
@@ -169,12 +177,15 @@ void weave__ctx_make(struct weave__ctx *ctx, const struct weave__ctx_tmpl *tmpl,
 
 void weave__ctx_switch(struct weave__ctx *from, struct weave__ctx *to)
 {
+    int *ep = &errno, saved = *ep; /* this context's errno (see the top) */
+
     asan_start(from, to, 0);
     tsan_switch(to);
     weave__ctx_swap(&from->sp, to->sp);
 #ifdef WEAVE_ASAN
     asan_finish(from->asan_fake);
 #endif
+    *ep = saved;
 }
 
 void weave__ctx_exit(struct weave__ctx *from, struct weave__ctx *to)
@@ -214,6 +225,7 @@ static void trampoline(unsigned int lo, unsigned int hi)
     struct weave__ctx *ctx = (struct weave__ctx *)(((uintptr_t)hi << 32) | (uintptr_t)lo);
 
     asan_finish(NULL);
+    errno = 0;
     ctx->entry(ctx->arg);
 }
 
@@ -242,12 +254,15 @@ void weave__ctx_make(struct weave__ctx *ctx, const struct weave__ctx_tmpl *tmpl,
 
 void weave__ctx_switch(struct weave__ctx *from, struct weave__ctx *to)
 {
+    int *ep = &errno, saved = *ep; /* this context's errno (see the top) */
+
     asan_start(from, to, 0);
     tsan_switch(to);
     swapcontext(&from->uc, &to->uc);
 #ifdef WEAVE_ASAN
     asan_finish(from->asan_fake);
 #endif
+    *ep = saved;
 }
 
 void weave__ctx_exit(struct weave__ctx *from, struct weave__ctx *to)

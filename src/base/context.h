@@ -4,6 +4,9 @@
  *
  * A context is a saved register set plus the stack it runs on. The thread's
  * own stack gets a root context; every task gets one made on its own stack.
+ * Each context has its own errno: a switch saves the leaving context's and
+ * restores it when that context resumes; a new context starts with 0.
+ *
  * This module knows nothing of tasks or schedulers: it makes contexts and
  * switches between them.
  *
