@@ -383,12 +383,34 @@ WEAVE_API int64_t weave_now_us(void);
  *
  * The structs are the caller's (a local, usually) and must stay in place
  * until the scope ends; their fields are weave's.
+ *
+ * A scope left open by mistake (an early return that skips
+ * weave_deadline_end or weave_shield_end) is found and dropped: once its
+ * function has returned, its struct lies below the stack pointer of the
+ * task's next weave call that obeys scopes (a blocking call, or a scope's
+ * begin or end) made from the function it returned to, or from one above.
+ * (A call made from another function at the depth of the one that returned
+ * may still see the forgotten scope: its frame covers the struct's place.)
+ * weave then writes one line on stderr
+ * naming the task and where the scope was begun (a symbol where dladdr
+ * finds one, else an address), and goes on as if that scope, and every
+ * scope the task began after it, had been ended: a forgotten deadline
+ * cannot fail the task's later calls, nor a forgotten shield keep them from
+ * being cancelled. The struct of a dropped scope is never read again (its
+ * frame is gone); ending a dropped scope that is still in place is EINVAL.
+ * A task that ends with scopes open gets the same line. The check costs a
+ * blocking call one compare.
+ *
+ * Scopes nest at most WEAVE_SCOPE_MAX deep in one task. A deadline scope
+ * beyond that begins expired and its end returns -1 with EMLINK; a shield
+ * beyond that is not begun (it does not shield), and says so on stderr.
  */
-struct weave_scope_private {           /* private: weave's bookkeeping, do not touch */
-    struct weave_scope_private *outer; /* the scope begun before this one */
-    int64_t at;                        /* the scope's own deadline, monotonic ns */
-    int64_t saved;                     /* the task's deadline before the scope */
-    int kind;                          /* deadline, shield, or not begun */
+#define WEAVE_SCOPE_MAX 32
+
+struct weave_scope_private { /* private: weave's bookkeeping, do not touch */
+    int64_t at;              /* the scope's own deadline, monotonic ns */
+    int64_t saved;           /* the task's deadline before the scope */
+    int kind;                /* deadline, shield, or not begun */
 };
 
 typedef struct weave_deadline {

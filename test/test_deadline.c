@@ -466,8 +466,60 @@ static void sc_shield(const struct blocker *b)
     shielded_teardown(b, &e);
 }
 
+/* Begin an expired scope (a shield) in a frame of their own and return
+ * without ending it: the early-return mistake. */
+static __attribute__((noinline)) void forget_expired_scope(void)
+{
+    weave_deadline d;
+
+    weave_deadline_begin(&d, 0);
+}
+
+static __attribute__((noinline)) void forget_shield(void)
+{
+    weave_shield sh;
+
+    weave_shield_begin(&sh);
+}
+
+/* The same, 8 KiB deeper than the caller's frame: below the frames of any
+ * call the caller makes next, so that the blocker's own weave call is the
+ * first to find it (a call from a frame that covers the forgotten struct
+ * cannot tell it from a live one; weave.h says so). */
+static __attribute__((noinline)) void forget_deep(void (*forget)(void))
+{
+    volatile char pad[8192];
+
+    pad[0] = 0;
+    forget();
+    pad[1] = pad[0];
+}
+
+static void sc_popped(const struct blocker *b)
+{
+    struct env e;
+    weave_deadline d;
+    int64_t t0;
+
+    b->setup(&e);
+    /* The forgotten expired scope no longer applies: the call waits for the
+     * scope of its own (it would fail at once if the forgotten one held). */
+    forget_deep(forget_expired_scope);
+    t0 = wt_now_ns();
+    weave_deadline_begin(&d, 30);
+    expect(b, &e, ETIMEDOUT, t0, 30, "after a forgotten expired scope");
+    ck_assert_int_eq(weave_deadline_end(&d), 1);
+
+    /* Nor does a forgotten shield keep a cancel out (the call would block
+     * until the test's timeout if it did): found by the blocker's call. */
+    forget_deep(forget_shield);
+    ck_assert_int_eq(weave_cancel(weave_self()), 0);
+    expect(b, &e, ECANCELED, 0, 0, "after a forgotten shield");
+    shielded_teardown(b, &e);
+}
+
 static void (*const scenarios[])(const struct blocker *) = {
-    sc_expires, sc_expired, sc_nested, sc_restored, sc_shield,
+    sc_expires, sc_expired, sc_nested, sc_restored, sc_shield, sc_popped,
 };
 
 /* Each scenario runs in a task of its own (a shield scenario leaves its
@@ -848,6 +900,163 @@ WT_TEST(deadline_and_event_one_wake)
     WT_ASSERT_IDLE();
 }
 
+/* ---- scopes left open ----------------------------------------------------- */
+
+/* The reproducer a user sent, as it was run: the early return skips
+ * weave_deadline_end. Not static, so that dladdr can name it (the suite
+ * exports its symbols). */
+__attribute__((visibility("default"))) int lookup(int key);
+
+int lookup(int key)
+{
+    weave_deadline d;
+
+    weave_deadline_begin(&d, 100);
+    if (key < 0)
+        return -1; /* skips weave_deadline_end */
+    if (weave_sleep(10) < 0)
+        return -1;
+    return weave_deadline_end(&d);
+}
+
+WT_TEST(forgotten_scope_is_dropped)
+{
+    char out[1024];
+    int saved = wt_stderr_begin();
+    int64_t t0;
+
+    ck_assert_int_eq(lookup(-1), -1);
+    t0 = wt_now_ns();
+    ck_assert_int_eq(weave_sleep(200), 0); /* was -1, ETIMEDOUT */
+    ck_assert_int_ge(wt_now_ns() - t0, 200 * MS);
+    ck_assert_int_eq(weave_sleep(1), 0); /* and so were later calls */
+    wt_stderr_end(saved, out, sizeof(out));
+    ck_assert_msg(strstr(out, "weave: task 1 (main): the deadline scope begun at lookup+") &&
+                      strstr(out, "was never ended (its function returned); dropped, with the 0 "
+                                  "scopes begun after it"),
+                  "report: %s", out);
+    ck_assert_ptr_null(strchr(strchr(out, '\n') + 1, '\n')); /* one line */
+
+    /* The same frame begun again (lookup called twice at one depth): the
+     * forgotten scope at that place is dropped, not taken for the new one. */
+    saved = wt_stderr_begin();
+    ck_assert_int_eq(lookup(-1), -1);
+    ck_assert_int_eq(weave_sleep(150), 0); /* past the forgotten deadline */
+    ck_assert_int_eq(lookup(1), 0);
+    wt_stderr_end(saved, out, sizeof(out));
+    ck_assert_msg(strstr(out, "was never ended"), "report: %s", out);
+    WT_ASSERT_IDLE();
+}
+
+/* A scope begun after a forgotten one is in the same frame or deeper,
+ * gone with it, unless its struct lives elsewhere: this one is static. */
+static weave_deadline later;
+
+static __attribute__((noinline)) void forget_two_scopes(void)
+{
+    weave_deadline d;
+
+    weave_deadline_begin(&d, 0);
+    weave_deadline_begin(&later, 0);
+}
+
+WT_TEST(scopes_begun_after_are_dropped_too)
+{
+    char out[1024];
+    int saved = wt_stderr_begin();
+
+    forget_two_scopes();
+    ck_assert_int_eq(weave_yield(), 0); /* both dropped: no deadline applies */
+    WT_FAILS(weave_deadline_end(&later), EINVAL);
+    ck_assert_int_eq(weave_sleep(1), 0);
+    wt_stderr_end(saved, out, sizeof(out));
+    ck_assert_msg(strstr(out, "dropped, with the 1 scope begun after it"), "report: %s", out);
+    WT_ASSERT_IDLE();
+}
+
+WT_TEST(forgotten_shield_lets_cancel_in)
+{
+    char out[1024];
+    int saved = wt_stderr_begin();
+    weave_shield sh;
+
+    forget_shield();
+    ck_assert_int_eq(weave_cancel(weave_self()), 0);
+    WT_FAILS(weave_sleep(10000), ECANCELED);
+    wt_stderr_end(saved, out, sizeof(out));
+    ck_assert_msg(strstr(out, "the shield begun at "), "report: %s", out);
+    /* A shield that is ended stays as it was. */
+    weave_shield_begin(&sh);
+    ck_assert_int_eq(weave_sleep(1), 0);
+    weave_shield_end(&sh);
+    WT_FAILS(weave_sleep(1), ECANCELED);
+}
+
+static void *ends_in_scope(void *arg)
+{
+    weave_deadline d;
+
+    weave_deadline_begin(&d, 1000);
+    return arg;
+}
+
+WT_TEST(task_ending_with_a_scope_open)
+{
+    char out[1024];
+    int saved = wt_stderr_begin();
+    weave_task *t = weave_spawn_with(&(weave_task_opts){.name = "leaky"}, ends_in_scope, NULL);
+
+    ck_assert_ptr_nonnull(t);
+    WT_JOIN(t);
+    wt_stderr_end(saved, out, sizeof(out));
+    ck_assert_msg(strstr(out, "(leaky): the deadline scope begun at ") &&
+                      strstr(out, "was never ended (the task ended)"),
+                  "report: %s", out);
+    WT_ASSERT_IDLE();
+}
+
+/* Scopes nest WEAVE_SCOPE_MAX deep; one more deadline scope begins expired
+ * and its end says EMLINK; one more shield is not begun. */
+static void nest(int depth)
+{
+    weave_deadline d;
+
+    if (depth == WEAVE_SCOPE_MAX) {
+        weave_shield sh;
+
+        ck_assert_int_eq(weave_sleep(1), 0);
+        weave_deadline_begin(&d, 10000);
+        WT_FAILS(weave_sleep(1), ETIMEDOUT);
+        WT_FAILS(weave_deadline_end(&d), EMLINK);
+        ck_assert_int_eq(weave_sleep(1), 0);
+        weave_shield_begin(&sh);
+        ck_assert_int_eq(weave_cancel(weave_self()), 0);
+        WT_FAILS(weave_sleep(1), ECANCELED); /* not shielded */
+        weave_shield_end(&sh);
+        return;
+    }
+    weave_deadline_begin(&d, 10000);
+    nest(depth + 1);
+    ck_assert_int_eq(weave_deadline_end(&d), 0);
+}
+
+static void *nester(void *arg)
+{
+    nest(0);
+    return arg;
+}
+
+WT_TEST(scopes_nest_to_a_limit)
+{
+    char out[1024];
+    int saved = wt_stderr_begin();
+
+    WT_JOIN(WT_SPAWN(nester, NULL));
+    wt_stderr_end(saved, out, sizeof(out));
+    ck_assert_msg(strstr(out, "scopes nest at most 32 deep"), "report: %s", out);
+    WT_ASSERT_IDLE();
+}
+
 static void tmpbase_make(void)
 {
     wt_tmpbase_make("weave-deadline");
@@ -882,6 +1091,15 @@ int main(void)
     tcase_add_test(tc, cancel_and_event_one_wake);
     tcase_add_test(tc, event_then_cancel_keeps_the_event);
     tcase_add_test(tc, deadline_and_event_one_wake);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("forgotten");
+    tcase_set_timeout(tc, 10);
+    tcase_add_test(tc, forgotten_scope_is_dropped);
+    tcase_add_test(tc, scopes_begun_after_are_dropped_too);
+    tcase_add_test(tc, forgotten_shield_lets_cancel_in);
+    tcase_add_test(tc, task_ending_with_a_scope_open);
+    tcase_add_test(tc, scopes_nest_to_a_limit);
     suite_add_tcase(s, tc);
     return wt_main(s);
 }

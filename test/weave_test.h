@@ -218,6 +218,34 @@ static inline int wt_run_child_capture(void (*fn)(void), char *out, size_t cap)
     return status;
 }
 
+/* Send this process's stderr to a file until wt_stderr_end, which stores
+ * what was written (NUL-terminated) in out. In process, so usable where
+ * nothing may fork (qemu-user). */
+static inline int wt_stderr_begin(void)
+{
+    FILE *f = tmpfile();
+    int saved;
+
+    ck_assert_ptr_nonnull(f);
+    fflush(stderr);
+    saved = dup(STDERR_FILENO);
+    ck_assert_int_ge(saved, 0);
+    ck_assert_int_eq(dup2(fileno(f), STDERR_FILENO), STDERR_FILENO);
+    fclose(f); /* fd 2 keeps the file open */
+    return saved;
+}
+
+static inline void wt_stderr_end(int saved, char *out, size_t cap)
+{
+    ssize_t n;
+
+    fflush(stderr);
+    n = pread(STDERR_FILENO, out, cap - 1, 0);
+    out[n > 0 ? n : 0] = '\0';
+    ck_assert_int_eq(dup2(saved, STDERR_FILENO), STDERR_FILENO);
+    close(saved);
+}
+
 /* ---- weave_test.c ------------------------------------------------------- */
 
 /* A task body (or offloaded function) that returns its argument. */

@@ -179,13 +179,15 @@ static int chan_op(weave_chan *c, void *elem, bool send, enum mode mode)
                                WEAVE__NO_DEADLINE, NULL));
 }
 
-int weave_chan_send(weave_chan *c, const void *elem)
+WEAVE__ENTRY int weave_chan_send(weave_chan *c, const void *elem)
 {
+    WEAVE__SCOPES_CHECK();
     return weave__ret(chan_op(c, (void *)(uintptr_t)elem, true, WAIT));
 }
 
-int weave_chan_recv(weave_chan *c, void *elem)
+WEAVE__ENTRY int weave_chan_recv(weave_chan *c, void *elem)
 {
+    WEAVE__SCOPES_CHECK();
     return weave__ret(chan_op(c, elem, false, WAIT));
 }
 
@@ -199,10 +201,11 @@ int weave_chan_try_recv(weave_chan *c, void *elem)
     return weave__ret(chan_op(c, elem, false, TRY));
 }
 
-int weave_chan_send_timeout(weave_chan *c, const void *elem, int64_t timeout_ms)
+WEAVE__ENTRY int weave_chan_send_timeout(weave_chan *c, const void *elem, int64_t timeout_ms)
 {
     weave_deadline d;
 
+    WEAVE__SCOPES_CHECK();
     if (timeout_ms == 0)
         return weave__ret(chan_op(c, (void *)(uintptr_t)elem, true, POLL));
     if (weave__timed_begin(&d, timeout_ms) < 0)
@@ -210,10 +213,11 @@ int weave_chan_send_timeout(weave_chan *c, const void *elem, int64_t timeout_ms)
     return weave__timed_end(&d, weave_chan_send(c, elem));
 }
 
-int weave_chan_recv_timeout(weave_chan *c, void *elem, int64_t timeout_ms)
+WEAVE__ENTRY int weave_chan_recv_timeout(weave_chan *c, void *elem, int64_t timeout_ms)
 {
     weave_deadline d;
 
+    WEAVE__SCOPES_CHECK();
     if (timeout_ms == 0)
         return weave__ret(chan_op(c, elem, false, POLL));
     if (weave__timed_begin(&d, timeout_ms) < 0)

@@ -219,8 +219,9 @@ static int group_wait(weave_group *g, int64_t timeout_ms)
     return g->err ? -g->err : 0;
 }
 
-int weave_group_wait(weave_group *g, int64_t timeout_ms)
+WEAVE__ENTRY int weave_group_wait(weave_group *g, int64_t timeout_ms)
 {
+    WEAVE__SCOPES_CHECK();
     return weave__ret(group_wait(g, timeout_ms));
 }
 
@@ -240,12 +241,13 @@ size_t weave_group_size(const weave_group *g)
     return g ? g->n : 0;
 }
 
-int weave_group_free(weave_group *g)
+WEAVE__ENTRY int weave_group_free(weave_group *g)
 {
     struct weave__sched *s;
     weave_shield sh;
     int r;
 
+    WEAVE__SCOPES_CHECK();
     if (!g || g->freeing)
         return weave__ret(-EINVAL);
     if (g->waiting > 0)

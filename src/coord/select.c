@@ -15,6 +15,7 @@
  * it only watches, as weave_wait_fd's holder does, and is woken with it.
  */
 #include "base/common.h"
+#include "core/deadline.h"
 #include "coord/chan.h"
 #include "core/time.h"
 #include "io/fd.h"
@@ -202,7 +203,8 @@ static int select_cases(weave_select_case *cases, size_t n, int64_t timeout_ms)
     return r;
 }
 
-int weave_select(weave_select_case *cases, size_t n, int64_t timeout_ms)
+WEAVE__ENTRY int weave_select(weave_select_case *cases, size_t n, int64_t timeout_ms)
 {
+    WEAVE__SCOPES_CHECK();
     return weave__ret(select_cases(cases, n, timeout_ms));
 }

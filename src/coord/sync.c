@@ -85,15 +85,17 @@ static int mutex_lock(weave_mutex *m, bool poll)
     return weave__lock_acquire(s, m, WEAVE__NO_DEADLINE);
 }
 
-int weave_mutex_lock(weave_mutex *m)
+WEAVE__ENTRY int weave_mutex_lock(weave_mutex *m)
 {
+    WEAVE__SCOPES_CHECK();
     return weave__ret(mutex_lock(m, false));
 }
 
-int weave_mutex_lock_timeout(weave_mutex *m, int64_t timeout_ms)
+WEAVE__ENTRY int weave_mutex_lock_timeout(weave_mutex *m, int64_t timeout_ms)
 {
     weave_deadline d;
 
+    WEAVE__SCOPES_CHECK();
     if (timeout_ms == 0)
         return weave__ret(mutex_lock(m, true));
     if (weave__timed_begin(&d, timeout_ms) < 0)
@@ -173,15 +175,17 @@ static int cond_wait(weave_cond *c, weave_mutex *m, bool poll)
     return weave__why_errno(why);
 }
 
-int weave_cond_wait(weave_cond *c, weave_mutex *m)
+WEAVE__ENTRY int weave_cond_wait(weave_cond *c, weave_mutex *m)
 {
+    WEAVE__SCOPES_CHECK();
     return weave__ret(cond_wait(c, m, false));
 }
 
-int weave_cond_wait_timeout(weave_cond *c, weave_mutex *m, int64_t timeout_ms)
+WEAVE__ENTRY int weave_cond_wait_timeout(weave_cond *c, weave_mutex *m, int64_t timeout_ms)
 {
     weave_deadline d;
 
+    WEAVE__SCOPES_CHECK();
     if (timeout_ms == 0)
         return weave__ret(cond_wait(c, m, true));
     if (weave__timed_begin(&d, timeout_ms) < 0)
@@ -260,15 +264,17 @@ static int sem_acquire(weave_sem *sem, bool poll)
         weave__wait_in(s, WEAVE_WAIT_SEM, sem, &sem->priv_waiters, NULL, WEAVE__NO_DEADLINE, NULL));
 }
 
-int weave_sem_acquire(weave_sem *sem)
+WEAVE__ENTRY int weave_sem_acquire(weave_sem *sem)
 {
+    WEAVE__SCOPES_CHECK();
     return weave__ret(sem_acquire(sem, false));
 }
 
-int weave_sem_acquire_timeout(weave_sem *sem, int64_t timeout_ms)
+WEAVE__ENTRY int weave_sem_acquire_timeout(weave_sem *sem, int64_t timeout_ms)
 {
     weave_deadline d;
 
+    WEAVE__SCOPES_CHECK();
     if (timeout_ms == 0)
         return weave__ret(sem_acquire(sem, true));
     if (weave__timed_begin(&d, timeout_ms) < 0)
@@ -376,15 +382,17 @@ static int event_wait(weave_event *e, bool poll)
         weave__wait_in(s, WEAVE_WAIT_EVENT, e, &e->priv_waiters, NULL, WEAVE__NO_DEADLINE, NULL));
 }
 
-int weave_event_wait(weave_event *e)
+WEAVE__ENTRY int weave_event_wait(weave_event *e)
 {
+    WEAVE__SCOPES_CHECK();
     return weave__ret(event_wait(e, false));
 }
 
-int weave_event_wait_timeout(weave_event *e, int64_t timeout_ms)
+WEAVE__ENTRY int weave_event_wait_timeout(weave_event *e, int64_t timeout_ms)
 {
     weave_deadline d;
 
+    WEAVE__SCOPES_CHECK();
     if (timeout_ms == 0)
         return weave__ret(event_wait(e, true));
     if (weave__timed_begin(&d, timeout_ms) < 0)

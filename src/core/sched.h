@@ -89,6 +89,17 @@ struct weave__wait {
 };
 
 /*
+ * An open deadline scope or shield, as the task keeps it (deadline.c): the
+ * user's struct, and what is needed to report and drop it once its frame
+ * has returned, when the struct must not be read any more.
+ */
+struct weave__scope {
+    struct weave_scope_private *p; /* the user's struct */
+    const void *where;             /* the return address of its begin */
+    int kind;                      /* deadline.c's enum scope_kind */
+};
+
+/*
  * A task record, internal: users hold handles (weave_task *), which
  * handle.c maps to records. The record, its saved context included, lives
  * at the top of the task's own stack, so that spawning allocates nothing
@@ -105,20 +116,26 @@ struct weave__task {
     struct weave_waitq ended;  /* tasks waiting for it to end */
     weave_fn fn;               /* the task's function and argument */
     void *arg;
-    void *result;                      /* fn's return value, once DONE */
-    struct weave_scope_private *scope; /* innermost open deadline scope or shield */
-    int64_t deadline;                  /* earliest deadline of the scopes that apply */
-    uint32_t shields;                  /* shields open */
-    struct weave__sched *sched;        /* the scheduler it belongs to */
-    struct weave_group *group;         /* the group it is a member of, or NULL */
-    uint32_t slot;                     /* index in the handle table */
-    uint64_t id;                       /* 1 = main, then spawn order */
-    uint64_t key;                      /* unique among the live tasks of every
+    void *result;               /* fn's return value, once DONE */
+    uintptr_t scope_low;        /* lowest address of an open scope on
+                                          this task's stack, UINTPTR_MAX if none
+                                          (deadline.c: below the caller's stack
+                                          pointer, it was popped) */
+    int64_t deadline;           /* earliest deadline of the scopes that apply */
+    uint32_t shields;           /* shields open */
+    uint32_t nscopes;           /* open scopes: scopes[0 .. nscopes) */
+    struct weave__sched *sched; /* the scheduler it belongs to */
+    struct weave_group *group;  /* the group it is a member of, or NULL */
+    uint32_t slot;              /* index in the handle table */
+    uint64_t id;                /* 1 = main, then spawn order */
+    uint64_t key;               /* unique among the live tasks of every
                                           scheduler: the run's tag << 48 | id */
-    uint8_t state;                     /* enum weave__task_state */
-    uint8_t flags;                     /* enum weave__task_flag */
-    struct weave__ctx ctx;             /* saved context, while it runs */
-    char name[WEAVE_NAME_MAX];         /* NUL-terminated; "" until asked: task-<id> */
+    uint8_t state;              /* enum weave__task_state */
+    uint8_t flags;              /* enum weave__task_flag */
+    struct weave__ctx ctx;      /* saved context, while it runs */
+    char name[WEAVE_NAME_MAX];  /* NUL-terminated; "" until asked: task-<id> */
+    /* Last, and never zeroed: only scopes[0 .. nscopes) is ever read. */
+    struct weave__scope scopes[WEAVE_SCOPE_MAX]; /* open scopes, oldest first */
 };
 
 /* What the poller calls for an event on a registered fd: the loop

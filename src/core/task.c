@@ -8,6 +8,7 @@
  * or, if detached, as soon as it ends.
  */
 #include "base/common.h"
+#include "core/deadline.h"
 #include "core/task.h"
 #include "core/wait.h"
 
@@ -55,6 +56,8 @@ static _Noreturn void task_main(void *arg)
 
     weave__reap(s);
     t->result = t->fn(t->arg);
+    if (__builtin_expect(t->nscopes > 0, 0))
+        weave__scopes_at_end(t);
 
     t->state = WEAVE__DONE;
     weave__live_remove(s, t);
@@ -94,15 +97,18 @@ static struct weave__task *task_new(struct weave__sched *s, size_t stack_size, s
         *err = r;
         return NULL;
     }
-    /* Every field, the others zeroed: the stack may be a used one. */
-    *t = (struct weave__task){.stack = st,
-                              .timer.index = WEAVE__TIMER_IDLE,
-                              .fn = fn,
-                              .arg = arg,
-                              .deadline = WEAVE__NO_DEADLINE,
-                              .slot = slot,
-                              .sched = s,
-                              .id = ++s->next_id};
+    /* Every field but the scope slots, the others zeroed: the stack may be
+     * a used one. */
+    memset(t, 0, offsetof(struct weave__task, scopes));
+    t->stack = st;
+    t->timer.index = WEAVE__TIMER_IDLE;
+    t->fn = fn;
+    t->arg = arg;
+    t->deadline = WEAVE__NO_DEADLINE;
+    t->scope_low = UINTPTR_MAX;
+    t->slot = slot;
+    t->sched = s;
+    t->id = ++s->next_id;
     t->key = weave__task_key(s, t->id);
     weave__queue_init(&t->ended);
     weave__ctx_make(&t->ctx, &s->tmpl, st.lo, st.size - RECORD_BYTES, task_main, t);
@@ -191,12 +197,13 @@ weave_task *weave_spawn(weave_fn fn, void *arg)
     return weave_spawn_with(NULL, fn, arg);
 }
 
-int weave_join(weave_task *h, void **result)
+WEAVE__ENTRY int weave_join(weave_task *h, void **result)
 {
     struct weave__sched *s;
     struct weave__task *t;
     int r = lookup(h, &s, &t);
 
+    WEAVE__SCOPES_CHECK();
     if (r < 0)
         return weave__ret(r);
     if (t == s->current)
@@ -295,10 +302,11 @@ uint64_t weave_task_id(const weave_task *h)
     return t->id;
 }
 
-int weave_yield(void)
+WEAVE__ENTRY int weave_yield(void)
 {
     struct weave__sched *s = weave__tls;
 
+    WEAVE__SCOPES_CHECK();
     if (!s)
         return weave__ret(-EPERM);
     weave__yield(s);

@@ -6,6 +6,7 @@
  * deadline scope that passes first fails it with ETIMEDOUT.
  */
 #include "base/common.h"
+#include "core/deadline.h"
 #include "core/sched.h"
 #include "core/time.h"
 #include "core/wait.h"
@@ -52,12 +53,14 @@ static int sleep_for(int64_t amount, int64_t unit_ns)
     return r == WEAVE__WHY_TIMEOUT ? 0 : weave__why_errno(r);
 }
 
-int weave_sleep_us(int64_t us)
+WEAVE__ENTRY int weave_sleep_us(int64_t us)
 {
+    WEAVE__SCOPES_CHECK();
     return weave__ret(sleep_for(us, 1000));
 }
 
-int weave_sleep(int64_t ms)
+WEAVE__ENTRY int weave_sleep(int64_t ms)
 {
+    WEAVE__SCOPES_CHECK();
     return weave__ret(sleep_for(ms, 1000000));
 }

@@ -34,6 +34,7 @@
  * which is why weave.h asks for weave_close or weave_fd_forget.
  */
 #include "base/common.h"
+#include "core/deadline.h"
 #include "core/time.h"
 #include "io/fd.h"
 
@@ -285,8 +286,9 @@ static int wait_fd(int fd, int events, int64_t timeout_ms)
     return r;
 }
 
-int weave_wait_fd(int fd, int events, int64_t timeout_ms)
+WEAVE__ENTRY int weave_wait_fd(int fd, int events, int64_t timeout_ms)
 {
+    WEAVE__SCOPES_CHECK();
     return weave__ret(wait_fd(fd, events, timeout_ms));
 }
 

@@ -21,6 +21,7 @@
  * Regular files are not pollable: their reads and writes go to file.c.
  */
 #include "base/common.h"
+#include "core/deadline.h"
 #include "io/fd.h"
 #include "io/file.h"
 #include "io/io.h"
@@ -241,27 +242,30 @@ static int check_iov(const struct iovec *iov, int iovcnt)
     return 0;
 }
 
-ssize_t weave_read(int fd, void *buf, size_t count)
+WEAVE__ENTRY ssize_t weave_read(int fd, void *buf, size_t count)
 {
     struct iovec v = {buf, count};
     struct io_op op = {.kind = OP_READ, .iov = &v, .iovcnt = 1};
 
+    WEAVE__SCOPES_CHECK();
     return ret_ssize(io_once(fd, &op, WEAVE_IN));
 }
 
-ssize_t weave_readv(int fd, const struct iovec *iov, int iovcnt)
+WEAVE__ENTRY ssize_t weave_readv(int fd, const struct iovec *iov, int iovcnt)
 {
     struct io_op op = {.kind = OP_READ, .iov = iov, .iovcnt = iovcnt};
     int r = check_iov(iov, iovcnt);
 
+    WEAVE__SCOPES_CHECK();
     return ret_ssize(r < 0 ? r : io_once(fd, &op, WEAVE_IN));
 }
 
-ssize_t weave_write(int fd, const void *buf, size_t count)
+WEAVE__ENTRY ssize_t weave_write(int fd, const void *buf, size_t count)
 {
     struct iovec v = {(void *)(uintptr_t)buf, count};
     struct io_op op = {.kind = OP_WRITE, .iov = &v, .iovcnt = 1};
 
+    WEAVE__SCOPES_CHECK();
     if (count > SSIZE_MAX)
         return ret_ssize(-EINVAL);
     if (count == 0)
@@ -269,11 +273,12 @@ ssize_t weave_write(int fd, const void *buf, size_t count)
     return ret_ssize(write_all(fd, &op));
 }
 
-ssize_t weave_writev(int fd, const struct iovec *iov, int iovcnt)
+WEAVE__ENTRY ssize_t weave_writev(int fd, const struct iovec *iov, int iovcnt)
 {
     struct io_op op = {.kind = OP_WRITE, .iov = iov, .iovcnt = iovcnt};
     int r = check_iov(iov, iovcnt);
 
+    WEAVE__SCOPES_CHECK();
     if (r < 0)
         return ret_ssize(r);
     if (weave__iov_total(iov, iovcnt) == 0)
@@ -281,17 +286,19 @@ ssize_t weave_writev(int fd, const struct iovec *iov, int iovcnt)
     return ret_ssize(write_all(fd, &op));
 }
 
-ssize_t weave_recv(int fd, void *buf, size_t len, int flags)
+WEAVE__ENTRY ssize_t weave_recv(int fd, void *buf, size_t len, int flags)
 {
     struct io_op op = {.kind = OP_RECV, .buf = buf, .len = len, .flags = flags};
 
+    WEAVE__SCOPES_CHECK();
     return ret_ssize(io_once(fd, &op, WEAVE_IN));
 }
 
-ssize_t weave_send(int fd, const void *buf, size_t len, int flags)
+WEAVE__ENTRY ssize_t weave_send(int fd, const void *buf, size_t len, int flags)
 {
     struct io_op op = {.kind = OP_SEND, .buf = (void *)(uintptr_t)buf, .len = len, .flags = flags};
 
+    WEAVE__SCOPES_CHECK();
     if (len > SSIZE_MAX)
         return ret_ssize(-EINVAL);
     if (len == 0)
@@ -299,8 +306,8 @@ ssize_t weave_send(int fd, const void *buf, size_t len, int flags)
     return ret_ssize(write_all(fd, &op));
 }
 
-ssize_t weave_recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *src,
-                       socklen_t *addrlen)
+WEAVE__ENTRY ssize_t weave_recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *src,
+                                    socklen_t *addrlen)
 {
     struct io_op op = {.kind = OP_RECVFROM,
                        .buf = buf,
@@ -309,11 +316,12 @@ ssize_t weave_recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr
                        .addr = src,
                        .addrlen = addrlen};
 
+    WEAVE__SCOPES_CHECK();
     return ret_ssize(io_once(fd, &op, WEAVE_IN));
 }
 
-ssize_t weave_sendto(int fd, const void *buf, size_t len, int flags, const struct sockaddr *dst,
-                     socklen_t addrlen)
+WEAVE__ENTRY ssize_t weave_sendto(int fd, const void *buf, size_t len, int flags,
+                                  const struct sockaddr *dst, socklen_t addrlen)
 {
     struct io_op op = {.kind = OP_SENDTO,
                        .buf = (void *)(uintptr_t)buf,
@@ -322,10 +330,11 @@ ssize_t weave_sendto(int fd, const void *buf, size_t len, int flags, const struc
                        .to = dst,
                        .tolen = addrlen};
 
+    WEAVE__SCOPES_CHECK();
     return ret_ssize(io_once(fd, &op, WEAVE_OUT));
 }
 
-int weave_accept(int fd, struct sockaddr *addr, socklen_t *addrlen)
+WEAVE__ENTRY int weave_accept(int fd, struct sockaddr *addr, socklen_t *addrlen)
 {
     struct io_op op = {.kind = OP_ACCEPT, .addr = addr, .addrlen = addrlen};
     struct weave__sched *s = weave__tls;
@@ -333,6 +342,7 @@ int weave_accept(int fd, struct sockaddr *addr, socklen_t *addrlen)
     ssize_t r;
     int err;
 
+    WEAVE__SCOPES_CHECK();
     if (!(st = io_begin(s, fd, WEAVE_IN, 0, &err)))
         return weave__ret(err);
     r = io_held(s, fd, st, &op, WEAVE_IN);
@@ -395,10 +405,11 @@ int weave__connect(struct weave__sched *s, int fd, const struct sockaddr *addr, 
     return soerr ? -soerr : 0;
 }
 
-int weave_connect(int fd, const struct sockaddr *addr, socklen_t addrlen)
+WEAVE__ENTRY int weave_connect(int fd, const struct sockaddr *addr, socklen_t addrlen)
 {
     struct weave__sched *s = weave__tls;
 
+    WEAVE__SCOPES_CHECK();
     if (!s)
         return weave__ret(-EPERM);
     return weave__ret(weave__connect(s, fd, addr, addrlen, WEAVE__NO_DEADLINE));

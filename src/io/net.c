@@ -29,6 +29,7 @@
  * resolver's own message is kept on the scheduler for weave_resolve_error.
  */
 #include "base/common.h"
+#include "core/deadline.h"
 #include "core/time.h"
 #include "io/fd.h"
 #include "io/io.h"
@@ -253,8 +254,9 @@ static int tcp_listen(const char *host, const char *port, int backlog)
     return fd;
 }
 
-int weave_tcp_listen(const char *host, const char *port, int backlog)
+WEAVE__ENTRY int weave_tcp_listen(const char *host, const char *port, int backlog)
 {
+    WEAVE__SCOPES_CHECK();
     return weave__ret(tcp_listen(host, port, backlog));
 }
 
@@ -294,8 +296,9 @@ static int tcp_connect(const char *host, const char *port, int64_t timeout_ms)
     return last;
 }
 
-int weave_tcp_connect(const char *host, const char *port, int64_t timeout_ms)
+WEAVE__ENTRY int weave_tcp_connect(const char *host, const char *port, int64_t timeout_ms)
 {
+    WEAVE__SCOPES_CHECK();
     return weave__ret(tcp_connect(host, port, timeout_ms));
 }
 
@@ -351,7 +354,8 @@ static int unix_connect(const char *path)
     return r < 0 ? close_ret(fd, r) : fd;
 }
 
-int weave_unix_connect(const char *path)
+WEAVE__ENTRY int weave_unix_connect(const char *path)
 {
+    WEAVE__SCOPES_CHECK();
     return weave__ret(unix_connect(path));
 }

@@ -25,6 +25,7 @@
  * for them), abandoned results are discarded, and the threads are joined.
  */
 #include "base/common.h"
+#include "core/deadline.h"
 #include "core/wait.h"
 #include "io/offload.h"
 
@@ -356,17 +357,20 @@ static int offload(weave_fn fn, void *arg, void **result, weave_discard_fn disca
     return weave__offload(s, fn, arg, result, discard, WEAVE__NO_DEADLINE, NULL);
 }
 
-int weave_offload(weave_fn fn, void *arg, void **result)
+WEAVE__ENTRY int weave_offload(weave_fn fn, void *arg, void **result)
 {
+    WEAVE__SCOPES_CHECK();
     return weave__ret(offload(fn, arg, result, NULL));
 }
 
-int weave_offload_with(weave_fn fn, void *arg, void **result, weave_discard_fn discard)
+WEAVE__ENTRY int weave_offload_with(weave_fn fn, void *arg, void **result, weave_discard_fn discard)
 {
+    WEAVE__SCOPES_CHECK();
     return weave__ret(offload(fn, arg, result, discard));
 }
 
-int weave_offload_ex(weave_fn fn, void *arg, void **result, weave_discard_fn discard)
+WEAVE__ENTRY int weave_offload_ex(weave_fn fn, void *arg, void **result, weave_discard_fn discard)
 {
+    WEAVE__SCOPES_CHECK();
     return weave_offload_with(fn, arg, result, discard);
 }

@@ -29,6 +29,7 @@
  * a second signal that nobody waits for any longer stays pending.
  */
 #include "base/common.h"
+#include "core/deadline.h"
 #include "core/time.h"
 #include "core/wait.h"
 #include "io/signal.h"
@@ -305,8 +306,9 @@ static int signal_wait(const sigset_t *set, int64_t timeout_ms)
     return weave__why_errno(r);
 }
 
-int weave_signal_wait(const sigset_t *set, int64_t timeout_ms)
+WEAVE__ENTRY int weave_signal_wait(const sigset_t *set, int64_t timeout_ms)
 {
+    WEAVE__SCOPES_CHECK();
     return weave__ret(signal_wait(set, timeout_ms));
 }
 

@@ -295,10 +295,11 @@ static int release(weave_stream *s)
     return r;
 }
 
-int weave_stream_close(weave_stream *s)
+WEAVE__ENTRY int weave_stream_close(weave_stream *s)
 {
     int fd, r, c;
 
+    WEAVE__SCOPES_CHECK();
     if (!s)
         return weave__ret(-EINVAL);
     fd = s->fd;
@@ -307,8 +308,9 @@ int weave_stream_close(weave_stream *s)
     return weave__ret(r < 0 ? r : c);
 }
 
-int weave_stream_free(weave_stream *s)
+WEAVE__ENTRY int weave_stream_free(weave_stream *s)
 {
+    WEAVE__SCOPES_CHECK();
     if (!s)
         return weave__ret(-EINVAL);
     return weave__ret(release(s));
@@ -334,12 +336,13 @@ size_t weave_stream_buffered(const weave_stream *s)
 
 /* ---- reading -------------------------------------------------------------- */
 
-ssize_t weave_stream_read(weave_stream *s, void *buf, size_t n)
+WEAVE__ENTRY ssize_t weave_stream_read(weave_stream *s, void *buf, size_t n)
 {
     weave_deadline d;
     bool on;
     ssize_t r;
 
+    WEAVE__SCOPES_CHECK();
     if (!s || !buf || n == 0)
         return ret(-EINVAL);
     if ((r = enter(s, &d, &on)) < 0)
@@ -355,12 +358,13 @@ ssize_t weave_stream_read(weave_stream *s, void *buf, size_t n)
     return leave(s, &d, on, r);
 }
 
-ssize_t weave_stream_read_exact(weave_stream *s, void *buf, size_t n)
+WEAVE__ENTRY ssize_t weave_stream_read_exact(weave_stream *s, void *buf, size_t n)
 {
     weave_deadline d;
     bool on;
     ssize_t r;
 
+    WEAVE__SCOPES_CHECK();
     if (!s || !buf || n == 0 || n > SSIZE_MAX)
         return ret(-EINVAL);
     if ((r = enter(s, &d, &on)) < 0)
@@ -406,10 +410,11 @@ static ssize_t read_record(weave_stream *s, const char *delim, size_t dlen, void
     return leave(s, &d, on, r);
 }
 
-ssize_t weave_stream_read_line(weave_stream *s, char *buf, size_t cap)
+WEAVE__ENTRY ssize_t weave_stream_read_line(weave_stream *s, char *buf, size_t cap)
 {
     ssize_t r;
 
+    WEAVE__SCOPES_CHECK();
     if (!s || !buf || cap < 2)
         return ret(-EINVAL);
     if ((r = read_record(s, "\n", 1, buf, cap - 1)) >= 0)
@@ -417,20 +422,22 @@ ssize_t weave_stream_read_line(weave_stream *s, char *buf, size_t cap)
     return r;
 }
 
-ssize_t weave_stream_read_until(weave_stream *s, const void *delim, size_t dlen, void *buf,
-                                size_t cap)
+WEAVE__ENTRY ssize_t weave_stream_read_until(weave_stream *s, const void *delim, size_t dlen,
+                                             void *buf, size_t cap)
 {
+    WEAVE__SCOPES_CHECK();
     if (!s || !delim || !buf || cap == 0 || dlen == 0 || dlen > s->line_max)
         return ret(-EINVAL);
     return read_record(s, delim, dlen, buf, cap);
 }
 
-ssize_t weave_stream_peek(weave_stream *s, size_t n, const void **data)
+WEAVE__ENTRY ssize_t weave_stream_peek(weave_stream *s, size_t n, const void **data)
 {
     weave_deadline d;
     bool on;
     ssize_t r;
 
+    WEAVE__SCOPES_CHECK();
     if (!s || !data || n > s->rsize)
         return ret(-EINVAL);
     if ((r = enter(s, &d, &on)) < 0)
@@ -440,12 +447,14 @@ ssize_t weave_stream_peek(weave_stream *s, size_t n, const void **data)
     return leave(s, &d, on, r);
 }
 
-ssize_t weave_stream_peek_until(weave_stream *s, const void *delim, size_t dlen, const void **data)
+WEAVE__ENTRY ssize_t weave_stream_peek_until(weave_stream *s, const void *delim, size_t dlen,
+                                             const void **data)
 {
     weave_deadline d;
     bool on;
     ssize_t r;
 
+    WEAVE__SCOPES_CHECK();
     if (!s || !delim || !data || dlen == 0 || dlen > s->line_max)
         return ret(-EINVAL);
     if ((r = enter(s, &d, &on)) < 0)
@@ -455,13 +464,14 @@ ssize_t weave_stream_peek_until(weave_stream *s, const void *delim, size_t dlen,
     return leave(s, &d, on, r);
 }
 
-int64_t weave_stream_skip(weave_stream *s, int64_t n)
+WEAVE__ENTRY int64_t weave_stream_skip(weave_stream *s, int64_t n)
 {
     weave_deadline d;
     bool on;
     int64_t done = 0;
     ssize_t r;
 
+    WEAVE__SCOPES_CHECK();
     if (!s || n < 0)
         return ret(-EINVAL);
     if (n == 0)
@@ -484,12 +494,13 @@ int64_t weave_stream_skip(weave_stream *s, int64_t n)
 
 /* ---- writing -------------------------------------------------------------- */
 
-ssize_t weave_stream_write(weave_stream *s, const void *buf, size_t n)
+WEAVE__ENTRY ssize_t weave_stream_write(weave_stream *s, const void *buf, size_t n)
 {
     weave_deadline d;
     bool on;
     ssize_t r;
 
+    WEAVE__SCOPES_CHECK();
     if (!s || (!buf && n > 0) || n > SSIZE_MAX)
         return ret(-EINVAL);
     if ((r = enter(s, &d, &on)) < 0)
@@ -497,7 +508,7 @@ ssize_t weave_stream_write(weave_stream *s, const void *buf, size_t n)
     return leave(s, &d, on, n > 0 ? put(s, buf, n) : 0);
 }
 
-int weave_stream_printf(weave_stream *s, const char *fmt, ...)
+WEAVE__ENTRY int weave_stream_printf(weave_stream *s, const char *fmt, ...)
 {
     weave_deadline d;
     va_list ap, again;
@@ -505,6 +516,7 @@ int weave_stream_printf(weave_stream *s, const char *fmt, ...)
     ssize_t r;
     int len;
 
+    WEAVE__SCOPES_CHECK();
     if (!s || !fmt)
         return weave__ret(-EINVAL);
     if ((r = enter(s, &d, &on)) < 0)
@@ -548,12 +560,13 @@ out:
     return (int)leave(s, &d, on, r);
 }
 
-int weave_stream_flush(weave_stream *s)
+WEAVE__ENTRY int weave_stream_flush(weave_stream *s)
 {
     weave_deadline d;
     bool on;
     ssize_t r;
 
+    WEAVE__SCOPES_CHECK();
     if (!s)
         return weave__ret(-EINVAL);
     if ((r = enter(s, &d, &on)) < 0)
