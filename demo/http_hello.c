@@ -22,6 +22,11 @@
  *     missing Host in HTTP/1.1 or a bad Content-Length gets 400, a head
  *     over HEAD_MAX bytes 431, an HTTP major version other than 1 gets
  *     505; then the connection closes.
+ *   - A NUL, a CR not followed by LF, or any other control character but
+ *     HTAB, in the request line or a header line, gets 400 and the
+ *     connection closes, as nginx does (RFC 9110 section 5.5, RFC 9112
+ *     section 2.2): a proxy or a log behind a server that let them through
+ *     could read the head differently from it.
  *
  * Against slow clients, and for memory:
  *   - No request begins within --idle-ms, or a body stalls that long: the
@@ -37,7 +42,9 @@
  *
  * Ctrl-C (SIGINT) and SIGTERM stop the server: weave_cancel_on_signals
  * turns the first one into cancellation of the main task, which closes the
- * listening socket; weave_run then cancels the connections still open.
+ * listening socket; weave_run then cancels the connections still open, and
+ * once every one has closed, main prints the stop line: connections,
+ * requests answered, idle and head timeouts, and how many were open.
  *
  * Usage: http_hello [--host H] [--port P] [--idle-ms MS] [--head-ms MS]
  *        (default 127.0.0.1, port 8080, 5000 ms, 10000 ms; --port 0 picks
@@ -75,14 +82,15 @@ struct server {
     int listen_fd;
     int64_t idle_ms;
     int64_t head_ms;
-    uint64_t accepted;   /* connections */
-    uint64_t active;     /* open now */
-    uint64_t requests;   /* responses sent */
-    uint64_t idle_close; /* connections closed by the idle timeout */
-    uint64_t head_close; /* connections closed by the head timeout */
-    uint64_t emfile;     /* times accept ran out of fds */
-    time_t date_sec;     /* the second date_hdr was made for */
-    char date_hdr[64];   /* "Date: ...\r\n" */
+    uint64_t accepted;     /* connections */
+    uint64_t active;       /* open now */
+    uint64_t requests;     /* responses made */
+    uint64_t idle_close;   /* connections closed by the idle timeout */
+    uint64_t head_close;   /* connections closed by the head timeout */
+    uint64_t emfile;       /* times accept ran out of fds */
+    uint64_t open_at_stop; /* connections open when the stop came */
+    time_t date_sec;       /* the second date_hdr was made for */
+    char date_hdr[64];     /* "Date: ...\r\n" */
 };
 
 /* One parsed request head. */
@@ -137,8 +145,19 @@ static bool name_is(const char *n, size_t len, const char *want)
     return strlen(want) == len && strncasecmp(n, want, len) == 0;
 }
 
+/* A byte a field value may hold: a visible character, obs-text (0x80 and
+ * up), SP or HTAB (RFC 9110 section 5.5). Every other control character,
+ * NUL and a bare CR among them, is refused rather than passed on. */
+static bool is_field_byte(unsigned char c)
+{
+    return c == '\t' || (c >= ' ' && c != 0x7f);
+}
+
 /* request-line = method SP request-target SP HTTP-version. Returns 0, or
- * the status to answer with (400, 505). */
+ * the status to answer with (400, 505). No part of it may hold a control
+ * character: the method is a token, the target has no byte at or below SP
+ * nor DEL, and the version is matched byte by byte, so a NUL or a bare CR
+ * anywhere in the line is a 400 like any other malformed line. */
 static int parse_request_line(const char *line, size_t n, struct request *rq)
 {
     const char *sp1 = memchr(line, ' ', n), *sp2, *ver;
@@ -179,6 +198,9 @@ static int parse_field(const char *line, size_t n, struct request *rq)
             return 400; /* includes whitespace before the colon */
     v = colon + 1;
     vlen = (size_t)(line + n - v);
+    for (size_t i = 0; i < vlen; i++)
+        if (!is_field_byte((unsigned char)v[i]))
+            return 400; /* a NUL, a bare CR, another control character */
     while (vlen > 0 && (*v == ' ' || *v == '\t'))
         v++, vlen--;
     while (vlen > 0 && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
@@ -239,7 +261,8 @@ static int read_head(weave_stream *s, struct request *rq)
             return -1; /* the client hung up in the middle */
         if ((total += (size_t)n) > HEAD_MAX)
             return 431;
-        /* Lines end in CRLF or, leniently, LF. */
+        /* Lines end in CRLF or, leniently, LF. Only that one CR is taken
+         * off: a CR left in the line is bare, and the parsers refuse it. */
         len = (size_t)n - 1;
         if (len > 0 && line[len - 1] == '\r')
             len--;
@@ -362,10 +385,15 @@ static void *serve_conn(void *arg)
          * already. */
         if (weave_stream_buffered(s) == 0 && weave_stream_flush(s) < 0)
             break;
-        if (weave_stream_buffered(s) == 0 && weave_stream_peek(s, 1, &p) <= 0) {
-            if (errno == ETIMEDOUT)
+        if (weave_stream_buffered(s) == 0) {
+            ssize_t got = weave_stream_peek(s, 1, &p);
+
+            /* errno says why only when the call failed: at end of file
+             * (0) it holds whatever an earlier call left there. */
+            if (got < 0 && errno == ETIMEDOUT)
                 srv->idle_close++;
-            break; /* idle too long, the client hung up, or an error */
+            if (got <= 0)
+                break; /* idle too long, the client hung up, or an error */
         }
 
         /* The whole head within the head timeout, however slow its bytes. */
@@ -457,6 +485,7 @@ struct options {
     int64_t head_ms;
     int caught; /* SIGINT or SIGTERM, once one came */
     int err;
+    bool stopped; /* the server ran and has stopped: main prints its figures */
     /* Here, in main's frame, not in server_main's: connection tasks still
      * use it while weave_run cancels them, after server_main returned. */
     struct server srv;
@@ -501,20 +530,38 @@ static void *server_main(void *arg)
     /* Serve until Ctrl-C cancels this task; then clean up in a shield. */
     (void)weave_join(acceptor, NULL);
     weave_shield_begin(&shield);
-    printf("\nhttp_hello: %s, stopping: %llu connections, %llu requests, %llu idle "
-           "timeouts, %llu head timeouts, %llu still open\n",
+    (void)weave_cancel(acceptor);
+    (void)weave_join(acceptor, NULL);
+    /* No connection comes after this: those open are the ones the stop
+     * cancels. */
+    srv->open_at_stop = srv->active;
+    o->stopped = true;
+    weave_close(srv->listen_fd);
+    weave_shield_end(&shield);
+    /* weave_run cancels the connections still open and returns once every
+     * one has closed; main prints the figures then, so that they count
+     * what those connections did up to their end. */
+    return NULL;
+}
+
+/* The stop line, printed once weave_run has returned: every connection has
+ * ended by then. SIGPIPE is no longer blocked, as weave_run blocks it only
+ * while it runs; ignore it, so that a stdout nobody reads any more (a pipe
+ * closed early) makes the line fail with EPIPE instead of killing the
+ * process and hiding its exit status. */
+static void print_stop(const struct options *o)
+{
+    const struct server *srv = &o->srv;
+
+    (void)signal(SIGPIPE, SIG_IGN);
+    printf("\nhttp_hello: %s, stopped: %llu connections, %llu requests, %llu idle timeouts, "
+           "%llu head timeouts, %llu open at the stop\n",
            o->caught == SIGINT    ? "SIGINT"
            : o->caught == SIGTERM ? "SIGTERM"
                                   : "accept failed",
            (unsigned long long)srv->accepted, (unsigned long long)srv->requests,
            (unsigned long long)srv->idle_close, (unsigned long long)srv->head_close,
-           (unsigned long long)srv->active);
-    (void)weave_cancel(acceptor);
-    (void)weave_join(acceptor, NULL);
-    weave_close(srv->listen_fd);
-    weave_shield_end(&shield);
-    /* weave_run cancels the connections still open; they close as they go. */
-    return NULL;
+           (unsigned long long)srv->open_at_stop);
 }
 
 static _Noreturn void usage(int status)
@@ -568,10 +615,17 @@ int main(int argc, char **argv)
     }
     (void)setvbuf(stdout, NULL, _IOLBF, 0);
     if (weave_run(server_main, &o, NULL) != 0) {
-        if (errno == EINTR) /* stopped by a signal: say so, as the shell expects */
+        int err = errno;
+
+        if (o.stopped)
+            print_stop(&o);
+        if (err == EINTR) /* stopped by a signal: say so, as the shell expects */
             return o.err ? 1 : 128 + o.caught;
+        errno = err;
         perror("http_hello: weave_run");
         return 1;
     }
+    if (o.stopped)
+        print_stop(&o);
     return o.err;
 }
