@@ -734,7 +734,7 @@ WEAVE_API size_t weave_stream_buffered(const weave_stream *s);
  * Read what is there: copy up to n buffered bytes into buf, or, with none
  * buffered, wait for input (one read of the fd; a request of at least the
  * buffer's size reads straight into buf). Returns the bytes copied (at
- * least 1), 0 at end of file, or -1. EINVAL buf NULL or n 0.
+ * least 1), 0 at end of file, or -1. EINVAL buf NULL, n 0 or n above SSIZE_MAX.
  */
 WEAVE_API ssize_t weave_stream_read(weave_stream *s, void *buf, size_t n);
 
@@ -746,7 +746,7 @@ WEAVE_API ssize_t weave_stream_read(weave_stream *s, void *buf, size_t n);
  * buf: stopped by an error after k > 0 bytes, it returns k (as weave_read
  * would: the next call reports the error); so a short count from a large
  * read means end of file or an error, and the next call tells which.
- * EINVAL buf NULL or n 0.
+ * EINVAL buf NULL, n 0 or n above SSIZE_MAX.
  */
 WEAVE_API ssize_t weave_stream_read_exact(weave_stream *s, void *buf, size_t n);
 
@@ -844,9 +844,19 @@ WEAVE_API int weave_stream_flush(weave_stream *s);
  * that is cancelled or times out leaves without taking or losing anything:
  * no element, permit, lock or wake-up is lost or handed out twice.
  *
- * An object belongs to the scheduler whose tasks use it. A call made on a
- * thread with no scheduler, or on another scheduler's thread, that would
- * have to wake or join tasks of the first fails with EPERM.
+ * Who may call, one rule for every object here: a call that takes, gives,
+ * waits or wakes (send, receive, close, select, lock, unlock, signal,
+ * acquire, release, set, clear, and spawning into, failing, cancelling,
+ * waiting for a group) must be made by a task. Made outside one (before or
+ * after weave_run, or on a thread with no scheduler), it fails with EPERM,
+ * even when it would not have to wait. Making, initialising, destroying and
+ * freeing an object, and the calls that only look (weave_chan_len,
+ * weave_sem_value, weave_event_is_set, weave_group_size,
+ * weave_group_result, weave_group_cancelled), work anywhere.
+ *
+ * An object belongs to the scheduler whose tasks use it. A call made on
+ * another scheduler's thread that would have to wake or join tasks of the
+ * first fails with EPERM.
  *
  * The _timeout variants run the call inside a deadline scope of timeout_ms
  * (weave_deadline_begin), and fail with ETIMEDOUT when it passes. As
@@ -918,6 +928,15 @@ WEAVE_API int weave_group_wait(weave_group *g, int64_t timeout_ms);
  * EBUSY member i has not ended. */
 WEAVE_API int weave_group_result(weave_group *g, size_t i, void **result);
 
+/* How member i (in spawn order) ended: 1 if it was cancelled before its
+ * function returned (by weave_group_fail, weave_group_cancel, a waiter's
+ * cancellation or weave_cancel on its handle), 0 if it returned without
+ * being cancelled. Its result (weave_group_result) is whatever its function
+ * returned either way: NULL from a cancelled member and NULL from one that
+ * finished are told apart here. -1 with EINVAL g NULL or no member i, EBUSY
+ * member i has not ended. */
+WEAVE_API int weave_group_cancelled(weave_group *g, size_t i);
+
 /* The number of members spawned so far (0 for NULL). */
 WEAVE_API size_t weave_group_size(const weave_group *g);
 
@@ -942,9 +961,13 @@ typedef struct weave_chan weave_chan; /* opaque */
  * A channel of elements of elem_size bytes (0 is allowed: a channel of pure
  * signals) holding up to capacity of them; capacity 0 makes a rendezvous
  * channel, where a send waits for a receiver to take the element. Elements
- * are copied in and out, and leave in the order they entered. NULL with
- * ENOMEM, or EINVAL if elem_size * capacity overflows.
+ * are copied in and out, and leave in the order they entered; an element
+ * is at most WEAVE_CHAN_ELEM_MAX bytes (send a pointer to anything larger),
+ * whatever the capacity. NULL with ENOMEM, or EINVAL for an elem_size above
+ * WEAVE_CHAN_ELEM_MAX or a buffer (elem_size * capacity) above PTRDIFF_MAX.
  */
+#define WEAVE_CHAN_ELEM_MAX ((size_t)16 * 1024 * 1024) /* 16 MiB */
+
 WEAVE_API weave_chan *weave_chan_new(size_t elem_size, size_t capacity);
 
 /*
@@ -954,21 +977,22 @@ WEAVE_API weave_chan *weave_chan_new(size_t elem_size, size_t capacity);
  *
  * Errors: EPIPE the channel is closed (a receiver gets it once the buffer
  * is drained; a sender at once, also one that was waiting); EINVAL c NULL,
- * or elem NULL with elem_size > 0; ECANCELED; ETIMEDOUT; EPERM another
- * scheduler's tasks wait on c, or, outside a task, the call would have to
- * wait (one that need not, say filling a buffer before weave_run, works).
+ * or elem NULL with elem_size > 0; ECANCELED; ETIMEDOUT; EPERM outside a
+ * task, or another scheduler's tasks wait on c.
  */
 WEAVE_API int weave_chan_send(weave_chan *c, const void *elem);
 WEAVE_API int weave_chan_recv(weave_chan *c, void *elem);
 WEAVE_API int weave_chan_send_timeout(weave_chan *c, const void *elem, int64_t timeout_ms);
 WEAVE_API int weave_chan_recv_timeout(weave_chan *c, void *elem, int64_t timeout_ms);
 
-/* As send and recv, but never wait: EAGAIN when they would. */
+/* As send and recv, but never wait: EAGAIN when they would (EPERM outside
+ * a task, as for every channel call). */
 WEAVE_API int weave_chan_try_send(weave_chan *c, const void *elem);
 WEAVE_API int weave_chan_try_recv(weave_chan *c, void *elem);
 
 /* Close c: receivers still get the buffered elements, then EPIPE; senders,
- * waiting or not, get EPIPE. Returns 0; EPIPE closed already; EINVAL. */
+ * waiting or not, get EPIPE. Returns 0; EPIPE closed already; EINVAL;
+ * EPERM. */
 WEAVE_API int weave_chan_close(weave_chan *c);
 
 /* Elements buffered now (0 for NULL). */

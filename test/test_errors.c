@@ -3,16 +3,18 @@
  * call returns the documented error, never aborts, and leaves the scheduler
  * working.
  *
- * Check timeouts: "errors" 10 s x 12 tests = 120 s; the CTest timeout in
+ * Check timeouts: "errors" 10 s x 13 tests = 130 s; the CTest timeout in
  * CMakeLists.txt (150 s) is above their sum.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "weave_test.h"
@@ -232,6 +234,87 @@ WT_TEST(bad_arguments_in_task)
     WT_ASSERT_IDLE();
 }
 
+/* ---- every size parameter at its limits ------------------------------------- */
+
+static void *spawn_sized(size_t stack, size_t guard)
+{
+    weave_task_opts o = {.stack_size = stack, .guard_size = guard};
+    weave_task *t = weave_spawn_with(&o, wt_nothing, wt_ptr(7));
+
+    return t ? WT_JOIN(t) : NULL;
+}
+
+WT_TEST(sizes_at_their_limits)
+{
+    static char buf[64];
+    weave_stream_opts so = {0};
+    weave_stream *st;
+    weave_select_case k = {.op = WEAVE_CASE_FD, .fd = 0, .events = WEAVE_IN};
+    weave_chan *c;
+    int p[2];
+
+    /* Channels: the same bounds whatever the capacity (a rendezvous
+     * channel copies elements as a buffered one does). */
+    WT_FAILS_NULL(weave_chan_new(SIZE_MAX / 2, 0), EINVAL); /* the reproducer */
+    WT_FAILS_NULL(weave_chan_new(SIZE_MAX, 0), EINVAL);
+    WT_FAILS_NULL(weave_chan_new(WEAVE_CHAN_ELEM_MAX + 1, 0), EINVAL);
+    WT_FAILS_NULL(weave_chan_new(WEAVE_CHAN_ELEM_MAX + 1, 1), EINVAL);
+    WT_FAILS_NULL(weave_chan_new(2, (size_t)PTRDIFF_MAX / 2 + 1), EINVAL);
+    WT_FAILS_NULL(weave_chan_new(1, SIZE_MAX), EINVAL);
+    WT_FAILS_NULL(weave_chan_new(WEAVE_CHAN_ELEM_MAX, SIZE_MAX / 2), EINVAL);
+    ck_assert_ptr_nonnull(c = weave_chan_new(WEAVE_CHAN_ELEM_MAX, 0));
+    ck_assert_int_eq(weave_chan_free(c), 0);
+    ck_assert_ptr_nonnull(c = weave_chan_new(0, SIZE_MAX)); /* signals: no buffer */
+    ck_assert_int_eq(weave_chan_free(c), 0);
+
+    /* Stacks and guards: the bounds themselves work, one past is EINVAL. */
+    ck_assert_ptr_eq(spawn_sized(WEAVE_STACK_MIN, 0), wt_ptr(7));
+    WT_FAILS_NULL(spawn_sized(WEAVE_STACK_MIN - 1, 0), EINVAL);
+    WT_FAILS_NULL(spawn_sized(WEAVE_STACK_MAX + 1, 0), EINVAL);
+    WT_FAILS_NULL(spawn_sized(SIZE_MAX, 0), EINVAL);
+    ck_assert_ptr_eq(spawn_sized(0, WEAVE_GUARD_MAX), wt_ptr(7));
+    WT_FAILS_NULL(spawn_sized(0, WEAVE_GUARD_MAX + 1), EINVAL);
+    WT_FAILS_NULL(spawn_sized(0, SIZE_MAX), EINVAL);
+
+    /* Streams: buffer sizes within [MIN, MAX], line_max at most read_size;
+     * a read or write of more than SSIZE_MAX bytes is EINVAL. */
+    ck_assert_int_eq(pipe(p), 0);
+    so.read_size = WEAVE_STREAM_BUF_MIN - 1;
+    WT_FAILS_NULL(weave_stream_new(p[0], &so), EINVAL);
+    so.read_size = WEAVE_STREAM_BUF_MAX + 1;
+    WT_FAILS_NULL(weave_stream_new(p[0], &so), EINVAL);
+    so.read_size = SIZE_MAX;
+    WT_FAILS_NULL(weave_stream_new(p[0], &so), EINVAL);
+    so.read_size = 0;
+    so.write_size = WEAVE_STREAM_BUF_MAX + 1;
+    WT_FAILS_NULL(weave_stream_new(p[0], &so), EINVAL);
+    so.write_size = 0;
+    so.line_max = WEAVE_STREAM_BUF_DEFAULT + 1;
+    WT_FAILS_NULL(weave_stream_new(p[0], &so), EINVAL);
+    so.read_size = WEAVE_STREAM_BUF_MAX;
+    so.write_size = WEAVE_STREAM_BUF_MIN;
+    so.line_max = WEAVE_STREAM_BUF_MAX;
+    ck_assert_ptr_nonnull(st = weave_stream_new(p[0], &so));
+    WT_FAILS(weave_stream_read(st, buf, (size_t)SSIZE_MAX + 1), EINVAL);
+    WT_FAILS(weave_stream_read_exact(st, buf, (size_t)SSIZE_MAX + 1), EINVAL);
+    WT_FAILS(weave_stream_write(st, buf, (size_t)SSIZE_MAX + 1), EINVAL);
+    WT_FAILS(weave_stream_peek(st, WEAVE_STREAM_BUF_MAX + 1, &(const void *){NULL}), EINVAL);
+    ck_assert_int_eq(weave_stream_free(st), 0);
+
+    /* I/O calls that write everything: more than SSIZE_MAX is EINVAL. */
+    WT_FAILS(weave_write(p[1], buf, (size_t)SSIZE_MAX + 1), EINVAL);
+    WT_FAILS(
+        weave_writev(p[1], &(struct iovec){.iov_base = buf, .iov_len = (size_t)SSIZE_MAX + 1}, 1),
+        EINVAL);
+    close(p[0]);
+    close(p[1]);
+
+    /* select: more than INT32_MAX cases cannot be numbered. */
+    WT_FAILS(weave_select(&k, (size_t)INT32_MAX + 1, 0), EINVAL);
+    WT_FAILS(weave_select(&k, SIZE_MAX, 0), EINVAL);
+    WT_ASSERT_IDLE();
+}
+
 /* ---- handles ---------------------------------------------------------------- */
 
 WT_TEST(garbage_handles_esrch)
@@ -374,6 +457,7 @@ static Suite *errors_suite(void)
     tcase_add_test(tc, nested_run_ebusy);
     tcase_add_test(tc, run_emfile_leaks_no_fd);
     tcase_add_test(tc, bad_arguments_in_task);
+    tcase_add_test(tc, sizes_at_their_limits);
     tcase_add_test(tc, garbage_handles_esrch);
     tcase_add_test(tc, handle_from_finished_run_esrch);
     tcase_add_test(tc, handle_from_earlier_runs_esrch);

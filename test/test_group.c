@@ -412,6 +412,49 @@ WT_TEST(group_cancel)
     WT_ASSERT_IDLE();
 }
 
+/* Members that return NULL: one ends on its own, one is cancelled in a
+ * sleep, one is cancelled and still finishes its work in a shield. */
+static void *null_after(void *arg)
+{
+    weave_shield sh;
+
+    if (wt_int(arg) == 0)
+        return NULL;
+    if (wt_int(arg) == 2)
+        weave_shield_begin(&sh);
+    (void)weave_sleep(wt_int(arg) == 1 ? -1 : 30);
+    if (wt_int(arg) == 2)
+        weave_shield_end(&sh);
+    return NULL;
+}
+
+/* A member's ending: returned, or cancelled before it returned, whatever
+ * its result (all NULL here). */
+WT_TEST(member_outcome)
+{
+    weave_group *g = new_group();
+    void *r = wt_ptr(5);
+
+    for (int i = 0; i < 3; i++)
+        ck_assert_ptr_nonnull(weave_group_spawn(g, null_after, wt_ptr(i)));
+    settle();
+    ck_assert_int_eq(weave_group_cancelled(g, 0), 0);
+    WT_FAILS(weave_group_cancelled(g, 1), EBUSY);
+    WT_FAILS(weave_group_cancelled(g, 3), EINVAL);
+    WT_FAILS(weave_group_cancelled(NULL, 0), EINVAL);
+    ck_assert_int_eq(weave_group_cancel(g), 0);
+    WT_FAILS(weave_group_wait(g, -1), ECANCELED);
+    for (size_t i = 0; i < 3; i++) {
+        ck_assert_int_eq(weave_group_result(g, i, &r), 0);
+        ck_assert_ptr_null(r);
+    }
+    ck_assert_int_eq(weave_group_cancelled(g, 0), 0);
+    ck_assert_int_eq(weave_group_cancelled(g, 1), 1);
+    ck_assert_int_eq(weave_group_cancelled(g, 2), 1);
+    ck_assert_int_eq(weave_group_free(g), 0);
+    WT_ASSERT_IDLE();
+}
+
 /*
  * A member spawned into a group that failed or was cancelled starts
  * cancelled: its first blocking call fails with ECANCELED.
@@ -801,8 +844,9 @@ WT_TEST(misuse_einval)
     WT_ASSERT_IDLE();
 }
 
-/* With no scheduler on the thread: spawning and waiting are EPERM; a group
- * with no member can still be made and freed. */
+/* With no scheduler on the thread: spawning, waiting, failing and
+ * cancelling are EPERM (weave.h's one rule); a group with no member can
+ * still be made and freed. */
 START_TEST(outside_a_task)
 {
     weave_group *g = new_group();
@@ -811,6 +855,8 @@ START_TEST(outside_a_task)
     WT_FAILS_NULL(weave_group_spawn_with(g, NULL, wt_nothing, NULL), EPERM);
     WT_FAILS(weave_group_wait(g, -1), EPERM);
     WT_FAILS(weave_group_wait(g, 0), EPERM);
+    WT_FAILS(weave_group_fail(g, EIO), EPERM);
+    WT_FAILS(weave_group_cancel(g), EPERM);
     ck_assert_uint_eq(weave_group_size(g), 0);
     ck_assert_int_eq(weave_group_free(g), 0);
 }
@@ -960,6 +1006,7 @@ static Suite *group_suite(void)
     tcase_add_test(tc, wait_timeout);
     tcase_add_test(tc, waiter_cancelled);
     tcase_add_test(tc, group_cancel);
+    tcase_add_test(tc, member_outcome);
     tcase_add_test(tc, spawn_after_fail_starts_cancelled);
     tcase_add_test(tc, nested_groups);
     tcase_add_test(tc, member_handles);

@@ -19,6 +19,7 @@
 #include "core/deadline.h"
 #include "core/wait.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,7 +38,9 @@ weave_chan *weave_chan_new(size_t elem_size, size_t capacity)
 {
     weave_chan *c;
 
-    if (elem_size && capacity > SIZE_MAX / elem_size) {
+    /* The same bounds whatever the capacity: a rendezvous channel copies
+     * elements as a buffered one does. */
+    if (elem_size > WEAVE_CHAN_ELEM_MAX || (elem_size && capacity > PTRDIFF_MAX / elem_size)) {
         errno = EINVAL;
         return NULL;
     }
@@ -87,7 +90,7 @@ int weave__chan_foreign(const struct weave__sched *s, const weave_chan *c)
 
     if (!w)
         w = weave__queue_first(&c->receivers);
-    return w && (!s || w->task->sched != s) ? -EPERM : 0;
+    return !s || (w && w->task->sched != s) ? -EPERM : 0;
 }
 
 bool weave__chan_send_ready(const weave_chan *c)
@@ -167,14 +170,12 @@ static int chan_op(weave_chan *c, void *elem, bool send, enum mode mode)
         return -EINVAL;
     if ((r = weave__chan_foreign(s, c)) < 0)
         return r;
-    if (mode != TRY && s && (r = weave__checkpoint(s)) < 0)
+    if (mode != TRY && (r = weave__checkpoint(s)) < 0)
         return r;
     if (send ? weave__chan_send_ready(c) : weave__chan_recv_ready(c))
         return send ? weave__chan_send_now(s, c, elem) : weave__chan_recv_now(s, c, elem);
     if (mode != WAIT)
         return mode == TRY ? -EAGAIN : -ETIMEDOUT;
-    if (!s)
-        return -EPERM;
     return woke(weave__wait_in(s, WEAVE_WAIT_CHAN, c, weave__chan_queue(c, send), elem,
                                WEAVE__NO_DEADLINE, NULL));
 }

@@ -26,6 +26,7 @@ struct member {
     void *result;             /* fn's return value, once ended */
     struct weave__task *task; /* its task, while it runs */
     bool ended;               /* fn returned */
+    bool cancelled;           /* it was cancelled before fn returned */
     bool kept;                /* has an index: its result is kept */
 };
 
@@ -63,6 +64,7 @@ static void *member_main(void *p)
 
     m->result = r;
     m->ended = true;
+    m->cancelled = (m->task->flags & WEAVE__CANCELLED) != 0;
     m->task = NULL;
     weave__list_del(&m->live);
     if (!m->kept)
@@ -166,7 +168,7 @@ static int fail(weave_group *g, int err)
     struct weave__sched *s;
     int r;
 
-    if (g->nlive > 0 && (r = sched_of(g, &s)) < 0)
+    if ((r = sched_of(g, &s)) < 0)
         return r;
     if (!g->err)
         g->err = err;
@@ -234,6 +236,15 @@ int weave_group_result(weave_group *g, size_t i, void **result)
     if (result)
         *result = g->members[i]->result;
     return 0;
+}
+
+int weave_group_cancelled(weave_group *g, size_t i)
+{
+    if (!g || i >= g->n)
+        return weave__ret(-EINVAL);
+    if (!g->members[i]->ended)
+        return weave__ret(-EBUSY);
+    return g->members[i]->cancelled;
 }
 
 size_t weave_group_size(const weave_group *g)

@@ -22,13 +22,14 @@ static void ready(struct weave_waitq *q)
         weave__queue_init(q);
 }
 
-/* EPERM if tasks of another scheduler (or of any, when none runs here)
- * wait in q: this call could not wake them safely. */
+/* EPERM outside a task (weave.h: every call that takes, gives, waits or
+ * wakes needs one), or if tasks of another scheduler wait in q: this call
+ * could not wake them safely. */
 static int foreign(const struct weave__sched *s, const struct weave_waitq *q)
 {
     const struct weave__waiter *w = weave__queue_first(q);
 
-    return w && (!s || w->task->sched != s) ? -EPERM : 0;
+    return !s || (w && w->task->sched != s) ? -EPERM : 0;
 }
 
 /* The start of a call that may wait: a task of this scheduler, not
@@ -286,6 +287,8 @@ int weave_sem_try_acquire(weave_sem *sem)
 {
     if (!sem)
         return weave__ret(-EINVAL);
+    if (!weave__tls)
+        return weave__ret(-EPERM);
     if (sem->priv_value == 0)
         return weave__ret(-EAGAIN);
     sem->priv_value--;
@@ -360,6 +363,8 @@ int weave_event_clear(weave_event *e)
 {
     if (!e)
         return weave__ret(-EINVAL);
+    if (!weave__tls)
+        return weave__ret(-EPERM);
     e->priv_set = 0;
     return 0;
 }

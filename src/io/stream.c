@@ -343,7 +343,7 @@ WEAVE__ENTRY ssize_t weave_stream_read(weave_stream *s, void *buf, size_t n)
     ssize_t r;
 
     WEAVE__SCOPES_CHECK();
-    if (!s || !buf || n == 0)
+    if (!s || !buf || n == 0 || n > SSIZE_MAX)
         return ret(-EINVAL);
     if ((r = enter(s, &d, &on)) < 0)
         return ret(r);
