@@ -389,17 +389,22 @@ WEAVE_API int64_t weave_now_us(void);
  * function has returned, its struct lies below the stack pointer of the
  * task's next weave call that obeys scopes (a blocking call, or a scope's
  * begin or end) made from the function it returned to, or from one above.
- * (A call made from another function at the depth of the one that returned
- * may still see the forgotten scope: its frame covers the struct's place.)
- * weave then writes one line on stderr
- * naming the task and where the scope was begun (a symbol where dladdr
- * finds one, else an address), and goes on as if that scope, and every
- * scope the task began after it, had been ended: a forgotten deadline
- * cannot fail the task's later calls, nor a forgotten shield keep them from
- * being cancelled. The struct of a dropped scope is never read again (its
- * frame is gone); ending a dropped scope that is still in place is EINVAL.
- * A task that ends with scopes open gets the same line. The check costs a
- * blocking call one compare.
+ * weave then writes one line on stderr naming the task and where the scope
+ * was begun (a symbol where dladdr finds one, else an address), and goes
+ * on as if that scope, and every scope the task began after it, had been
+ * ended: a forgotten deadline no longer fails the task's calls, nor does a
+ * forgotten shield keep a cancel out. The struct of a dropped scope is
+ * never read again (its frame is gone); ending a dropped scope that is
+ * still in place is EINVAL. A task that ends with scopes open gets the
+ * same line. The check costs a blocking call one compare.
+ *
+ * What this cannot see: a call made from another function at the depth of
+ * the one that returned (its frame covers the forgotten struct), and a
+ * function the compiler inlined into its caller (its struct is in the
+ * caller's frame, which has not returned). Until the task calls from a
+ * frame above, such a scope still applies. With GCC and Clang,
+ * WEAVE_DEADLINE_SCOPE and WEAVE_SHIELD_SCOPE below end themselves on
+ * every way out of the block, early returns included: prefer them.
  *
  * Scopes nest at most WEAVE_SCOPE_MAX deep in one task. A deadline scope
  * beyond that begins expired and its end returns -1 with EMLINK; a shield
@@ -425,6 +430,37 @@ WEAVE_API void weave_deadline_begin(weave_deadline *d, int64_t timeout_ms);
 WEAVE_API int weave_deadline_end(weave_deadline *d);
 WEAVE_API void weave_shield_begin(weave_shield *s);
 WEAVE_API void weave_shield_end(weave_shield *s);
+
+/*
+ * End d (s) if it is still open, leaving errno as it was: for cleanup code,
+ * and for the macros below. A scope ended already is left alone.
+ */
+WEAVE_API void weave_deadline_cleanup(weave_deadline *d);
+WEAVE_API void weave_shield_cleanup(weave_shield *s);
+
+/*
+ * Declare a deadline scope (a shield) named name and begin it; it ends by
+ * itself when the block it is declared in is left, by its end, a return,
+ * a break or a goto (GCC and Clang: the cleanup attribute). It may still be
+ * ended by hand first (weave_deadline_end(&name), to learn whether its
+ * deadline passed); then the automatic end does nothing:
+ *
+ *     int lookup(int key)
+ *     {
+ *         WEAVE_DEADLINE_SCOPE(d, 100);
+ *         if (key < 0)
+ *             return -1;             // d ends here
+ *         return weave_sleep(10);    // and here
+ *     }
+ */
+#if defined(__GNUC__)
+#define WEAVE_DEADLINE_SCOPE(name, timeout_ms)                                                     \
+    weave_deadline name __attribute__((cleanup(weave_deadline_cleanup)));                          \
+    weave_deadline_begin(&name, (timeout_ms))
+#define WEAVE_SHIELD_SCOPE(name)                                                                   \
+    weave_shield name __attribute__((cleanup(weave_shield_cleanup)));                              \
+    weave_shield_begin(&name)
+#endif
 
 /* ======================================================================== */
 /*  Waiting on file descriptors */

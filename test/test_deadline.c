@@ -1015,6 +1015,46 @@ WT_TEST(task_ending_with_a_scope_open)
     WT_ASSERT_IDLE();
 }
 
+/* The same mistake with the self-ending scopes: an early return ends them,
+ * inlined or not, without a word and without touching errno. */
+static inline int lookup_scoped(int key)
+{
+    WEAVE_DEADLINE_SCOPE(d, 50);
+    if (key < 0) {
+        errno = EIO;
+        return -1; /* d ends here */
+    }
+    if (weave_sleep(10) < 0)
+        return -1;
+    return weave_deadline_end(&d); /* by hand: then the automatic end does nothing */
+}
+
+static int shielded_sleep(int ms)
+{
+    WEAVE_SHIELD_SCOPE(sh);
+    return weave_sleep(ms); /* sh ends after the sleep */
+}
+
+WT_TEST(self_ending_scopes)
+{
+    char out[1024];
+    int saved = wt_stderr_begin();
+    int64_t t0;
+
+    errno = 0;
+    ck_assert_int_eq(lookup_scoped(-1), -1);
+    ck_assert_int_eq(errno, EIO);
+    t0 = wt_now_ns();
+    ck_assert_int_eq(weave_sleep(80), 0); /* past the deadline of d */
+    ck_assert_int_ge(wt_now_ns() - t0, 80 * MS);
+    ck_assert_int_eq(lookup_scoped(1), 0);
+    ck_assert_int_eq(weave_cancel(weave_self()), 0);
+    ck_assert_int_eq(shielded_sleep(5), 0);
+    WT_FAILS(weave_sleep(1), ECANCELED);
+    wt_stderr_end(saved, out, sizeof(out));
+    ck_assert_msg(out[0] == '\0', "report: %s", out);
+}
+
 /* Scopes nest WEAVE_SCOPE_MAX deep; one more deadline scope begins expired
  * and its end says EMLINK; one more shield is not begun. */
 static void nest(int depth)
@@ -1100,6 +1140,7 @@ int main(void)
     tcase_add_test(tc, forgotten_shield_lets_cancel_in);
     tcase_add_test(tc, task_ending_with_a_scope_open);
     tcase_add_test(tc, scopes_nest_to_a_limit);
+    tcase_add_test(tc, self_ending_scopes);
     suite_add_tcase(s, tc);
     return wt_main(s);
 }

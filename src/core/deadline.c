@@ -13,14 +13,16 @@
  *
  * A scope left open by an early return lives in a frame that is gone. Its
  * struct must not be read again (the memory is someone else's now), which
- * is why what a report and a drop need (the struct's address, where it was
- * begun, its kind) is in the task's record, not in the struct. A scope on
+ * is why what an end, a report and a drop need (the struct's address and
+ * kind, where it was begun, the deadline while it is the innermost) is in
+ * the task's record: the users' structs are written at begin, and read
+ * only by the end that names them. A scope on
  * the task's stack is dead once the caller of a public weave call sits
  * above it: every live frame of the task lies at or above the stack
  * pointer of the call (its CFA). t->scope_low, the lowest open scope on
  * the stack, makes that one compare at the entry of each blocking call
  * (WEAVE__SCOPES_CHECK). Dropping the oldest dead scope and all begun
- * after it leaves only live scopes, from whose structs t->deadline and
+ * after it leaves only live scopes, from whose records t->deadline and
  * t->shields are summed up again.
  */
 #include "core/deadline.h"
@@ -41,19 +43,39 @@ enum scope_kind {
     SCOPE_DEEP = 4      /* a deadline scope beyond WEAVE_SCOPE_MAX: expired */
 };
 
-static bool on_stack(const struct weave__task *t, const void *p)
+#define KIND_MASK ((uintptr_t)7) /* the kind, in the low bits of scopes[].p */
+
+static bool on_stack(const struct weave__task *t, uintptr_t p)
 {
-    return (uintptr_t)p - (uintptr_t)t->stack.lo < t->stack.size;
+    return p - (uintptr_t)t->stack.lo < t->stack.size;
 }
 
-/* t->scope_low again, after scopes were ended or dropped. */
-static void rescan_low(struct weave__task *t)
+static uintptr_t addr(const struct weave__scope *sc)
+{
+    return sc->p & ~KIND_MASK;
+}
+
+static int kind(const struct weave__scope *sc)
+{
+    return (int)(sc->p & KIND_MASK);
+}
+
+/* The deadline and the shields that apply with scopes[0 .. n) open, the
+ * lowest of those on the stack, and n, after scopes were ended or dropped;
+ * from the task's own record, never the users' structs. */
+static void settle(struct weave__task *t, uint32_t n)
 {
     uintptr_t low = UINTPTR_MAX;
+    uint32_t shields = 0;
 
-    for (uint32_t i = 0; i < t->nscopes; i++)
-        if (on_stack(t, t->scopes[i].p) && (uintptr_t)t->scopes[i].p < low)
-            low = (uintptr_t)t->scopes[i].p;
+    for (uint32_t i = 0; i < n; i++) {
+        if (on_stack(t, addr(&t->scopes[i])) && addr(&t->scopes[i]) < low)
+            low = addr(&t->scopes[i]);
+        shields += kind(&t->scopes[i]) == SCOPE_SHIELD;
+    }
+    t->nscopes = n;
+    t->deadline = n > 0 ? t->scopes[n - 1].deadline : WEAVE__NO_DEADLINE;
+    t->shields = shields;
     t->scope_low = low;
 }
 
@@ -61,26 +83,30 @@ static void scope_push(struct weave__task *t, struct weave_scope_private *p, int
                        int64_t deadline, const void *where)
 {
     p->kind = kind;
-    p->saved = t->deadline;
-    t->scopes[t->nscopes++] = (struct weave__scope){.p = p, .where = where, .kind = kind};
-    if (on_stack(t, p) && (uintptr_t)p < t->scope_low)
+    t->scopes[t->nscopes++] = (struct weave__scope){
+        .p = (uintptr_t)p | (uintptr_t)kind, .where = where, .deadline = deadline};
+    if (on_stack(t, (uintptr_t)p) && (uintptr_t)p < t->scope_low)
         t->scope_low = (uintptr_t)p;
     t->deadline = deadline;
     if (kind == SCOPE_SHIELD)
         t->shields++;
 }
 
-/* End the innermost scope, whose struct is live. */
+/* End the innermost scope (the caller's, whose struct is live). */
 static void scope_pop(struct weave__task *t)
 {
-    struct weave_scope_private *p = t->scopes[--t->nscopes].p;
+    const struct weave__scope *sc = &t->scopes[t->nscopes - 1];
+    struct weave_scope_private *p = (struct weave_scope_private *)addr(sc);
 
-    t->deadline = p->saved;
-    if (p->kind == SCOPE_SHIELD)
-        t->shields--;
     p->kind = SCOPE_NONE;
-    if ((uintptr_t)p == t->scope_low)
-        rescan_low(t);
+    if (addr(sc) == t->scope_low) {
+        settle(t, t->nscopes - 1);
+        return;
+    }
+    if (kind(sc) == SCOPE_SHIELD)
+        t->shields--;
+    t->nscopes--;
+    t->deadline = t->nscopes > 0 ? t->scopes[t->nscopes - 1].deadline : WEAVE__NO_DEADLINE;
 }
 
 /* "lookup+0x1c (./prog)", or the bare address. */
@@ -99,47 +125,30 @@ static void describe(char *out, size_t cap, const void *where)
         (void)snprintf(out, cap, "%p", where);
 }
 
-/* Drop scopes[i ..) of t: the oldest is dead (why says how we know);
- * those after it are not read unless they are live (at or above sp, or
- * off the stack), and those are marked ended. Then sum up the rest. */
-static void drop_from(struct weave__task *t, uint32_t i, uintptr_t sp, const char *why)
+/* Report scopes[i], which was never ended (why says how we know), and drop
+ * it with every scope begun after it. No struct of theirs is touched: a
+ * later end of one that is live finds it gone (EINVAL). */
+static void drop_from(struct weave__task *t, uint32_t i, const char *why)
 {
     const struct weave__scope *dead = &t->scopes[i];
     char where[256];
-    int64_t deadline = WEAVE__NO_DEADLINE;
-    uint32_t shields = 0, after = t->nscopes - i - 1;
+    uint32_t after = t->nscopes - i - 1;
 
     describe(where, sizeof(where), dead->where);
     (void)fprintf(stderr,
                   "weave: task %llu (%s): the %s begun at %s was never ended (%s); dropped, "
                   "with the %u scope%s begun after it\n",
                   (unsigned long long)t->id, weave__task_name(t),
-                  dead->kind == SCOPE_SHIELD ? "shield" : "deadline scope", where, why, after,
+                  kind(dead) == SCOPE_SHIELD ? "shield" : "deadline scope", where, why, after,
                   after == 1 ? "" : "s");
-    for (uint32_t k = i + 1; k < t->nscopes; k++)
-        if (!on_stack(t, t->scopes[k].p) || (uintptr_t)t->scopes[k].p >= sp)
-            t->scopes[k].p->kind = SCOPE_NONE;
-    t->nscopes = i;
-    for (uint32_t k = 0; k < t->nscopes; k++) {
-        const struct weave_scope_private *p = t->scopes[k].p;
-
-        if (p->kind == SCOPE_SHIELD) {
-            deadline = WEAVE__NO_DEADLINE;
-            shields++;
-        } else if (p->at < deadline) {
-            deadline = p->at;
-        }
-    }
-    t->deadline = deadline;
-    t->shields = shields;
-    rescan_low(t);
+    settle(t, i);
 }
 
 void weave__scopes_popped(struct weave__task *t, uintptr_t sp)
 {
     for (uint32_t i = 0; i < t->nscopes; i++)
-        if (on_stack(t, t->scopes[i].p) && (uintptr_t)t->scopes[i].p < sp) {
-            drop_from(t, i, sp, "its function returned");
+        if (on_stack(t, addr(&t->scopes[i])) && addr(&t->scopes[i]) < sp) {
+            drop_from(t, i, "its function returned");
             return;
         }
 }
@@ -147,7 +156,7 @@ void weave__scopes_popped(struct weave__task *t, uintptr_t sp)
 void weave__scopes_at_end(struct weave__task *t)
 {
     if (t->nscopes > 0)
-        drop_from(t, 0, UINTPTR_MAX, "the task ended");
+        drop_from(t, 0, "the task ended");
 }
 
 /* Begin p, of deadline at (a shield: none), for the current task of s. A
@@ -159,8 +168,8 @@ static bool begin(struct weave__sched *s, struct weave_scope_private *p, int kin
     struct weave__task *t = s->current;
 
     for (uint32_t i = 0; i < t->nscopes; i++)
-        if (t->scopes[i].p == p) {
-            drop_from(t, i, UINTPTR_MAX, "its struct was begun again");
+        if (addr(&t->scopes[i]) == (uintptr_t)p) {
+            drop_from(t, i, "its struct was begun again");
             break;
         }
     if (t->nscopes == WEAVE_SCOPE_MAX)
@@ -221,7 +230,7 @@ WEAVE__ENTRY int weave_deadline_end(weave_deadline *d)
         d->priv.kind = SCOPE_NONE;
         return weave__ret(-EMLINK);
     }
-    if (t->nscopes == 0 || t->scopes[t->nscopes - 1].p != &d->priv ||
+    if (t->nscopes == 0 || addr(&t->scopes[t->nscopes - 1]) != (uintptr_t)&d->priv ||
         (d->priv.kind != SCOPE_DEADLINE && d->priv.kind != SCOPE_BAD))
         return weave__ret(-EINVAL); /* not the caller's innermost scope */
     kind = d->priv.kind;
@@ -263,14 +272,32 @@ WEAVE__ENTRY void weave_shield_end(weave_shield *sh)
     if (!sh || !s || sh->priv.kind != SCOPE_SHIELD)
         return;
     t = s->current;
-    for (i = t->nscopes; i > 0 && t->scopes[i - 1].p != &sh->priv; i--)
+    for (i = t->nscopes; i > 0 && addr(&t->scopes[i - 1]) != (uintptr_t)&sh->priv; i--)
         ;
     if (i == 0)
         return; /* not one of the caller's open scopes */
-    /* Scopes begun inside the shield and left open end with it; they are
-     * all live, since the check above dropped the dead ones. */
-    while (t->nscopes >= i)
-        scope_pop(t);
+    /* Scopes begun inside the shield and left open end with it. */
+    settle(t, i - 1);
+    sh->priv.kind = SCOPE_NONE;
+}
+
+WEAVE__ENTRY void weave_deadline_cleanup(weave_deadline *d)
+{
+    int saved = errno;
+
+    WEAVE__SCOPES_CHECK();
+    if (d && d->priv.kind != SCOPE_NONE)
+        (void)weave_deadline_end(d);
+    errno = saved;
+}
+
+WEAVE__ENTRY void weave_shield_cleanup(weave_shield *sh)
+{
+    int saved = errno;
+
+    WEAVE__SCOPES_CHECK();
+    weave_shield_end(sh);
+    errno = saved;
 }
 
 int weave__timed_begin(weave_deadline *d, int64_t timeout_ms)

@@ -89,14 +89,15 @@ struct weave__wait {
 };
 
 /*
- * An open deadline scope or shield, as the task keeps it (deadline.c): the
- * user's struct, and what is needed to report and drop it once its frame
- * has returned, when the struct must not be read any more.
+ * An open deadline scope or shield, as the task keeps it (deadline.c):
+ * everything needed to end, report or drop it without reading the user's
+ * struct, which may lie in a frame that has returned, or in one where the
+ * compiler inlined the function that began it and its lifetime is over.
  */
 struct weave__scope {
-    struct weave_scope_private *p; /* the user's struct */
-    const void *where;             /* the return address of its begin */
-    int kind;                      /* deadline.c's enum scope_kind */
+    uintptr_t p;       /* the user's struct, | its kind (low bits) */
+    const void *where; /* the return address of its begin */
+    int64_t deadline;  /* the task's deadline while it is the innermost */
 };
 
 /*
