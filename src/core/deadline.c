@@ -30,6 +30,10 @@
 #include <dlfcn.h>
 #include <stdio.h>
 
+#ifdef WEAVE_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
 #include "base/common.h"
 #include "core/sched.h"
 #include "core/task.h"
@@ -55,6 +59,31 @@ static uintptr_t addr(const struct weave__scope *sc)
     return sc->p & ~KIND_MASK;
 }
 
+/* Where on the stack a scope lies, for the liveness check: the struct's
+ * own address; but ASan's stack-use-after-return detection moves a local
+ * whose address escapes into a fake frame off the stack. Then it is the
+ * stack pointer of the function that began it (its begin's CFA): the
+ * function has returned once a later call's caller sits above that. */
+#ifdef WEAVE_ASAN
+static uintptr_t place_of(const void *p, uintptr_t begin_sp)
+{
+    void *fake = __asan_get_current_fake_stack();
+
+    return fake && __asan_addr_is_in_fake_stack(fake, (void *)p, NULL, NULL) ? begin_sp
+                                                                             : (uintptr_t)p;
+}
+
+static uintptr_t place(const struct weave__scope *sc)
+{
+    return sc->place;
+}
+#else
+static uintptr_t place(const struct weave__scope *sc)
+{
+    return addr(sc);
+}
+#endif
+
 static int kind(const struct weave__scope *sc)
 {
     return (int)(sc->p & KIND_MASK);
@@ -69,8 +98,8 @@ static void settle(struct weave__task *t, uint32_t n)
     uint32_t shields = 0;
 
     for (uint32_t i = 0; i < n; i++) {
-        if (on_stack(t, addr(&t->scopes[i])) && addr(&t->scopes[i]) < low)
-            low = addr(&t->scopes[i]);
+        if (on_stack(t, place(&t->scopes[i])) && place(&t->scopes[i]) < low)
+            low = place(&t->scopes[i]);
         shields += kind(&t->scopes[i]) == SCOPE_SHIELD;
     }
     t->nscopes = n;
@@ -80,13 +109,21 @@ static void settle(struct weave__task *t, uint32_t n)
 }
 
 static void scope_push(struct weave__task *t, struct weave_scope_private *p, int kind,
-                       int64_t deadline, const void *where)
+                       int64_t deadline, const void *where, uintptr_t begin_sp)
 {
+    struct weave__scope *sc = &t->scopes[t->nscopes++];
+
     p->kind = kind;
-    t->scopes[t->nscopes++] = (struct weave__scope){
-        .p = (uintptr_t)p | (uintptr_t)kind, .where = where, .deadline = deadline};
-    if (on_stack(t, (uintptr_t)p) && (uintptr_t)p < t->scope_low)
-        t->scope_low = (uintptr_t)p;
+    sc->p = (uintptr_t)p | (uintptr_t)kind;
+    sc->where = where;
+    sc->deadline = deadline;
+#ifdef WEAVE_ASAN
+    sc->place = place_of(p, begin_sp);
+#else
+    (void)begin_sp;
+#endif
+    if (on_stack(t, place(sc)) && place(sc) < t->scope_low)
+        t->scope_low = place(sc);
     t->deadline = deadline;
     if (kind == SCOPE_SHIELD)
         t->shields++;
@@ -99,7 +136,7 @@ static void scope_pop(struct weave__task *t)
     struct weave_scope_private *p = (struct weave_scope_private *)addr(sc);
 
     p->kind = SCOPE_NONE;
-    if (addr(sc) == t->scope_low) {
+    if (place(sc) == t->scope_low) {
         settle(t, t->nscopes - 1);
         return;
     }
@@ -147,7 +184,7 @@ static void drop_from(struct weave__task *t, uint32_t i, const char *why)
 void weave__scopes_popped(struct weave__task *t, uintptr_t sp)
 {
     for (uint32_t i = 0; i < t->nscopes; i++)
-        if (on_stack(t, addr(&t->scopes[i])) && addr(&t->scopes[i]) < sp) {
+        if (on_stack(t, place(&t->scopes[i])) && place(&t->scopes[i]) < sp) {
             drop_from(t, i, "its function returned");
             return;
         }
@@ -163,7 +200,7 @@ void weave__scopes_at_end(struct weave__task *t)
  * struct already open in the task is one whose begin was left behind in a
  * frame since returned, and is being reused: that one is dropped first. */
 static bool begin(struct weave__sched *s, struct weave_scope_private *p, int kind, int64_t at,
-                  const void *where)
+                  const void *where, uintptr_t begin_sp)
 {
     struct weave__task *t = s->current;
 
@@ -174,7 +211,8 @@ static bool begin(struct weave__sched *s, struct weave_scope_private *p, int kin
         }
     if (t->nscopes == WEAVE_SCOPE_MAX)
         return false;
-    scope_push(t, p, kind, kind == SCOPE_SHIELD || at < t->deadline ? at : t->deadline, where);
+    scope_push(t, p, kind, kind == SCOPE_SHIELD || at < t->deadline ? at : t->deadline, where,
+               begin_sp);
     return true;
 }
 
@@ -197,11 +235,11 @@ WEAVE__ENTRY void weave_deadline_begin(weave_deadline *d, int64_t timeout_ms)
         /* A bad timeout never means "no deadline": the scope starts
          * expired, and its end reports EINVAL. */
         d->priv.at = 0;
-        if (!begin(s, &d->priv, SCOPE_BAD, 0, where))
+        if (!begin(s, &d->priv, SCOPE_BAD, 0, where, (uintptr_t)__builtin_dwarf_cfa()))
             d->priv.kind = SCOPE_DEEP;
     } else {
         d->priv.at = at;
-        if (!begin(s, &d->priv, SCOPE_DEADLINE, at, where))
+        if (!begin(s, &d->priv, SCOPE_DEADLINE, at, where, (uintptr_t)__builtin_dwarf_cfa()))
             d->priv.kind = SCOPE_DEEP;
     }
     if (d->priv.kind == SCOPE_DEEP) {
@@ -250,7 +288,8 @@ WEAVE__ENTRY void weave_shield_begin(weave_shield *sh)
         return;
     sh->priv.kind = SCOPE_NONE;
     sh->priv.at = WEAVE__NO_DEADLINE;
-    if (s && !begin(s, &sh->priv, SCOPE_SHIELD, WEAVE__NO_DEADLINE, where)) {
+    if (s && !begin(s, &sh->priv, SCOPE_SHIELD, WEAVE__NO_DEADLINE, where,
+                    (uintptr_t)__builtin_dwarf_cfa())) {
         char at[256];
 
         describe(at, sizeof(at), where);

@@ -98,6 +98,10 @@ struct weave__scope {
     uintptr_t p;       /* the user's struct, | its kind (low bits) */
     const void *where; /* the return address of its begin */
     int64_t deadline;  /* the task's deadline while it is the innermost */
+#ifdef WEAVE_ASAN
+    uintptr_t place; /* where on the task's stack its frame is: ASan may
+                        have put the struct in a fake frame elsewhere */
+#endif
 };
 
 /*
