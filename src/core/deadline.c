@@ -59,34 +59,57 @@ static uintptr_t addr(const struct weave__scope *sc)
     return sc->p & ~KIND_MASK;
 }
 
-/* Where on the stack a scope lies, for the liveness check: the struct's
- * own address; but ASan's stack-use-after-return detection moves a local
- * whose address escapes into a fake frame off the stack. Then it is the
- * stack pointer of the function that began it (its begin's CFA): the
- * function has returned once a later call's caller sits above that. */
+static int kind(const struct weave__scope *sc)
+{
+    return (int)(sc->p & KIND_MASK);
+}
+
+/*
+ * Where on the stack a scope lies, for the liveness check: the struct's own
+ * address. But ASan's stack-use-after-return detection moves a local whose
+ * address escapes into a fake frame off the stack; such a scope gets place
+ * 0, which keeps t->scope_low at 0 and so sends every check of the task to
+ * weave__scopes_popped, which asks ASan whether the fake frame is still in
+ * use (ASan marks a frame retired when its function returns, and reading
+ * that mark reads nothing of the frame).
+ */
 #ifdef WEAVE_ASAN
-static uintptr_t place_of(const void *p, uintptr_t begin_sp)
+static uintptr_t place_of(const void *p)
 {
     void *fake = __asan_get_current_fake_stack();
 
-    return fake && __asan_addr_is_in_fake_stack(fake, (void *)p, NULL, NULL) ? begin_sp
-                                                                             : (uintptr_t)p;
+    return fake && __asan_addr_is_in_fake_stack(fake, (void *)p, NULL, NULL) ? 0 : (uintptr_t)p;
 }
 
 static uintptr_t place(const struct weave__scope *sc)
 {
     return sc->place;
 }
+
+static bool dead(const struct weave__task *t, const struct weave__scope *sc, uintptr_t sp)
+{
+    if (sc->place == 0)
+        return !__asan_addr_is_in_fake_stack(__asan_get_current_fake_stack(), (void *)addr(sc),
+                                             NULL, NULL);
+    return on_stack(t, sc->place) && sc->place < sp;
+}
 #else
 static uintptr_t place(const struct weave__scope *sc)
 {
     return addr(sc);
 }
+
+static bool dead(const struct weave__task *t, const struct weave__scope *sc, uintptr_t sp)
+{
+    return on_stack(t, addr(sc)) && addr(sc) < sp;
+}
 #endif
 
-static int kind(const struct weave__scope *sc)
+/* Whether sc lowers t->scope_low (its place is 0 for a fake frame: below
+ * every stack pointer). */
+static bool counts_low(const struct weave__task *t, const struct weave__scope *sc)
 {
-    return (int)(sc->p & KIND_MASK);
+    return place(sc) == 0 || on_stack(t, place(sc));
 }
 
 /* The deadline and the shields that apply with scopes[0 .. n) open, the
@@ -98,7 +121,7 @@ static void settle(struct weave__task *t, uint32_t n)
     uint32_t shields = 0;
 
     for (uint32_t i = 0; i < n; i++) {
-        if (on_stack(t, place(&t->scopes[i])) && place(&t->scopes[i]) < low)
+        if (counts_low(t, &t->scopes[i]) && place(&t->scopes[i]) < low)
             low = place(&t->scopes[i]);
         shields += kind(&t->scopes[i]) == SCOPE_SHIELD;
     }
@@ -109,7 +132,7 @@ static void settle(struct weave__task *t, uint32_t n)
 }
 
 static void scope_push(struct weave__task *t, struct weave_scope_private *p, int kind,
-                       int64_t deadline, const void *where, uintptr_t begin_sp)
+                       int64_t deadline, const void *where)
 {
     struct weave__scope *sc = &t->scopes[t->nscopes++];
 
@@ -118,11 +141,9 @@ static void scope_push(struct weave__task *t, struct weave_scope_private *p, int
     sc->where = where;
     sc->deadline = deadline;
 #ifdef WEAVE_ASAN
-    sc->place = place_of(p, begin_sp);
-#else
-    (void)begin_sp;
+    sc->place = place_of(p);
 #endif
-    if (on_stack(t, place(sc)) && place(sc) < t->scope_low)
+    if (counts_low(t, sc) && place(sc) < t->scope_low)
         t->scope_low = place(sc);
     t->deadline = deadline;
     if (kind == SCOPE_SHIELD)
@@ -184,7 +205,7 @@ static void drop_from(struct weave__task *t, uint32_t i, const char *why)
 void weave__scopes_popped(struct weave__task *t, uintptr_t sp)
 {
     for (uint32_t i = 0; i < t->nscopes; i++)
-        if (on_stack(t, place(&t->scopes[i])) && place(&t->scopes[i]) < sp) {
+        if (dead(t, &t->scopes[i], sp)) {
             drop_from(t, i, "its function returned");
             return;
         }
@@ -200,7 +221,7 @@ void weave__scopes_at_end(struct weave__task *t)
  * struct already open in the task is one whose begin was left behind in a
  * frame since returned, and is being reused: that one is dropped first. */
 static bool begin(struct weave__sched *s, struct weave_scope_private *p, int kind, int64_t at,
-                  const void *where, uintptr_t begin_sp)
+                  const void *where)
 {
     struct weave__task *t = s->current;
 
@@ -211,8 +232,7 @@ static bool begin(struct weave__sched *s, struct weave_scope_private *p, int kin
         }
     if (t->nscopes == WEAVE_SCOPE_MAX)
         return false;
-    scope_push(t, p, kind, kind == SCOPE_SHIELD || at < t->deadline ? at : t->deadline, where,
-               begin_sp);
+    scope_push(t, p, kind, kind == SCOPE_SHIELD || at < t->deadline ? at : t->deadline, where);
     return true;
 }
 
@@ -235,11 +255,11 @@ WEAVE__ENTRY void weave_deadline_begin(weave_deadline *d, int64_t timeout_ms)
         /* A bad timeout never means "no deadline": the scope starts
          * expired, and its end reports EINVAL. */
         d->priv.at = 0;
-        if (!begin(s, &d->priv, SCOPE_BAD, 0, where, (uintptr_t)__builtin_dwarf_cfa()))
+        if (!begin(s, &d->priv, SCOPE_BAD, 0, where))
             d->priv.kind = SCOPE_DEEP;
     } else {
         d->priv.at = at;
-        if (!begin(s, &d->priv, SCOPE_DEADLINE, at, where, (uintptr_t)__builtin_dwarf_cfa()))
+        if (!begin(s, &d->priv, SCOPE_DEADLINE, at, where))
             d->priv.kind = SCOPE_DEEP;
     }
     if (d->priv.kind == SCOPE_DEEP) {
@@ -288,8 +308,7 @@ WEAVE__ENTRY void weave_shield_begin(weave_shield *sh)
         return;
     sh->priv.kind = SCOPE_NONE;
     sh->priv.at = WEAVE__NO_DEADLINE;
-    if (s && !begin(s, &sh->priv, SCOPE_SHIELD, WEAVE__NO_DEADLINE, where,
-                    (uintptr_t)__builtin_dwarf_cfa())) {
+    if (s && !begin(s, &sh->priv, SCOPE_SHIELD, WEAVE__NO_DEADLINE, where)) {
         char at[256];
 
         describe(at, sizeof(at), where);
