@@ -454,12 +454,15 @@ WEAVE_API void weave_shield_cleanup(weave_shield *s);
  *     }
  */
 #if defined(__GNUC__)
+/* name is the declared variable: it cannot be parenthesised. */
+/* NOLINTBEGIN(bugprone-macro-parentheses) */
 #define WEAVE_DEADLINE_SCOPE(name, timeout_ms)                                                     \
     weave_deadline name __attribute__((cleanup(weave_deadline_cleanup)));                          \
     weave_deadline_begin(&name, (timeout_ms))
 #define WEAVE_SHIELD_SCOPE(name)                                                                   \
     weave_shield name __attribute__((cleanup(weave_shield_cleanup)));                              \
     weave_shield_begin(&name)
+/* NOLINTEND(bugprone-macro-parentheses) */
 #endif
 
 /* ======================================================================== */

@@ -17,6 +17,7 @@
 #include "base/common.h"
 #include "coord/chan.h"
 #include "core/deadline.h"
+#include "core/scope.h"
 #include "core/wait.h"
 
 #include <stdint.h>

@@ -11,7 +11,7 @@
  * group until weave_group_free.
  */
 #include "base/common.h"
-#include "core/deadline.h"
+#include "core/scope.h"
 #include "core/task.h"
 #include "core/time.h"
 #include "core/wait.h"

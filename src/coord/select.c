@@ -15,7 +15,7 @@
  * it only watches, as weave_wait_fd's holder does, and is woken with it.
  */
 #include "base/common.h"
-#include "core/deadline.h"
+#include "core/scope.h"
 #include "coord/chan.h"
 #include "core/time.h"
 #include "io/fd.h"

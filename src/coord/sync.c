@@ -12,6 +12,7 @@
  */
 #include "base/common.h"
 #include "core/deadline.h"
+#include "core/scope.h"
 #include "core/wait.h"
 
 #include <string.h>

@@ -81,6 +81,26 @@ void weave__sched_term(struct weave__sched *s)
     weave__timers_term(&s->timers);
 }
 
+/* ---- task records ------------------------------------------------------------ */
+
+const char *weave__task_name(struct weave__task *t)
+{
+    if (!t->name[0]) {
+        char digits[24];
+        size_t n = 0, k = 0;
+        uint64_t v = t->id;
+
+        do
+            digits[n++] = (char)('0' + v % 10);
+        while ((v /= 10) != 0);
+        memcpy(t->name, "task-", 5);
+        for (k = 5; n > 0 && k < WEAVE_NAME_MAX - 1;)
+            t->name[k++] = digits[--n];
+        t->name[k] = '\0';
+    }
+    return t->name;
+}
+
 /* ---- the run queue and the live list -------------------------------------- */
 
 static inline void runq_push(struct weave__sched *s, struct weave__task *t)

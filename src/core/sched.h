@@ -268,6 +268,9 @@ void weave__reap(struct weave__sched *s);
 /* From weave_run's stack: run tasks until every one has ended. */
 void weave__sched_loop(struct weave__sched *s);
 
+/* t's name: the one given at spawn, or "task-<id>" (made on first use). */
+const char *weave__task_name(struct weave__task *t);
+
 /* Release an ended task's record (joined, or detached). */
 void weave__task_release(struct weave__sched *s, struct weave__task *t);
 

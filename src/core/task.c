@@ -8,7 +8,7 @@
  * or, if detached, as soon as it ends.
  */
 #include "base/common.h"
-#include "core/deadline.h"
+#include "core/scope.h"
 #include "core/task.h"
 #include "core/wait.h"
 
@@ -18,24 +18,6 @@
 
 /* Bytes kept at the top of every stack for the task's record. */
 #define RECORD_BYTES ((sizeof(struct weave__task) + 63) & ~(size_t)63)
-
-const char *weave__task_name(struct weave__task *t)
-{
-    if (!t->name[0]) {
-        char digits[24];
-        size_t n = 0, k = 0;
-        uint64_t v = t->id;
-
-        do
-            digits[n++] = (char)('0' + v % 10);
-        while ((v /= 10) != 0);
-        memcpy(t->name, "task-", 5);
-        for (k = 5; n > 0 && k < WEAVE_NAME_MAX - 1;)
-            t->name[k++] = digits[--n];
-        t->name[k] = '\0';
-    }
-    return t->name;
-}
 
 /* Look up a handle for a public call: the scheduler and task, or -errno. */
 static int lookup(const weave_task *h, struct weave__sched **sp, struct weave__task **tp)

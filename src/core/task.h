@@ -14,9 +14,6 @@
 struct weave__task *weave__task_spawn(struct weave__sched *s, const weave_task_opts *opts,
                                       weave_fn fn, void *arg, int *err);
 
-/* t's name: the one given at spawn, or "task-<id>" (made on first use). */
-const char *weave__task_name(struct weave__task *t);
-
 /* Spawn a scheduler's main task. Returns it, or NULL with *err set. */
 struct weave__task *weave__spawn_main(struct weave__sched *s, weave_fn fn, void *arg, int *err);
 

@@ -6,7 +6,7 @@
  * deadline scope that passes first fails it with ETIMEDOUT.
  */
 #include "base/common.h"
-#include "core/deadline.h"
+#include "core/scope.h"
 #include "core/sched.h"
 #include "core/time.h"
 #include "core/wait.h"

@@ -34,7 +34,7 @@
  * which is why weave.h asks for weave_close or weave_fd_forget.
  */
 #include "base/common.h"
-#include "core/deadline.h"
+#include "core/scope.h"
 #include "core/time.h"
 #include "io/fd.h"
 

@@ -21,7 +21,7 @@
  * Regular files are not pollable: their reads and writes go to file.c.
  */
 #include "base/common.h"
-#include "core/deadline.h"
+#include "core/scope.h"
 #include "io/fd.h"
 #include "io/file.h"
 #include "io/io.h"

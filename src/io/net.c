@@ -29,7 +29,7 @@
  * resolver's own message is kept on the scheduler for weave_resolve_error.
  */
 #include "base/common.h"
-#include "core/deadline.h"
+#include "core/scope.h"
 #include "core/time.h"
 #include "io/fd.h"
 #include "io/io.h"

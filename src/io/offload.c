@@ -25,7 +25,7 @@
  * for them), abandoned results are discarded, and the threads are joined.
  */
 #include "base/common.h"
-#include "core/deadline.h"
+#include "core/scope.h"
 #include "core/wait.h"
 #include "io/offload.h"
 

@@ -29,7 +29,7 @@
  * a second signal that nobody waits for any longer stays pending.
  */
 #include "base/common.h"
-#include "core/deadline.h"
+#include "core/scope.h"
 #include "core/time.h"
 #include "core/wait.h"
 #include "io/signal.h"

@@ -22,6 +22,7 @@
  */
 #include "base/common.h"
 #include "core/deadline.h"
+#include "core/scope.h"
 #include "core/sched.h"
 
 #include <limits.h>
