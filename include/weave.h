@@ -38,10 +38,19 @@
  *     end, a lock) are served in the order they began to wait. A waiter
  *     that is cancelled or times out leaves without disturbing the others.
  *
- * Threads: one scheduler per thread, started by weave_run. Several threads
- * may each run their own; tasks and handles belong to the scheduler that made
- * them and must not be passed to another thread's weave calls (such a handle
- * is reported as ESRCH). Nothing here is async-signal-safe.
+ * Threads: one scheduler per thread, started by weave_run (or made with
+ * weave_sched_new and run, or stepped from another loop, on a thread of
+ * its own). Several threads may each run their own. Tasks and handles
+ * belong to the scheduler that made them and must not be passed to another
+ * thread's weave calls (such a handle is reported as ESRCH); so do local
+ * channels, locks, groups and streams (EPERM from another thread). What
+ * crosses threads: weave_post, weave_call and shared channels (see
+ * "Schedulers, threads and embedding"). Tasks never migrate: a task runs
+ * on its scheduler's thread from its first instruction to its last, so
+ * errno and every thread-local variable stay valid across each wait (a
+ * compiler may keep a thread-local's address across a call, which is why
+ * a stackful task moved between threads would be unsafe in C). Nothing
+ * here is async-signal-safe.
  *
  * Handles: a weave_task pointer is an opaque 64-bit value, never memory.
  * weave recognises a stale handle (its task joined or released), one from
@@ -1093,15 +1102,11 @@ WEAVE_API int weave_select(weave_select_case *cases, size_t n, int64_t timeout_m
 typedef struct weave_mutex {
     uint64_t priv_owner;             /* key of the owning task, 0 if free */
     struct weave_waitq priv_waiters; /* tasks waiting for it */
+    const void *priv_home;           /* the thread whose tasks use it, or NULL */
 } weave_mutex;
 #define WEAVE_MUTEX_INIT                                                                           \
     {                                                                                              \
-        0,                                                                                         \
-        {                                                                                          \
-            {                                                                                      \
-                NULL, NULL                                                                         \
-            }                                                                                      \
-        }                                                                                          \
+        0, {{NULL, NULL}}, NULL                                                                    \
     }
 
 WEAVE_API int weave_mutex_init(weave_mutex *m);
@@ -1121,14 +1126,11 @@ WEAVE_API int weave_mutex_unlock(weave_mutex *m);
  */
 typedef struct weave_cond {
     struct weave_waitq priv_waiters;
+    const void *priv_home; /* the thread whose tasks use it, or NULL */
 } weave_cond;
 #define WEAVE_COND_INIT                                                                            \
     {                                                                                              \
-        {                                                                                          \
-            {                                                                                      \
-                NULL, NULL                                                                         \
-            }                                                                                      \
-        }                                                                                          \
+        {{NULL, NULL}}, NULL                                                                       \
     }
 
 WEAVE_API int weave_cond_init(weave_cond *c);
@@ -1147,15 +1149,11 @@ WEAVE_API int weave_cond_broadcast(weave_cond *c);
 typedef struct weave_sem {
     unsigned priv_value;             /* permits */
     struct weave_waitq priv_waiters; /* tasks waiting for one */
+    const void *priv_home;           /* the thread whose tasks use it, or NULL */
 } weave_sem;
 #define WEAVE_SEM_INIT(n)                                                                          \
     {                                                                                              \
-        (n),                                                                                       \
-        {                                                                                          \
-            {                                                                                      \
-                NULL, NULL                                                                         \
-            }                                                                                      \
-        }                                                                                          \
+        (n), {{NULL, NULL}}, NULL                                                                  \
     }
 
 WEAVE_API int weave_sem_init(weave_sem *s, unsigned value);
@@ -1174,15 +1172,11 @@ WEAVE_API int64_t weave_sem_value(const weave_sem *s);
 typedef struct weave_event {
     int priv_set;                    /* 1 while set */
     struct weave_waitq priv_waiters; /* tasks waiting for it */
+    const void *priv_home;           /* the thread whose tasks use it, or NULL */
 } weave_event;
 #define WEAVE_EVENT_INIT                                                                           \
     {                                                                                              \
-        0,                                                                                         \
-        {                                                                                          \
-            {                                                                                      \
-                NULL, NULL                                                                         \
-            }                                                                                      \
-        }                                                                                          \
+        0, {{NULL, NULL}}, NULL                                                                    \
     }
 
 WEAVE_API int weave_event_init(weave_event *e);
@@ -1229,6 +1223,113 @@ WEAVE_API int weave_offload_with(weave_fn fn, void *arg, void **result, weave_di
  * built against it keep working. */
 WEAVE_API int weave_offload_ex(weave_fn fn, void *arg, void **result, weave_discard_fn discard)
     WEAVE_DEPRECATED("use weave_offload_with");
+
+/* ======================================================================== */
+/*  Schedulers, threads and embedding                                        */
+/* ======================================================================== */
+
+/*
+ * A scheduler is an object of its own: made on any thread, run on one (or
+ * stepped from a loop that is not weave's), reachable from every other.
+ * weave_run is weave_sched_new + weave_sched_run + weave_sched_free.
+ */
+typedef struct weave_sched weave_sched; /* opaque */
+
+/*
+ * A new scheduler with the options of weave_run_with (NULL: the defaults),
+ * made on any thread; it binds to the thread that first runs or steps it.
+ * Posts to it queue until then. NULL with EINVAL (bad options), ENOMEM,
+ * EMFILE, ENFILE.
+ *
+ * A scheduler made here can be posted to from other threads for as long
+ * as it lives, so it never reports a deadlock (nor does one whose
+ * weave_sched_self was taken): with every task waiting on another, it
+ * waits for a post.
+ */
+WEAVE_API weave_sched *weave_sched_new(const weave_run_opts *opts);
+
+/*
+ * Run s on the calling thread as weave_run does: main_fn(arg) as its main
+ * task, until it has returned and every other task of s has ended; *result
+ * receives main_fn's return value. A scheduler runs once. Then its inbox is
+ * closed: every post either ran, or is refused with ESRCH.
+ *
+ * Errors: as weave_run (EDEADLK, EINTR ...); EINVAL s or main_fn NULL, or s
+ * has run already; EBUSY this thread already runs a scheduler, or s is
+ * running or stepped elsewhere.
+ */
+WEAVE_API int weave_sched_run(weave_sched *s, weave_fn main_fn, void *arg, void **result);
+
+/*
+ * Free s: cancel whatever tasks are left, posted ones that never started
+ * included (they start cancelled, so each can still release what its arg
+ * owns), let them end, and free everything. A stepped scheduler is torn
+ * down on the thread that steps it; one that never ran, on the calling
+ * thread (or, if that thread runs a scheduler already, on a thread made
+ * for it). Errors: EINVAL s NULL; EBUSY while weave_sched_run runs s,
+ * from one of its tasks, or for a stepped scheduler, from another thread
+ * than its own; EAGAIN no thread could be made.
+ */
+WEAVE_API int weave_sched_free(weave_sched *s);
+
+/* The scheduler bound to the calling thread (running it, or stepping it);
+ * NULL with EPERM if none. */
+WEAVE_API weave_sched *weave_sched_self(void);
+
+/*
+ * Post: run fn(arg) as a new detached task on s, from any thread (a task of
+ * any scheduler, s's own included, or a thread with none). It never blocks
+ * and never loses a task: it is queued, or refused with an errno. Tasks
+ * posted from one thread start in the order they were posted. Posts made
+ * before s runs wait for it; a post that comes while s shuts down (its main
+ * has returned) starts cancelled. A wake-up costs one eventfd write when s
+ * sleeps in its poller, and none while it is busy or already woken.
+ *
+ * Errors: EINVAL s or fn NULL; ESRCH s has stopped (fn does not run);
+ * ENOMEM. A posted task that cannot get a stack when its turn comes is
+ * tried again at every turn of the loop.
+ */
+WEAVE_API int weave_post(weave_sched *s, weave_fn fn, void *arg);
+
+/*
+ * Run fn(arg) as a task on s and wait for its result (asyncio's
+ * run_coroutine_threadsafe(...).result()).
+ *
+ *   - From a task of another scheduler: only the task waits. It is a
+ *     cancellation point and obeys deadline scopes; a caller that stops
+ *     waiting cancels the remote task and waits (shielded) for it to end,
+ *     then returns ECANCELED or ETIMEDOUT.
+ *   - From a thread with no scheduler running: the thread blocks.
+ *   - On s's own thread: a plain spawn + join inside a task (with the same
+ *     rule on cancellation); EDEADLK outside one.
+ *
+ * Returns 0 with fn's return value in *result (if result is not NULL).
+ * Errors: EINVAL s or fn NULL; ESRCH s stopped before fn started;
+ * ECANCELED; ETIMEDOUT; EDEADLK; ENOMEM.
+ */
+WEAVE_API int weave_call(weave_sched *s, weave_fn fn, void *arg, void **result);
+
+/*
+ * Embedding: another loop (libuv, GLib, a game loop, a plain poll) drives
+ * s. It watches weave_sched_fd(s) for reading and calls weave_sched_step
+ * when that fd is readable or when *next_ms (set by the previous step) has
+ * passed. A step takes in expired timers, fd events and posts once, runs
+ * the tasks that can run then (each once), and returns without blocking:
+ * the number of tasks of s still alive, with *next_ms (if not NULL) set to
+ * how long the loop may wait before the next step: 0 a task can already
+ * run, -1 only an fd event or a post can wake one, else the time to the
+ * earliest timer (the fd becomes readable then as well). Tasks enter a
+ * stepped scheduler through weave_post (and weave_call). A step that
+ * returns 0 does not stop s: a later post makes it live again.
+ *
+ * The first step binds s to the stepping thread until weave_sched_free;
+ * SIGPIPE stays blocked on that thread until then. The fd is s's own: do
+ * not read it or close it. Errors: EINVAL s NULL or done; EBUSY s runs,
+ * or is stepped by another thread, or this thread runs another scheduler,
+ * or the step was called from one of s's tasks.
+ */
+WEAVE_API int weave_sched_fd(weave_sched *s);
+WEAVE_API int weave_sched_step(weave_sched *s, int64_t *next_ms);
 
 /* ======================================================================== */
 /*  Signals                                                                  */
@@ -1362,7 +1463,8 @@ typedef enum weave_wait_kind {
     WEAVE_WAIT_SEM,      /* a weave_sem */
     WEAVE_WAIT_EVENT,    /* a weave_event */
     WEAVE_WAIT_OFFLOAD,  /* a worker thread (weave_offload) */
-    WEAVE_WAIT_SIGNAL    /* a signal */
+    WEAVE_WAIT_SIGNAL,   /* a signal */
+    WEAVE_WAIT_CALL      /* another scheduler's task (weave_call) */
 } weave_wait_kind;
 
 /* A task's state (weave_task_info.state). */

@@ -25,6 +25,16 @@
  * writing side (EPOLLRDHUP); never reported to users. */
 #define WEAVE__RDHUP 0x2000
 
+/* What the scheduler calls for an event on a registered fd: the data given
+ * at registration is a watcher, so the loop dispatches an event without
+ * knowing who registered the fd. */
+struct weave__sched;
+struct weave__watcher;
+typedef void weave__watch_fn(struct weave__sched *s, struct weave__watcher *w, int mask);
+struct weave__watcher {
+    weave__watch_fn *fn;
+};
+
 struct weave__poller {
     int epfd;                                     /* the epoll instance */
     int tfd;                                      /* timerfd for deadlines */
@@ -48,6 +58,11 @@ void weave__poller_del(struct weave__poller *p, int fd);
  * WEAVE__POLL_FOREVER). Returns the number of events (0 when the deadline
  * passed), or -errno (EINTR when a signal arrived). */
 int weave__poller_wait(struct weave__poller *p, int64_t deadline);
+
+/* Arm the poller's timer at deadline (CLOCK_MONOTONIC ns), so that the
+ * epoll fd itself becomes readable then (a loop that watches it, when
+ * weave is embedded). */
+void weave__poller_arm(struct weave__poller *p, int64_t deadline);
 
 /* The data and the WEAVE_IN / WEAVE_OUT / WEAVE_ERR / WEAVE_HUP mask of
  * event i of the last wait. */

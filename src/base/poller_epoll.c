@@ -74,20 +74,33 @@ void weave__poller_del(struct weave__poller *p, int fd)
     (void)epoll_ctl(p->epfd, EPOLL_CTL_DEL, fd, NULL);
 }
 
+static int arm(struct weave__poller *p, int64_t deadline)
+{
+    struct itimerspec its;
+
+    if (deadline == p->armed)
+        return 0;
+    memset(&its, 0, sizeof(its));
+    its.it_value.tv_sec = (time_t)(deadline / 1000000000);
+    its.it_value.tv_nsec = (long)(deadline % 1000000000);
+    if (timerfd_settime(p->tfd, TFD_TIMER_ABSTIME, &its, NULL) != 0)
+        return -errno;
+    p->armed = deadline;
+    return 0;
+}
+
+void weave__poller_arm(struct weave__poller *p, int64_t deadline)
+{
+    (void)arm(p, deadline); /* a failed arm: the loop still has next_ms */
+}
+
 int weave__poller_wait(struct weave__poller *p, int64_t deadline)
 {
-    int n, kept = 0;
+    int n, kept = 0, r;
 
-    if (deadline != WEAVE__POLL_NOW && deadline != WEAVE__POLL_FOREVER && deadline != p->armed) {
-        struct itimerspec its;
-
-        memset(&its, 0, sizeof(its));
-        its.it_value.tv_sec = (time_t)(deadline / 1000000000);
-        its.it_value.tv_nsec = (long)(deadline % 1000000000);
-        if (timerfd_settime(p->tfd, TFD_TIMER_ABSTIME, &its, NULL) != 0)
-            return -errno;
-        p->armed = deadline;
-    }
+    if (deadline != WEAVE__POLL_NOW && deadline != WEAVE__POLL_FOREVER &&
+        (r = arm(p, deadline)) < 0)
+        return r;
     n = epoll_wait(p->epfd, p->events, WEAVE__POLL_BATCH, deadline == WEAVE__POLL_NOW ? 0 : -1);
     if (n < 0)
         return -errno;

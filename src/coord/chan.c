@@ -33,6 +33,7 @@ struct weave_chan {
     struct weave_waitq senders;   /* waiter data: the element to send */
     struct weave_waitq receivers; /* waiter data: where it goes, or NULL */
     bool closed;                  /* weave_chan_close was called */
+    const void *home;             /* the thread whose tasks use it (weave__claim) */
 };
 
 weave_chan *weave_chan_new(size_t elem_size, size_t capacity)
@@ -56,6 +57,8 @@ weave_chan *weave_chan_new(size_t elem_size, size_t capacity)
     }
     c->elem_size = elem_size;
     c->cap = capacity;
+    if (weave__tls)
+        c->home = weave__tls->home; /* made by a task: its thread's */
     weave__queue_init(&c->senders);
     weave__queue_init(&c->receivers);
     return c;
@@ -85,13 +88,9 @@ static void ring_pop(weave_chan *c, void *elem)
     c->len--;
 }
 
-int weave__chan_foreign(const struct weave__sched *s, const weave_chan *c)
+int weave__chan_foreign(const struct weave__sched *s, weave_chan *c)
 {
-    const struct weave__waiter *w = weave__queue_first(&c->senders);
-
-    if (!w)
-        w = weave__queue_first(&c->receivers);
-    return !s || (w && w->task->sched != s) ? -EPERM : 0;
+    return s ? weave__claim(&c->home, s) : -EPERM;
 }
 
 bool weave__chan_send_ready(const weave_chan *c)

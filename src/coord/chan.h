@@ -25,9 +25,8 @@ struct weave_waitq *weave__chan_queue(weave_chan *c, bool send);
 
 size_t weave__chan_elem_size(const weave_chan *c);
 
-/* -EPERM outside a task (every channel call needs one), or if tasks of
- * another scheduler wait on c: a call here could not wake or join them
- * safely. */
-int weave__chan_foreign(const struct weave__sched *s, const weave_chan *c);
+/* -EPERM outside a task (every channel call needs one), or if another
+ * thread's tasks use c (decided by its home alone: weave__claim). */
+int weave__chan_foreign(const struct weave__sched *s, weave_chan *c);
 
 #endif /* WEAVE_CHAN_H */

@@ -38,7 +38,7 @@ struct weave_group {
     int err;                    /* the group's error, 0 if none */
     struct weave_waitq waiters; /* tasks in weave_group_wait or _free */
     size_t waiting;             /* tasks inside weave_group_wait, woken or not */
-    struct weave__sched *sched; /* of the members, once one is spawned */
+    const void *home;           /* the thread whose tasks use it (weave__claim) */
     bool freeing;               /* weave_group_free waits for the rest */
 };
 
@@ -74,16 +74,16 @@ static void *member_main(void *p)
     return r;
 }
 
-/* The scheduler for a call on g that touches its tasks: EPERM if g's
- * members belong to another scheduler, or none runs here. */
-static int sched_of(const weave_group *g, struct weave__sched **sp)
+/* The scheduler for a call on g that touches its tasks: EPERM outside a
+ * task, or if another thread's tasks use g. */
+static int sched_of(weave_group *g, struct weave__sched **sp)
 {
     struct weave__sched *s = weave__tls;
 
     *sp = s;
-    if (!s || (g->sched && g->sched != s))
+    if (!s)
         return -EPERM;
-    return 0;
+    return weave__claim(&g->home, s);
 }
 
 static void cancel_members(struct weave__sched *s, weave_group *g)
@@ -142,7 +142,6 @@ static weave_task *group_spawn(weave_group *g, const weave_task_opts *opts, weav
     g->nlive++;
     if (kept)
         g->members[g->n++] = m;
-    g->sched = s;
     return weave__handle_of(&s->handles, t->slot);
 }
 

@@ -23,25 +23,29 @@ static void ready(struct weave_waitq *q)
         weave__queue_init(q);
 }
 
-/* EPERM outside a task (weave.h: every call that takes, gives, waits or
- * wakes needs one), or if tasks of another scheduler wait in q: this call
- * could not wake them safely. */
-static int foreign(const struct weave__sched *s, const struct weave_waitq *q)
-{
-    const struct weave__waiter *w = weave__queue_first(q);
-
-    return !s || (w && w->task->sched != s) ? -EPERM : 0;
-}
-
-/* The start of a call that may wait: a task of this scheduler, not
- * cancelled, not past a deadline. */
-static int may_wait(const struct weave__sched *s, const struct weave_waitq *q)
+/* The start of every call that takes, gives, waits or wakes: EPERM outside
+ * a task (weave.h), or for an object that another thread's tasks use
+ * (decided by its home alone, weave__claim: nothing else of it is read);
+ * then its queue is made on first use. */
+static int mine(const struct weave__sched *s, const void **home, struct weave_waitq *q)
 {
     int r;
 
     if (!s)
         return -EPERM;
-    if ((r = foreign(s, q)) < 0)
+    if ((r = weave__claim(home, s)) < 0)
+        return r;
+    ready(q);
+    return 0;
+}
+
+/* The start of a call that may wait: mine, and not cancelled, not past a
+ * deadline. */
+static int may_wait(const struct weave__sched *s, const void **home, struct weave_waitq *q)
+{
+    int r;
+
+    if ((r = mine(s, home, q)) < 0)
         return r;
     return weave__checkpoint(s);
 }
@@ -75,8 +79,7 @@ static int mutex_lock(weave_mutex *m, bool poll)
 
     if (!m)
         return -EINVAL;
-    ready(&m->priv_waiters);
-    if ((r = may_wait(s, &m->priv_waiters)) < 0)
+    if ((r = may_wait(s, &m->priv_home, &m->priv_waiters)) < 0)
         return r;
     if (m->priv_owner && !weave__key_of(s, m->priv_owner))
         return -EPERM; /* held by another scheduler's task */
@@ -108,12 +111,12 @@ WEAVE__ENTRY int weave_mutex_lock_timeout(weave_mutex *m, int64_t timeout_ms)
 int weave_mutex_trylock(weave_mutex *m)
 {
     struct weave__sched *s = weave__tls;
+    int r;
 
     if (!m)
         return weave__ret(-EINVAL);
-    if (!s)
-        return weave__ret(-EPERM);
-    ready(&m->priv_waiters);
+    if ((r = mine(s, &m->priv_home, &m->priv_waiters)) < 0)
+        return weave__ret(r);
     return weave__lock_try(s, m) ? 0 : weave__ret(-EBUSY);
 }
 
@@ -123,7 +126,8 @@ int weave_mutex_unlock(weave_mutex *m)
 
     if (!m)
         return weave__ret(-EINVAL);
-    if (!s || !m->priv_owner || m->priv_owner != s->current->key)
+    if (mine(s, &m->priv_home, &m->priv_waiters) < 0 || !m->priv_owner ||
+        m->priv_owner != s->current->key)
         return weave__ret(-EPERM);
     weave__lock_release(s, m);
     return 0;
@@ -136,6 +140,7 @@ int weave_cond_init(weave_cond *c)
     if (!c)
         return weave__ret(-EINVAL);
     weave__queue_init(&c->priv_waiters);
+    c->priv_home = NULL;
     return 0;
 }
 
@@ -158,12 +163,10 @@ static int cond_wait(weave_cond *c, weave_mutex *m, bool poll)
 
     if (!c || !m)
         return -EINVAL;
-    if (!s)
+    if (!s || weave__claim(&m->priv_home, s) < 0 || !m->priv_owner ||
+        m->priv_owner != s->current->key)
         return -EPERM;
-    ready(&c->priv_waiters);
-    if (!m->priv_owner || m->priv_owner != s->current->key)
-        return -EPERM;
-    if ((r = may_wait(s, &c->priv_waiters)) < 0)
+    if ((r = may_wait(s, &c->priv_home, &c->priv_waiters)) < 0)
         return r; /* m is still held */
     if (poll)
         return -ETIMEDOUT; /* nothing can signal without waiting */
@@ -203,8 +206,7 @@ static int cond_wake(weave_cond *c, bool all)
 
     if (!c)
         return -EINVAL;
-    ready(&c->priv_waiters);
-    if ((r = foreign(s, &c->priv_waiters)) < 0)
+    if ((r = mine(s, &c->priv_home, &c->priv_waiters)) < 0)
         return r;
     if (all)
         weave__queue_wake_all(s, &c->priv_waiters, 0);
@@ -231,6 +233,7 @@ int weave_sem_init(weave_sem *sem, unsigned value)
         return weave__ret(-EINVAL);
     sem->priv_value = value;
     weave__queue_init(&sem->priv_waiters);
+    sem->priv_home = NULL;
     return 0;
 }
 
@@ -252,8 +255,7 @@ static int sem_acquire(weave_sem *sem, bool poll)
 
     if (!sem)
         return -EINVAL;
-    ready(&sem->priv_waiters);
-    if ((r = may_wait(s, &sem->priv_waiters)) < 0)
+    if ((r = may_wait(s, &sem->priv_home, &sem->priv_waiters)) < 0)
         return r;
     if (sem->priv_value > 0) { /* then nobody waits: permits are handed over */
         sem->priv_value--;
@@ -286,10 +288,12 @@ WEAVE__ENTRY int weave_sem_acquire_timeout(weave_sem *sem, int64_t timeout_ms)
 
 int weave_sem_try_acquire(weave_sem *sem)
 {
+    int r;
+
     if (!sem)
         return weave__ret(-EINVAL);
-    if (!weave__tls)
-        return weave__ret(-EPERM);
+    if ((r = mine(weave__tls, &sem->priv_home, &sem->priv_waiters)) < 0)
+        return weave__ret(r);
     if (sem->priv_value == 0)
         return weave__ret(-EAGAIN);
     sem->priv_value--;
@@ -304,8 +308,7 @@ int weave_sem_release(weave_sem *sem)
 
     if (!sem)
         return weave__ret(-EINVAL);
-    ready(&sem->priv_waiters);
-    if ((r = foreign(s, &sem->priv_waiters)) < 0)
+    if ((r = mine(s, &sem->priv_home, &sem->priv_waiters)) < 0)
         return weave__ret(r);
     if ((w = weave__queue_first(&sem->priv_waiters)) != NULL)
         weave__wake_waiter(s, w, 0);
@@ -331,6 +334,7 @@ int weave_event_init(weave_event *e)
         return weave__ret(-EINVAL);
     e->priv_set = 0;
     weave__queue_init(&e->priv_waiters);
+    e->priv_home = NULL;
     return 0;
 }
 
@@ -352,8 +356,7 @@ int weave_event_set(weave_event *e)
 
     if (!e)
         return weave__ret(-EINVAL);
-    ready(&e->priv_waiters);
-    if ((r = foreign(s, &e->priv_waiters)) < 0)
+    if ((r = mine(s, &e->priv_home, &e->priv_waiters)) < 0)
         return weave__ret(r);
     e->priv_set = 1;
     weave__queue_wake_all(s, &e->priv_waiters, 0);
@@ -362,10 +365,12 @@ int weave_event_set(weave_event *e)
 
 int weave_event_clear(weave_event *e)
 {
+    int r;
+
     if (!e)
         return weave__ret(-EINVAL);
-    if (!weave__tls)
-        return weave__ret(-EPERM);
+    if ((r = mine(weave__tls, &e->priv_home, &e->priv_waiters)) < 0)
+        return weave__ret(r);
     e->priv_set = 0;
     return 0;
 }
@@ -377,8 +382,7 @@ static int event_wait(weave_event *e, bool poll)
 
     if (!e)
         return -EINVAL;
-    ready(&e->priv_waiters);
-    if ((r = may_wait(s, &e->priv_waiters)) < 0)
+    if ((r = may_wait(s, &e->priv_home, &e->priv_waiters)) < 0)
         return r;
     if (e->priv_set)
         return 0;

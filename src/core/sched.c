@@ -39,18 +39,23 @@
 
 _Thread_local struct weave__sched *weave__tls __attribute__((tls_model("initial-exec")));
 
+/* Its address is the calling thread's token (struct weave__sched.home). */
+static _Thread_local char thread_token __attribute__((tls_model("initial-exec")));
+
 static _Noreturn void fatal(const char *what, int err)
 {
     (void)fprintf(stderr, "weave: internal error: %s: %s\n", what, strerror(err));
     abort();
 }
 
+static void inbox_kicked(struct weave__sched *s, struct weave__watcher *w, int mask);
+
 int weave__sched_init(struct weave__sched *s, size_t default_stack)
 {
     int r;
 
     memset(s, 0, sizeof(*s));
-    weave__ctx_root(&s->root);
+    s->inbox.efd = -1;
     weave__list_init(&s->runq);
     weave__list_init(&s->live);
     weave__timers_init(&s->timers);
@@ -59,15 +64,23 @@ int weave__sched_init(struct weave__sched *s, size_t default_stack)
     s->poller.epfd = -1;
     s->default_stack = default_stack;
     s->rng = 0x9e3779b97f4a7c15ull * s->handles.tag; /* never 0 */
-    if (weave__ctx_template(&s->tmpl) != 0) {
-        r = errno > 0 ? -errno : -ENOMEM;
-        weave__sched_term(s);
-        return r;
-    }
     if ((r = weave__poller_init(&s->poller)) < 0) {
         weave__sched_term(s);
         return r;
     }
+    if ((r = weave__inbox_init(&s->inbox, &s->poller, inbox_kicked)) < 0) {
+        weave__sched_term(s);
+        return r;
+    }
+    return 0;
+}
+
+int weave__sched_bind(struct weave__sched *s)
+{
+    s->home = &thread_token;
+    weave__ctx_root(&s->root);
+    if (weave__ctx_template(&s->tmpl) != 0)
+        return errno > 0 ? -errno : -ENOMEM;
     return 0;
 }
 
@@ -76,6 +89,7 @@ void weave__sched_term(struct weave__sched *s)
     /* Every task has ended; the records nobody joined (main's too) go with
      * the stacks they live on. */
     weave__handles_term(&s->handles);
+    weave__inbox_term(&s->inbox, &s->poller);
     weave__poller_term(&s->poller);
     weave__stack_pool_term(&s->stacks);
     weave__timers_term(&s->timers);
@@ -242,10 +256,62 @@ static int poll_virtual(struct weave__sched *s, int64_t deadline)
     return n;
 }
 
+void weave__sched_run_messages(struct weave__sched *s, struct weave__msg *m)
+{
+    while (m) {
+        struct weave__msg *next = m->next; /* m may be freed by its fn */
+
+        m->fn(s, m);
+        m = next;
+    }
+}
+
+/* Run the messages other threads sent (posts, remote wake-ups), in the
+ * order each thread sent them. */
+static void take_messages(struct weave__sched *s)
+{
+    weave__sched_run_messages(s, weave__inbox_take(&s->inbox));
+}
+
+static void inbox_kicked(struct weave__sched *s, struct weave__watcher *w, int mask)
+{
+    (void)w;
+    (void)mask;
+    weave__inbox_kicked(&s->inbox);
+    take_messages(s);
+}
+
+/* Hand the events of the last poller wait to their watchers. */
+static void dispatch(struct weave__sched *s, int n)
+{
+    for (int i = 0; i < n; i++) {
+        struct weave__watcher *w = weave__poller_data(&s->poller, i);
+        w->fn(s, w, weave__poller_mask(&s->poller, i));
+    }
+}
+
+/* A stepped scheduler's one look at the world per step: messages, expired
+ * timers and fd events, without blocking. */
+static void poll_once(struct weave__sched *s)
+{
+    int n;
+
+    s->loop_ns = weave__clock_ns();
+    take_messages(s);
+    if (weave__timers_any(&s->timers))
+        fire_timers(s, s->loop_ns);
+    while ((n = weave__poller_wait(&s->poller, WEAVE__POLL_NOW)) == -EINTR)
+        ;
+    if (n < 0)
+        fatal("epoll_wait", -n);
+    dispatch(s, n);
+}
+
 /*
- * Take in expired timers and ready fds. With tasks runnable, poll fds once
- * without blocking (only if a task waits on one); with none, block until
- * something makes a task runnable. If nothing ever could, every task is
+ * Take in messages, expired timers and ready fds. With tasks runnable, poll
+ * fds once without blocking (only if a task waits on one); with none, block
+ * until something makes a task runnable. If nothing ever could (no timer,
+ * fd, worker, remote waker, and no other thread can post), every task is
  * cancelled so that they all unwind, and weave_run reports EDEADLK.
  */
 static void poll_step(struct weave__sched *s)
@@ -257,6 +323,8 @@ static void poll_step(struct weave__sched *s)
         int n;
 
         s->loop_ns = weave__clock_ns();
+        if (weave__inbox_any(&s->inbox))
+            take_messages(s);
         if (weave__timers_any(&s->timers))
             fire_timers(s, s->loop_ns);
         if (s->runq_len > 0) {
@@ -265,7 +333,7 @@ static void poll_step(struct weave__sched *s)
             deadline = WEAVE__POLL_NOW;
         } else if (weave__timers_any(&s->timers)) {
             deadline = weave__timers_next(&s->timers);
-        } else if (s->io_waiters > 0) {
+        } else if (s->io_waiters > 0 || s->reachable) {
             deadline = WEAVE__POLL_FOREVER;
         } else {
             if (!s->deadlocked && s->on_deadlock)
@@ -283,9 +351,14 @@ static void poll_step(struct weave__sched *s)
             if (weave__stack_trim_due(&s->stacks))
                 weave__stack_trim(&s->stacks); /* hand back spare stack pages */
             trim_tables(s);
+            if (!weave__inbox_idle(&s->inbox)) {
+                weave__inbox_busy(&s->inbox); /* a message came: take it first */
+                continue;
+            }
         }
         if (s->vclock) {
-            if (deadline != WEAVE__POLL_NOW && s->io_waiters == 0) {
+            if (deadline != WEAVE__POLL_NOW && s->io_waiters == 0 && !s->reachable) {
+                weave__inbox_busy(&s->inbox);
                 s->vnow = deadline; /* only timers can wake anyone: jump */
                 continue;
             }
@@ -293,19 +366,19 @@ static void poll_step(struct weave__sched *s)
         } else {
             n = weave__poller_wait(&s->poller, deadline);
         }
+        weave__inbox_busy(&s->inbox);
         polled = true;
         if (n < 0) {
             if (n != -EINTR)
                 fatal("epoll_wait", -n);
             continue; /* a signal: recompute the time left and wait again */
         }
-        for (int i = 0; i < n; i++) {
-            struct weave__watcher *w = weave__poller_data(&s->poller, i);
-            w->fn(s, w, weave__poller_mask(&s->poller, i));
-        }
+        dispatch(s, n);
     }
 }
 
+/* The next task to run, or NULL when a stepped scheduler has run its round
+ * (the caller then goes back to the stepping loop, s->root). */
 static struct weave__task *pick_next(struct weave__sched *s)
 {
     struct weave__task *t;
@@ -314,6 +387,15 @@ static struct weave__task *pick_next(struct weave__sched *s)
         __atomic_load_n(&s->stall_id, __ATOMIC_ACQUIRE) != 0)
         s->on_stall(s); /* the task it caught gives up the thread */
     while (s->round_left == 0) {
+        if (__builtin_expect(s->stepping, 0)) {
+            if (s->step_polled)
+                return NULL;
+            poll_once(s);
+            s->step_polled = true;
+            if ((s->round_left = s->runq_len) == 0)
+                return NULL;
+            break;
+        }
         poll_step(s);
         s->round_left = s->runq_len;
     }
@@ -350,7 +432,8 @@ void weave__reap(struct weave__sched *s)
         s->zombie_count++;
 }
 
-/* The current task has queued or parked itself: run the next one. */
+/* The current task has queued or parked itself: run the next one (or, in
+ * a stepped scheduler whose round is over, go back to the stepping loop). */
 static void run_next(struct weave__sched *s)
 {
     struct weave__task *self = s->current;
@@ -359,7 +442,7 @@ static void run_next(struct weave__sched *s)
     if (next == self)
         return;
     s->current = next;
-    weave__ctx_switch(&self->ctx, &next->ctx);
+    weave__ctx_switch(&self->ctx, next ? &next->ctx : &s->root);
     weave__reap(s);
 }
 
@@ -400,18 +483,13 @@ void weave__yield(struct weave__sched *s)
 
 _Noreturn void weave__switch_exit(struct weave__sched *s, struct weave__task *t)
 {
-    struct weave__ctx *to;
+    struct weave__task *next = NULL;
 
     s->dead = t;
-    if (s->live_count == 0) {
-        s->current = NULL;
-        to = &s->root;
-    } else {
-        struct weave__task *next = pick_next(s);
-        s->current = next;
-        to = &next->ctx;
-    }
-    weave__ctx_exit(&t->ctx, to);
+    if (s->live_count > 0)
+        next = pick_next(s);
+    s->current = next;
+    weave__ctx_exit(&t->ctx, next ? &next->ctx : &s->root);
 }
 
 void weave__live_remove(struct weave__sched *s, struct weave__task *t)
@@ -424,7 +502,34 @@ void weave__sched_loop(struct weave__sched *s)
 {
     struct weave__task *first = pick_next(s);
 
+    if (!first)
+        return; /* a stepped scheduler with nothing to run */
     s->current = first;
     weave__ctx_switch(&s->root, &first->ctx);
     weave__reap(s);
+}
+
+int64_t weave__sched_next_ms(struct weave__sched *s)
+{
+    int64_t left;
+
+    /* Something came while the step ran: the loop should step again at
+     * once (a later send kicks the eventfd, which makes s's fd readable). */
+    if (s->runq_len > 0 || !weave__inbox_idle(&s->inbox))
+        return 0;
+    if (!weave__timers_any(&s->timers))
+        return -1;
+    /* The fd becomes readable then too: the poller's timer is armed. */
+    weave__poller_arm(&s->poller, weave__timers_next(&s->timers));
+    left = weave__timers_next(&s->timers) - weave__clock_ns();
+    return left <= 0 ? 0 : (left + 999999) / 1000000;
+}
+
+void weave__sched_step(struct weave__sched *s)
+{
+    s->stepping = true;
+    s->step_polled = false;
+    s->round_left = 0;
+    weave__sched_loop(s);
+    s->current = NULL;
 }

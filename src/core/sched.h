@@ -33,6 +33,7 @@
 
 #include "base/context.h"
 #include "base/handle.h"
+#include "base/inbox.h"
 #include "base/list.h"
 #include "base/poller.h"
 #include "base/stack.h"
@@ -143,14 +144,7 @@ struct weave__task {
     struct weave__scope scopes[WEAVE_SCOPE_MAX]; /* open scopes, oldest first */
 };
 
-/* What the poller calls for an event on a registered fd: the loop
- * dispatches through it without knowing who registered the fd. */
 struct weave__sched;
-struct weave__watcher;
-typedef void weave__watch_fn(struct weave__sched *s, struct weave__watcher *w, int mask);
-struct weave__watcher {
-    weave__watch_fn *fn;
-};
 
 /* What the core tells the layers above, through functions they register
  * in the scheduler: the core calls up into nothing by name. */
@@ -179,6 +173,9 @@ struct weave__sched {
     struct weave__handles handles;
     struct weave__timers timers;
     struct weave__poller poller;
+    struct weave__inbox inbox; /* messages from other threads */
+    const void *home;          /* its thread's token, once bound: what
+                                         the objects of its tasks belong to */
     struct weave__stack_pool stacks;
     struct weave__fdtab *fds;         /* fd.c's table */
     struct weave__offload *offload;   /* offload.c's pool */
@@ -189,6 +186,10 @@ struct weave__sched {
     bool shutting_down;               /* main returned: cancel everything */
     bool deadlocked;                  /* nothing could ever wake */
     bool vclock;                      /* WEAVE_VIRTUAL_CLOCK: time is vnow */
+    bool reachable;                   /* other threads may post to it: waiting
+                                         for that is not a deadlock */
+    bool stepping;                    /* driven by weave_sched_step */
+    bool step_polled;                 /* this step has taken in events */
     int64_t loop_ns;                  /* the clock at the last poll step */
     bool always_poll;                 /* poll between rounds even with no fd
                                        waiter (a watched signal's signalfd) */
@@ -244,9 +245,15 @@ static inline int64_t weave__deadline_after(int64_t delta_ns)
 
 /* ---- life of a scheduler and its tasks (sched.c) ------------------------- */
 
-/* Set up s: its run queue, timers, poller, stacks and handle table. Returns
- * 0 or a negative errno; on failure s holds nothing. */
+/* Set up s: its run queue, timers, poller, inbox, stacks and handle table,
+ * on any thread. Returns 0 or a negative errno; on failure s holds
+ * nothing. */
 int weave__sched_init(struct weave__sched *s, size_t default_stack);
+
+/* Make s ready to run on the calling thread, which it then never leaves:
+ * the thread's own context, and the template of new contexts (taken from
+ * the thread, its signal mask included). 0 or a negative errno. */
+int weave__sched_bind(struct weave__sched *s);
 
 /* Free what s holds, the records of tasks nobody joined included. */
 void weave__sched_term(struct weave__sched *s);
@@ -265,8 +272,22 @@ _Noreturn void weave__switch_exit(struct weave__sched *s, struct weave__task *t)
  * does after a switch. */
 void weave__reap(struct weave__sched *s);
 
-/* From weave_run's stack: run tasks until every one has ended. */
+/* From the thread's own stack: run tasks until every one has ended. */
 void weave__sched_loop(struct weave__sched *s);
+
+/* From the thread's own stack: one step of an embedded scheduler (stepping
+ * from then on): take in messages, expired timers and fd events once, run
+ * the tasks runnable then, and return without blocking. */
+void weave__sched_step(struct weave__sched *s);
+
+/* After a step: how long the stepping loop may wait before the next one,
+ * in ms (0: a task can run now; -1: only an fd event or a message can wake
+ * anyone); from then on a message makes s's poller fd readable, and so
+ * does the earliest timer. */
+int64_t weave__sched_next_ms(struct weave__sched *s);
+
+/* Run messages m (a list, oldest first) on s's thread. */
+void weave__sched_run_messages(struct weave__sched *s, struct weave__msg *m);
 
 /* t's name: the one given at spawn, or "task-<id>" (made on first use). */
 const char *weave__task_name(struct weave__task *t);

@@ -84,6 +84,7 @@ static inline void weave__lock_init(weave_mutex *l)
 {
     l->priv_owner = 0;
     weave__queue_init(&l->priv_waiters);
+    l->priv_home = NULL;
 }
 
 /* Take l for the current task, waiting in FIFO order if it is held. Returns
@@ -110,6 +111,27 @@ static inline void weave__lock_release(struct weave__sched *s, weave_mutex *l)
         l->priv_owner = 0;
     else
         weave__lock_handoff(s, l);
+}
+
+/*
+ * What a local object (a channel, a lock, a group, a stream) belongs to:
+ * the thread whose scheduler's task first made or used it, by the token of
+ * that thread (struct weave__sched.home). Written once, by a compare-and-
+ * swap on first use; every later call reads it (one predictable load), and
+ * a call from a task of any other thread fails with EPERM without touching
+ * the object. Schedulers that run one after another on one thread share
+ * their objects: only one of them runs at a time.
+ */
+static inline int weave__claim(const void **owner, const struct weave__sched *s)
+{
+    const void *o = __atomic_load_n(owner, __ATOMIC_ACQUIRE);
+
+    if (__builtin_expect(o == s->home, 1))
+        return 0;
+    if (o == NULL &&
+        __atomic_compare_exchange_n(owner, &o, s->home, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+        return 0;
+    return -EPERM;
 }
 
 #endif /* WEAVE_WAIT_H */

@@ -202,7 +202,7 @@ static const char *wait_name(weave_wait_kind k)
         [WEAVE_WAIT_SELECT] = "select", [WEAVE_WAIT_MUTEX] = "mutex",
         [WEAVE_WAIT_COND] = "cond",     [WEAVE_WAIT_SEM] = "sem",
         [WEAVE_WAIT_EVENT] = "event",   [WEAVE_WAIT_OFFLOAD] = "offload",
-        [WEAVE_WAIT_SIGNAL] = "signal",
+        [WEAVE_WAIT_SIGNAL] = "signal", [WEAVE_WAIT_CALL] = "call",
     };
 
     return (unsigned)k < sizeof(names) / sizeof(names[0]) ? names[k] : "?";

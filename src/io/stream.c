@@ -24,6 +24,7 @@
 #include "core/deadline.h"
 #include "core/scope.h"
 #include "core/sched.h"
+#include "core/wait.h"
 
 #include <limits.h>
 #include <stdarg.h>
@@ -44,6 +45,7 @@ struct weave_stream {
     size_t rend;        /* end of the unread bytes */
     char *wbuf;         /* write buffer [wsize], or NULL while empty */
     size_t wlen;        /* bytes waiting to be written */
+    const void *home;   /* the thread whose tasks use it (weave__claim) */
 };
 
 /* What a peek at nothing points to, so *data is never left dangling. */
@@ -90,13 +92,19 @@ static void settle(weave_stream *s)
     }
 }
 
-/* The start of a call that may read or write: a task, and the stream's
- * timeout begun as a deadline scope (*on says whether it was). */
+/* The start of a call that may read or write: a task of the thread whose
+ * tasks use the stream, and the stream's timeout begun as a deadline scope
+ * (*on says whether it was). */
 static int enter(weave_stream *s, weave_deadline *d, bool *on)
 {
+    struct weave__sched *sched = weave__tls;
+    int r;
+
     *on = false;
-    if (!weave_self())
+    if (!sched)
         return -EPERM;
+    if ((r = weave__claim(&s->home, sched)) < 0)
+        return r;
     if (s->timeout_ms >= 0) {
         weave_deadline_begin(d, s->timeout_ms);
         *on = true;
