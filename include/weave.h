@@ -1310,6 +1310,24 @@ WEAVE_API int weave_post(weave_sched *s, weave_fn fn, void *arg);
 WEAVE_API int weave_call(weave_sched *s, weave_fn fn, void *arg, void **result);
 
 /*
+ * A channel that any scheduler's tasks, and any thread, may use: the whole
+ * channel contract of weave_chan_new (the same calls: send, receive, the
+ * _try and _timeout variants, close, len, free, and weave_select, where it
+ * mixes with local channels, fds and tasks). A thread with no scheduler
+ * blocks in its calls (a futex: it never spins) and may select over shared
+ * channels alone. Elements sent by one task (or thread) are received in the
+ * order sent; closing wakes the waiters on every scheduler. A transfer to
+ * or from a task on another scheduler wakes it through that scheduler's
+ * inbox (as a post does). Within one scheduler it costs a lock more than a
+ * local channel; local channels pay nothing for it.
+ *
+ * weave_chan_free waits (yielding) for the waiters of calls that another
+ * thread has just completed to be taken out by their tasks. Errors as for
+ * weave_chan_new.
+ */
+WEAVE_API weave_chan *weave_chan_new_shared(size_t elem_size, size_t capacity);
+
+/*
  * Embedding: another loop (libuv, GLib, a game loop, a plain poll) drives
  * s. It watches weave_sched_fd(s) for reading and calls weave_sched_step
  * when that fd is readable or when *next_ms (set by the previous step) has

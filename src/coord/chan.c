@@ -16,27 +16,18 @@
  */
 #include "base/common.h"
 #include "coord/chan.h"
+#include "coord/ring.h"
+#include "coord/shared.h"
 #include "core/deadline.h"
 #include "core/scope.h"
 #include "core/wait.h"
 
+#include <sched.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-struct weave_chan {
-    size_t elem_size;             /* bytes per element, may be 0 */
-    size_t cap;                   /* elements the buffer holds; 0: rendezvous */
-    size_t head;                  /* index of the oldest buffered element */
-    size_t len;                   /* elements buffered */
-    unsigned char *buf;           /* cap * elem_size bytes, or NULL */
-    struct weave_waitq senders;   /* waiter data: the element to send */
-    struct weave_waitq receivers; /* waiter data: where it goes, or NULL */
-    bool closed;                  /* weave_chan_close was called */
-    const void *home;             /* the thread whose tasks use it (weave__claim) */
-};
-
-weave_chan *weave_chan_new(size_t elem_size, size_t capacity)
+static weave_chan *chan_new(size_t elem_size, size_t capacity, bool shared)
 {
     weave_chan *c;
 
@@ -50,42 +41,30 @@ weave_chan *weave_chan_new(size_t elem_size, size_t capacity)
         errno = ENOMEM;
         return NULL;
     }
-    if (elem_size * capacity > 0 && !(c->buf = malloc(elem_size * capacity))) {
+    if ((elem_size * capacity > 0 && !(c->buf = malloc(elem_size * capacity))) ||
+        (shared && weave__shared_init(c) < 0)) {
+        free(c->buf);
         free(c);
         errno = ENOMEM;
         return NULL;
     }
     c->elem_size = elem_size;
     c->cap = capacity;
-    if (weave__tls)
+    if (weave__tls && !shared)
         c->home = weave__tls->home; /* made by a task: its thread's */
     weave__queue_init(&c->senders);
     weave__queue_init(&c->receivers);
     return c;
 }
 
-static void copy(const weave_chan *c, void *to, const void *from)
+weave_chan *weave_chan_new(size_t elem_size, size_t capacity)
 {
-    if (c->elem_size && to)
-        memcpy(to, from, c->elem_size);
+    return chan_new(elem_size, capacity, false);
 }
 
-static void ring_push(weave_chan *c, const void *elem)
+weave_chan *weave_chan_new_shared(size_t elem_size, size_t capacity)
 {
-    size_t tail = c->head + c->len;
-
-    if (tail >= c->cap)
-        tail -= c->cap;
-    copy(c, c->buf + tail * c->elem_size, elem);
-    c->len++;
-}
-
-static void ring_pop(weave_chan *c, void *elem)
-{
-    copy(c, elem, c->buf + c->head * c->elem_size);
-    if (++c->head == c->cap)
-        c->head = 0;
-    c->len--;
+    return chan_new(elem_size, capacity, true);
 }
 
 int weave__chan_foreign(const struct weave__sched *s, weave_chan *c)
@@ -93,9 +72,9 @@ int weave__chan_foreign(const struct weave__sched *s, weave_chan *c)
     return s ? weave__claim(&c->home, s) : -EPERM;
 }
 
-bool weave__chan_send_ready(const weave_chan *c)
+bool weave__chan_send_ready(weave_chan *c)
 {
-    return c->closed || !weave__queue_empty(&c->receivers) || c->len < c->cap;
+    return c->closed || c->len < c->cap || weave__queue_live(&c->receivers);
 }
 
 int weave__chan_send_now(struct weave__sched *s, weave_chan *c, const void *elem)
@@ -104,38 +83,52 @@ int weave__chan_send_now(struct weave__sched *s, weave_chan *c, const void *elem
 
     if (c->closed)
         return -EPIPE;
-    if ((w = weave__queue_first(&c->receivers)) != NULL) {
-        copy(c, w->data, elem);
-        weave__wake_waiter(s, w, 0);
-        return 0;
-    }
-    ring_push(c, elem);
+    while ((w = weave__queue_live(&c->receivers)) != NULL)
+        if (weave__waiter_claim(w)) {
+            weave__ring_copy(c, w->data, elem);
+            weave__wake_served(s, w, 0);
+            return 0;
+        }
+    if (c->len == c->cap)
+        return -EAGAIN; /* its receivers were all completed elsewhere */
+    weave__ring_push(c, elem);
     return 0;
 }
 
-bool weave__chan_recv_ready(const weave_chan *c)
+bool weave__chan_recv_ready(weave_chan *c)
 {
-    return c->len > 0 || !weave__queue_empty(&c->senders) || c->closed;
+    return c->len > 0 || c->closed || weave__queue_live(&c->senders);
+}
+
+/* The first waiting sender this call may serve, claimed, or NULL. */
+static struct weave__waiter *claim_sender(weave_chan *c)
+{
+    struct weave__waiter *w;
+
+    while ((w = weave__queue_live(&c->senders)) != NULL)
+        if (weave__waiter_claim(w))
+            return w;
+    return NULL;
 }
 
 int weave__chan_recv_now(struct weave__sched *s, weave_chan *c, void *elem)
 {
-    struct weave__waiter *w = weave__queue_first(&c->senders);
+    struct weave__waiter *w = claim_sender(c);
 
     if (c->len > 0) {
-        ring_pop(c, elem);
+        weave__ring_pop(c, elem);
         if (w) { /* room now: the first waiting sender's element moves in */
-            ring_push(c, w->data);
-            weave__wake_waiter(s, w, 0);
+            weave__ring_push(c, w->data);
+            weave__wake_served(s, w, 0);
         }
         return 0;
     }
     if (w) {
-        copy(c, elem, w->data);
-        weave__wake_waiter(s, w, 0);
+        weave__ring_copy(c, elem, w->data);
+        weave__wake_served(s, w, 0);
         return 0;
     }
-    return -EPIPE; /* closed and drained */
+    return c->closed ? -EPIPE : -EAGAIN;
 }
 
 struct weave_waitq *weave__chan_queue(weave_chan *c, bool send)
@@ -154,11 +147,11 @@ static int woke(int why)
     return why == WEAVE__WHY_CLOSED ? -EPIPE : weave__why_errno(why);
 }
 
-enum mode {
-    TRY,  /* never wait: EAGAIN */
-    POLL, /* a blocking call with timeout 0: a cancellation point that
+enum mode {       /* the values shared.c takes */
+            TRY,  /* never wait: EAGAIN */
+            POLL, /* a blocking call with timeout 0: a cancellation point that
              never waits, ETIMEDOUT */
-    WAIT  /* wait as long as it takes */
+            WAIT  /* wait as long as it takes */
 };
 
 static int chan_op(weave_chan *c, void *elem, bool send, enum mode mode)
@@ -168,12 +161,15 @@ static int chan_op(weave_chan *c, void *elem, bool send, enum mode mode)
 
     if (!c || (!elem && c->elem_size))
         return -EINVAL;
+    if (__builtin_expect(c->shared != NULL, 0))
+        return weave__shared_op(c, elem, send, (int)mode);
     if ((r = weave__chan_foreign(s, c)) < 0)
         return r;
     if (mode != TRY && (r = weave__checkpoint(s)) < 0)
         return r;
-    if (send ? weave__chan_send_ready(c) : weave__chan_recv_ready(c))
-        return send ? weave__chan_send_now(s, c, elem) : weave__chan_recv_now(s, c, elem);
+    if ((send ? weave__chan_send_ready(c) : weave__chan_recv_ready(c)) &&
+        (r = send ? weave__chan_send_now(s, c, elem) : weave__chan_recv_now(s, c, elem)) != -EAGAIN)
+        return r;
     if (mode != WAIT)
         return mode == TRY ? -EAGAIN : -ETIMEDOUT;
     return woke(weave__wait_in(s, WEAVE_WAIT_CHAN, c, weave__chan_queue(c, send), elem,
@@ -233,10 +229,12 @@ int weave_chan_close(weave_chan *c)
 
     if (!c)
         return weave__ret(-EINVAL);
-    if (c->closed)
-        return weave__ret(-EPIPE);
+    if (c->shared)
+        return weave__ret(weave__shared_close(c));
     if ((r = weave__chan_foreign(s, c)) < 0)
         return weave__ret(r);
+    if (c->closed)
+        return weave__ret(-EPIPE);
     c->closed = true;
     /* Receivers wait only on an empty buffer: they get EPIPE now. */
     weave__queue_close(s, &c->senders);
@@ -246,15 +244,43 @@ int weave_chan_close(weave_chan *c)
 
 size_t weave_chan_len(const weave_chan *c)
 {
-    return c ? c->len : 0;
+    if (!c)
+        return 0;
+    if (c->shared) /* its lock is not what the const is about */
+        return weave__shared_len((weave_chan *)(uintptr_t)c);
+    return c->len;
+}
+
+/* A shared channel whose waiters' parties were all completed elsewhere
+ * still holds them until those parties take them out (on their threads,
+ * as they wake): wait for that, letting them run. */
+static int shared_free(weave_chan *c)
+{
+    for (;;) {
+        int r = weave__shared_drained(c);
+
+        if (r <= 0)
+            return r;
+        if (weave__tls)
+            (void)weave_yield();
+        else
+            (void)sched_yield();
+    }
 }
 
 int weave_chan_free(weave_chan *c)
 {
+    int r;
+
     if (!c)
         return weave__ret(-EINVAL);
-    if (!weave__queue_empty(&c->senders) || !weave__queue_empty(&c->receivers))
+    if (c->shared) {
+        if ((r = shared_free(c)) < 0)
+            return weave__ret(r);
+        weave__shared_free(c);
+    } else if (weave__queue_live(&c->senders) || weave__queue_live(&c->receivers)) {
         return weave__ret(-EBUSY);
+    }
     free(c->buf);
     free(c);
     return 0;

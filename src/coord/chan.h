@@ -12,10 +12,12 @@
 
 /* Whether a send (a receive) on c can complete now: a partner waits, the
  * buffer has room (an element), or c is closed. */
-bool weave__chan_send_ready(const weave_chan *c);
-bool weave__chan_recv_ready(const weave_chan *c);
+bool weave__chan_send_ready(weave_chan *c);
+bool weave__chan_recv_ready(weave_chan *c);
 
-/* Complete a send (a receive) that is ready. Returns 0 or -EPIPE. */
+/* Complete a send (a receive) that is ready. Returns 0, -EPIPE, or -EAGAIN
+ * when the waiters that made it ready were completed by another thread
+ * (a select with shared channels) meanwhile. */
 int weave__chan_send_now(struct weave__sched *s, weave_chan *c, const void *elem);
 int weave__chan_recv_now(struct weave__sched *s, weave_chan *c, void *elem);
 

@@ -151,13 +151,13 @@ static inline void unlink_clauses(struct weave__wait *w)
         weave__list_del(&w->clauses[i].link);
 }
 
-void weave__wake(struct weave__sched *s, struct weave__task *t, int why,
-                 struct weave__waiter *fired)
+void weave__wake_claimed(struct weave__sched *s, struct weave__task *t, int why,
+                         struct weave__waiter *fired)
 {
     struct weave__wait *w = t->wait;
 
     if (t->state != WEAVE__PARKED)
-        return; /* woken already in this turn: the first reason stands */
+        return;
     w->why = why;
     w->fired = fired;
     unlink_clauses(w);
@@ -166,10 +166,47 @@ void weave__wake(struct weave__sched *s, struct weave__task *t, int why,
     runq_push(s, t);
 }
 
-void weave__wake_waiter(struct weave__sched *s, struct weave__waiter *waiter, intptr_t value)
+void weave__wake(struct weave__sched *s, struct weave__task *t, int why,
+                 struct weave__waiter *fired)
+{
+    if (t->state != WEAVE__PARKED)
+        return; /* woken already in this turn: the first reason stands */
+    if (__builtin_expect(t->wait->claim != NULL, 0) &&
+        __atomic_exchange_n(t->wait->claim, 1, __ATOMIC_ACQ_REL))
+        return; /* completed by another thread: its wake-up is on its way */
+    weave__wake_claimed(s, t, why, fired);
+}
+
+void weave__wake_served(struct weave__sched *s, struct weave__waiter *waiter, intptr_t value)
 {
     waiter->value = value;
-    weave__wake(s, waiter->task, WEAVE__WHY_EVENT, waiter);
+    weave__wake_claimed(s, waiter->task, WEAVE__WHY_EVENT, waiter);
+}
+
+bool weave__wake_waiter(struct weave__sched *s, struct weave__waiter *waiter, intptr_t value)
+{
+    if (!weave__waiter_claim(waiter))
+        return false;
+    weave__wake_served(s, waiter, value);
+    return true;
+}
+
+void weave__park_for_claim(struct weave__sched *s)
+{
+    struct weave__task *t = s->current;
+    struct weave__wait w;
+    int64_t deadline = t->deadline;
+
+    /* Neither a cancel nor a deadline may end this wait: lift both. */
+    t->shields++;
+    t->deadline = WEAVE__NO_DEADLINE;
+    memset(&w, 0, sizeof(w));
+    w.timeout = WEAVE__NO_DEADLINE;
+    w.fd = -1;
+    w.kind = WEAVE_WAIT_CHAN;
+    (void)weave__park(s, &w);
+    t->deadline = deadline;
+    t->shields--;
 }
 
 void weave__cancel(struct weave__sched *s, struct weave__task *t)

@@ -73,6 +73,7 @@ struct weave__waiter {
     struct weave__task *task; /* the waiting task */
     void *data;               /* the queue owner's: an element buffer, ... */
     intptr_t value;           /* the waker's news, read after WEAVE__WHY_EVENT */
+    int *claim;               /* its wait's claim (below), or NULL */
 };
 
 /* What a parked task waits for. Lives on the parked task's stack. */
@@ -87,6 +88,10 @@ struct weave__wait {
                                     a lock, the task joined ... or NULL */
     int fd;                      /* the fd, for WEAVE_WAIT_FD; else -1 */
     uint8_t kind;                /* enum weave_wait_kind */
+    int *claim;                  /* NULL; or, for a wait that other threads may
+                                    complete too (a select with a shared
+                                    channel), a flag every waker must swap
+                                    from 0 to 1 before it may wake the task */
 };
 
 /*
@@ -310,13 +315,41 @@ void weave__cancel_all(struct weave__sched *s);
  * whose deadline has passed. */
 int weave__park(struct weave__sched *s, struct weave__wait *w);
 
-/* Wake the task waiting in waiter (linked into a queue) with WEAVE__WHY_EVENT,
- * handing it value. */
-void weave__wake_waiter(struct weave__sched *s, struct weave__waiter *waiter, intptr_t value);
+/* Whether the caller may serve waiter (complete its wait, then wake it
+ * with weave__wake_served): always for a plain wait; for one with a claim
+ * only if this call takes it. A waiter that cannot be served (its wait is
+ * being completed by another thread) is taken out of its queue. */
+static inline bool weave__waiter_claim(struct weave__waiter *waiter)
+{
+    if (__builtin_expect(waiter->claim == NULL, 1) ||
+        !__atomic_exchange_n(waiter->claim, 1, __ATOMIC_ACQ_REL))
+        return true;
+    weave__list_del(&waiter->link);
+    return false;
+}
 
-/* Wake t, if it is parked, for why (fired: the clause, for EVENT/CLOSED). */
+/* Wake the task waiting in waiter (linked into a queue, claimed) with
+ * WEAVE__WHY_EVENT, handing it value. */
+void weave__wake_served(struct weave__sched *s, struct weave__waiter *waiter, intptr_t value);
+
+/* weave__waiter_claim, then weave__wake_served; whether it woke it. */
+bool weave__wake_waiter(struct weave__sched *s, struct weave__waiter *waiter, intptr_t value);
+
+/* Wake t, if it is parked, for why (fired: the clause, for EVENT/CLOSED);
+ * for a wait with a claim, only if this takes it. */
 void weave__wake(struct weave__sched *s, struct weave__task *t, int why,
                  struct weave__waiter *fired);
+
+/* Wake t, if it is parked, for why (fired: the clause, or NULL for an
+ * event outside its clauses, such as a shared channel's), when the caller
+ * has taken its wait's claim (or it has none). */
+void weave__wake_claimed(struct weave__sched *s, struct weave__task *t, int why,
+                         struct weave__waiter *fired);
+
+/* Park until weave__wake_claimed, whatever cancellation or deadlines say:
+ * for a task whose wait another thread claimed while it stopped waiting,
+ * and whose wake-up (a message pointing into its stack) is on its way. */
+void weave__park_for_claim(struct weave__sched *s);
 
 /* Put the current task at the back of the run queue and run the others. */
 void weave__yield(struct weave__sched *s);

@@ -35,7 +35,8 @@ void weave__queue_close(struct weave__sched *s, struct weave_waitq *q)
     struct weave__waiter *w;
 
     while ((w = weave__queue_first(q)) != NULL)
-        weave__wake(s, w->task, WEAVE__WHY_CLOSED, w);
+        if (weave__waiter_claim(w)) /* else taken out: completed elsewhere */
+            weave__wake_claimed(s, w->task, WEAVE__WHY_CLOSED, w);
 }
 
 int weave__lock_acquire(struct weave__sched *s, weave_mutex *l, int64_t timeout)

@@ -36,6 +36,21 @@ static inline struct weave__waiter *weave__queue_first(const struct weave_waitq 
     return n ? weave__container_of(n, struct weave__waiter, link) : NULL;
 }
 
+/* The first waiter of q that can still be served, or NULL: waiters whose
+ * wait another thread completed (a select with shared channels, whose
+ * task has yet to take its waiters out) are taken out on the way. */
+static inline struct weave__waiter *weave__queue_live(struct weave_waitq *q)
+{
+    struct weave__waiter *w;
+
+    while ((w = weave__queue_first(q)) != NULL) {
+        if (!w->claim || !__atomic_load_n(w->claim, __ATOMIC_ACQUIRE))
+            return w;
+        weave__list_del(&w->link);
+    }
+    return NULL;
+}
+
 /* Fill w for the current task and link it at the back of q. */
 static inline void weave__queue_push(struct weave__sched *s, struct weave_waitq *q,
                                      struct weave__waiter *w, void *data)
@@ -43,6 +58,7 @@ static inline void weave__queue_push(struct weave__sched *s, struct weave_waitq 
     w->task = s->current;
     w->data = data;
     w->value = 0;
+    w->claim = NULL;
     weave__list_push(&q->waiters, &w->link);
 }
 
@@ -59,6 +75,7 @@ static inline void weave__wait_init(struct weave__wait *w, struct weave__waiter 
     w->object = object;
     w->fd = -1;
     w->kind = (uint8_t)kind;
+    w->claim = NULL;
 }
 
 /* Wait in q alone until served, timeout (absolute ns, or WEAVE__NO_DEADLINE)
