@@ -653,6 +653,18 @@ WEAVE_API int weave_connect(int fd, const struct sockaddr *addr, socklen_t addrl
  * ("Cannot assign requested address"), never a name's.
  */
 WEAVE_API int weave_tcp_listen(const char *host, const char *port, int backlog);
+
+/* Flags of weave_tcp_listen_with. */
+enum {
+    /* SO_REUSEPORT: several sockets (one per scheduler, each on a thread of
+     * its own) listen on one port, and the kernel spreads the connections
+     * among them: a scheduler per core (weave_run_threads). */
+    WEAVE_LISTEN_REUSEPORT = 1u << 0
+};
+
+/* weave_tcp_listen with flags (WEAVE_LISTEN_REUSEPORT); EINVAL for others. */
+WEAVE_API int weave_tcp_listen_with(const char *host, const char *port, int backlog,
+                                    unsigned flags);
 WEAVE_API int weave_tcp_connect(const char *host, const char *port, int64_t timeout_ms);
 WEAVE_API int weave_unix_listen(const char *path, int backlog);
 WEAVE_API int weave_unix_connect(const char *path);
@@ -1308,6 +1320,26 @@ WEAVE_API int weave_post(weave_sched *s, weave_fn fn, void *arg);
  * ECANCELED; ETIMEDOUT; EDEADLK; ENOMEM.
  */
 WEAVE_API int weave_call(weave_sched *s, weave_fn fn, void *arg, void **result);
+
+/*
+ * A scheduler per core, for servers: start n schedulers (0: one per online
+ * CPU), each on a thread of its own (the calling thread runs the first),
+ * each running main_fn(index, arg) with its index (0 .. n-1) as weave_run
+ * runs its main, and return when every one has returned. Listen with
+ * WEAVE_LISTEN_REUSEPORT in each, and the kernel spreads connections.
+ *
+ * Ctrl-C: the first SIGINT or SIGTERM that one of them takes (each main
+ * calls weave_cancel_on_signals) stops every one: each main is cancelled
+ * and cleans up in its own tasks, and this returns -1 with EINTR; a second
+ * one ends the process. Returns 0 once all have returned 0; else -1 with
+ * the errno of the first that failed. Errors: EINVAL main_fn NULL, bad
+ * options or n above WEAVE_THREADS_MAX; EBUSY this thread runs a scheduler;
+ * EAGAIN no thread could be started; and those of weave_run.
+ */
+typedef void *(*weave_indexed_fn)(unsigned index, void *arg);
+#define WEAVE_THREADS_MAX 1024
+WEAVE_API int weave_run_threads(unsigned n, const weave_run_opts *opts, weave_indexed_fn main_fn,
+                                void *arg);
 
 /*
  * A channel that any scheduler's tasks, and any thread, may use: the whole

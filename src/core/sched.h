@@ -182,37 +182,39 @@ struct weave__sched {
     const void *home;          /* its thread's token, once bound: what
                                          the objects of its tasks belong to */
     struct weave__stack_pool stacks;
-    struct weave__fdtab *fds;         /* fd.c's table */
-    struct weave__offload *offload;   /* offload.c's pool */
-    const char *resolve_error;        /* net.c: gai_strerror of the last failed
+    struct weave__fdtab *fds;                         /* fd.c's table */
+    struct weave__offload *offload;                   /* offload.c's pool */
+    const char *resolve_error;                        /* net.c: gai_strerror of the last failed
                                          name resolution, NULL if none */
-    size_t default_stack;             /* usable bytes for weave_spawn */
-    uint64_t rng;                     /* state of weave__random */
-    bool shutting_down;               /* main returned: cancel everything */
-    bool deadlocked;                  /* nothing could ever wake */
-    bool vclock;                      /* WEAVE_VIRTUAL_CLOCK: time is vnow */
-    bool reachable;                   /* other threads may post to it: waiting
+    size_t default_stack;                             /* usable bytes for weave_spawn */
+    uint64_t rng;                                     /* state of weave__random */
+    bool shutting_down;                               /* main returned: cancel everything */
+    bool deadlocked;                                  /* nothing could ever wake */
+    bool vclock;                                      /* WEAVE_VIRTUAL_CLOCK: time is vnow */
+    bool reachable;                                   /* other threads may post to it: waiting
                                          for that is not a deadlock */
-    bool stepping;                    /* driven by weave_sched_step */
-    bool step_polled;                 /* this step has taken in events */
-    int64_t loop_ns;                  /* the clock at the last poll step */
-    bool always_poll;                 /* poll between rounds even with no fd
+    bool stepping;                                    /* driven by weave_sched_step */
+    bool step_polled;                                 /* this step has taken in events */
+    int64_t loop_ns;                                  /* the clock at the last poll step */
+    bool always_poll;                                 /* poll between rounds even with no fd
                                        waiter (a watched signal's signalfd) */
-    struct weave__signals *signals;   /* signal.c: signalfd and waiters, made
+    struct weave__signals *signals;                   /* signal.c: signalfd and waiters, made
                                          on first use; NULL before */
-    struct weave__watchdog *watchdog; /* watchdog.c: the watchdog thread */
-    weave__sched_hook *on_deadlock;   /* no task can ever be woken: called
+    struct weave__watchdog *watchdog;                 /* watchdog.c: the watchdog thread */
+    weave__sched_hook *on_deadlock;                   /* no task can ever be woken: called
                                          once, before every task is
                                          cancelled (introspect.c); or NULL */
-    weave__sched_hook *on_stall;      /* a task the watchdog reported gives
+    weave__sched_hook *on_stall;                      /* a task the watchdog reported gives
                                          up the thread (watchdog.c) */
-    uint64_t picks;                   /* tasks picked to run (the watchdog
+    void (*on_stop)(struct weave__sched *s, int sig); /* a stop signal
+                                         cancelled main (signal.c); or NULL */
+    uint64_t picks;                                   /* tasks picked to run (the watchdog
                                          reads it from its thread) */
-    uint64_t running_id;              /* id of the running task; 0 idle */
-    uint64_t stall_id;                /* a task the watchdog reported */
-    int64_t stall_since;              /* when that task began to run */
-    int64_t vnow;                     /* the virtual clock, ns */
-    struct weave__ctx_tmpl tmpl;      /* what every new context starts from */
+    uint64_t running_id;                              /* id of the running task; 0 idle */
+    uint64_t stall_id;                                /* a task the watchdog reported */
+    int64_t stall_since;                              /* when that task began to run */
+    int64_t vnow;                                     /* the virtual clock, ns */
+    struct weave__ctx_tmpl tmpl;                      /* what every new context starts from */
 };
 
 /* The scheduler running on this thread, or NULL. initial-exec keeps reads

@@ -263,10 +263,11 @@ int weave__dump(struct weave__sched *s, int fd)
     d->now = weave__clock_ns();
     (void)each_task(s, count_one, by_state);
     dump_printf(d,
-                "weave: %zu tasks: %zu running, %zu ready, %zu parked, %zu ended (not joined)%s\n",
+                "weave: %zu tasks: %zu running, %zu ready, %zu parked, %zu ended (not joined)%s; "
+                "scheduler %p, thread %ld\n",
                 by_state[0] + by_state[1] + by_state[2] + by_state[3], by_state[WEAVE__RUNNING],
                 by_state[WEAVE__READY], by_state[WEAVE__PARKED], by_state[WEAVE__DONE],
-                s->vclock ? "; virtual clock" : "");
+                s->vclock ? "; virtual clock" : "", (void *)s, (long)gettid());
     dump_printf(d, "%8s  %-20s %-8s %-26s %10s %10s %s\n", "id", "name", "state", "waits on", "for",
                 "timeout", "stack used/size");
     (void)each_task(s, dump_one, d);

@@ -195,7 +195,8 @@ static int close_ret(int fd, int r)
     return r;
 }
 
-static int listen_on(const struct sockaddr *addr, socklen_t len, int backlog, bool dual)
+static int listen_on(const struct sockaddr *addr, socklen_t len, int backlog, bool dual,
+                     unsigned flags)
 {
     int one = 1, zero = 0;
     int fd = stream_socket(addr->sa_family);
@@ -204,6 +205,9 @@ static int listen_on(const struct sockaddr *addr, socklen_t len, int backlog, bo
         return fd;
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0)
         return close_ret(fd, -errno);
+    if ((flags & WEAVE_LISTEN_REUSEPORT) &&
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0)
+        return close_ret(fd, -errno);
     if (dual && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)) != 0)
         return close_ret(fd, -errno);
     if (bind(fd, addr, len) != 0 || listen(fd, backlog) != 0)
@@ -211,12 +215,12 @@ static int listen_on(const struct sockaddr *addr, socklen_t len, int backlog, bo
     return fd;
 }
 
-static int tcp_listen(const char *host, const char *port, int backlog)
+static int tcp_listen(const char *host, const char *port, int backlog, unsigned flags)
 {
     struct addrinfo *res, *ai;
     int fd = -EADDRNOTAVAIL, r;
 
-    if (backlog < 0 || check_port(port) < 0)
+    if (backlog < 0 || check_port(port) < 0 || (flags & ~(unsigned)WEAVE_LISTEN_REUSEPORT))
         return -EINVAL;
     if (!host || !*host) {
         /* Every address: one IPv6 socket that takes IPv4 too, where the
@@ -235,11 +239,11 @@ static int tcp_listen(const char *host, const char *port, int backlog)
                 a6.sin6_port = ((struct sockaddr_in *)(void *)ai->ai_addr)->sin_port;
             }
         }
-        fd = listen_on((struct sockaddr *)&a6, sizeof(a6), backlog, true);
+        fd = listen_on((struct sockaddr *)&a6, sizeof(a6), backlog, true, flags);
         if (fd == -EAFNOSUPPORT) {
             for (ai = res; ai; ai = ai->ai_next)
                 if (ai->ai_family == AF_INET &&
-                    (fd = listen_on(ai->ai_addr, ai->ai_addrlen, backlog, false)) >= 0)
+                    (fd = listen_on(ai->ai_addr, ai->ai_addrlen, backlog, false, flags)) >= 0)
                     break;
         }
         freeaddrinfo(res);
@@ -248,7 +252,7 @@ static int tcp_listen(const char *host, const char *port, int backlog)
     if ((r = resolve(host, port, true, WEAVE__NO_DEADLINE, &res)) < 0)
         return r;
     for (ai = res; ai; ai = ai->ai_next)
-        if ((fd = listen_on(ai->ai_addr, ai->ai_addrlen, backlog, false)) >= 0)
+        if ((fd = listen_on(ai->ai_addr, ai->ai_addrlen, backlog, false, flags)) >= 0)
             break;
     freeaddrinfo(res);
     return fd;
@@ -257,7 +261,14 @@ static int tcp_listen(const char *host, const char *port, int backlog)
 WEAVE__ENTRY int weave_tcp_listen(const char *host, const char *port, int backlog)
 {
     WEAVE__SCOPES_CHECK();
-    return weave__ret(tcp_listen(host, port, backlog));
+    return weave__ret(tcp_listen(host, port, backlog, 0));
+}
+
+WEAVE__ENTRY int weave_tcp_listen_with(const char *host, const char *port, int backlog,
+                                       unsigned flags)
+{
+    WEAVE__SCOPES_CHECK();
+    return weave__ret(tcp_listen(host, port, backlog, flags));
 }
 
 static int tcp_connect(const char *host, const char *port, int64_t timeout_ms)

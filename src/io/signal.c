@@ -157,14 +157,12 @@ static _Noreturn void die_of(int sig)
     _exit(128 + sig); /* not reached: the signal ends the process */
 }
 
-/* SIGINT or SIGTERM while weave_cancel_on_signals holds: the first cancels
- * the main task, a second ends the process. */
-static void stop(struct weave__sched *s, struct weave__signals *sg, int sig)
+/* A stop by sig: record it, for weave_run's EINTR and the caller's
+ * *caught, and cancel the main task. */
+static void stopped(struct weave__sched *s, struct weave__signals *sg, int sig)
 {
     struct weave_link *n, *tmp;
 
-    if (sg->stop_signal)
-        die_of(sig);
     sg->stop_signal = sig;
     if (sg->caught)
         *sg->caught = sig;
@@ -174,6 +172,18 @@ static void stop(struct weave__sched *s, struct weave__signals *sg, int sig)
         if (t->flags & WEAVE__MAIN)
             weave__cancel(s, t);
     }
+}
+
+/* SIGINT or SIGTERM while weave_cancel_on_signals holds: the first cancels
+ * the main task (and tells whoever registered s->on_stop: the schedulers
+ * started together with s), a second ends the process. */
+static void stop(struct weave__sched *s, struct weave__signals *sg, int sig)
+{
+    if (sg->stop_signal)
+        die_of(sig);
+    stopped(s, sg, sig);
+    if (s->on_stop)
+        s->on_stop(s, sig);
 }
 
 /* sig was taken: act on it, and wake every task waiting for it. */
@@ -359,6 +369,24 @@ int weave__signal_watch(struct weave__sched *s, int sig, weave__signal_fn *fn)
     s->always_poll = true;
     rewatch(sg);
     return 0;
+}
+
+void weave__signal_stopped(struct weave__sched *s, int sig)
+{
+    struct weave__signals *sg;
+    int r;
+
+    if ((sg = signals_of(s, &r)) == NULL) {
+        struct weave_link *n, *tmp;
+
+        /* No room to record it: stop all the same. */
+        weave__list_each(n, tmp, &s->live)
+            if (weave__container_of(n, struct weave__task, live)->flags & WEAVE__MAIN)
+                weave__cancel(s, weave__container_of(n, struct weave__task, live));
+        return;
+    }
+    if (!sg->stop_signal)
+        stopped(s, sg, sig);
 }
 
 int weave__signal_term(struct weave__sched *s, sigset_t *blocked)

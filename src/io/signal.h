@@ -23,6 +23,10 @@ typedef void weave__signal_fn(struct weave__sched *s, int sig);
  * scheduler. 0 or -errno (EMFILE, ENFILE, ENOMEM: no signalfd). */
 int weave__signal_watch(struct weave__sched *s, int sig, weave__signal_fn *fn);
 
+/* Another scheduler started with s was stopped by sig (SIGINT, SIGTERM):
+ * stop s as if it had caught it itself, unless it was stopped already. */
+void weave__signal_stopped(struct weave__sched *s, int sig);
+
 /* End what weave_signal_wait and weave_cancel_on_signals set up in this run
  * (the poller must still be there): add to *blocked the signals they
  * blocked on the thread, which weave_run unblocks once it has taken what is

@@ -9,6 +9,8 @@
 #include "run/mask.h"
 #include "weave.h"
 
+struct group;
+
 enum weave__sched_state {
     WEAVE__SCHED_NEW = 0, /* made; posts queue until it runs or steps */
     WEAVE__SCHED_RUNNING, /* in weave_sched_run, bound to its thread */
@@ -22,6 +24,7 @@ struct weave_sched {
     int state;                /* enum weave__sched_state (atomic: any thread reads it) */
     struct weave__mask mask;  /* the bound thread's signal mask, to put back */
     void *overflow;           /* the fatal-signal handlers' token */
+    struct group *group;      /* many.c: started with others, or NULL */
 };
 
 /* The scheduler bound to the calling thread (running or stepped), or NULL. */
