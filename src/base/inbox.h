@@ -59,9 +59,8 @@ int weave__inbox_send(struct weave__inbox *ib, struct weave__msg *m);
 /* Taker's side: whether anything waits (a relaxed look, for every round). */
 static inline bool weave__inbox_any(const struct weave__inbox *ib)
 {
-    struct weave__msg *h = __atomic_load_n(&ib->head, __ATOMIC_RELAXED);
-
-    return h != NULL && (uintptr_t)h != 1;
+    /* Neither NULL (nothing) nor CLOSED (1). */
+    return (uintptr_t)__atomic_load_n(&ib->head, __ATOMIC_RELAXED) > 1;
 }
 
 /* Everything sent so far, oldest first (one thread's messages in the order

@@ -394,7 +394,7 @@ static inline bool weave__cancel_applies(const struct weave__task *t)
 /* At the start of a blocking call: -ECANCELED if the task is cancelled (and
  * unshielded), -ETIMEDOUT if a deadline scope has passed, else 0. Reads the
  * clock only while a deadline scope applies. */
-static inline int weave__checkpoint(const struct weave__sched *s)
+static inline __attribute__((always_inline)) int weave__checkpoint(const struct weave__sched *s)
 {
     const struct weave__task *t = s->current;
 
