@@ -1566,8 +1566,10 @@ WEAVE_API ssize_t weave_tasks(weave_task_info *out, size_t n);
 
 /*
  * Write the task list to fd as text, one line per task (id, name, state,
- * what it waits on and for how long, stack use), headed by a summary line;
- * Go's goroutine dump, without stacks. Writes with write(2), so it can be
+ * what it waits on and for how long, stack use), headed by a summary line
+ * that names the scheduler and its thread (several may run in a process);
+ * Go's goroutine dump, without stacks. The calling thread's scheduler only:
+ * a deadlock report, too, is its own scheduler's. Writes with write(2), so it can be
  * aimed at stderr from anywhere in a task. Returns 0, or -1 with EPERM
  * outside a scheduler, or the errno of a failed write.
  */
