@@ -658,7 +658,11 @@ WEAVE_API int weave_tcp_listen(const char *host, const char *port, int backlog);
 enum {
     /* SO_REUSEPORT: several sockets (one per scheduler, each on a thread of
      * its own) listen on one port, and the kernel spreads the connections
-     * among them: a scheduler per core (weave_run_threads). */
+     * among them: a scheduler per core (weave_run_threads). Beware: another
+     * process of the same user listening with it on that port joins the
+     * group silently and takes a share of the connections, where a plain
+     * listen would fail with EADDRINUSE; take the port without the flag
+     * first (demo/http_hello does) if that matters. */
     WEAVE_LISTEN_REUSEPORT = 1u << 0
 };
 

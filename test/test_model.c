@@ -1,5 +1,6 @@
 /*
- * test_model.c - a randomized model test of the public API.
+ * test_model.c - a randomized model test of the public API, on one
+ * scheduler ("model") and on two, each on a thread of its own ("two").
  *
  * A seeded PRNG (splitmix64, no rand()) drives a few root tasks through
  * random sequences of operations: spawn, sleep, yield, cancel, join,
@@ -50,24 +51,59 @@
  *
  *     model: seed=0x... ops=N tasks=M time=<wall>s vtime=<virtual>s
  *
+ * Two schedulers ("two"). The model's scheduler runs as above, and a
+ * second one, the remote, runs on a thread of its own (weave_sched_new,
+ * weave_sched_run) with RWORKERS worker tasks of its own, replaced as they
+ * end and cancelled now and then by its main. The two sides meet through:
+ *
+ *   - NSHARED shared channels (rendezvous and buffered), on which tasks of
+ *     both sides send, receive (plain on the model's side, timed, try),
+ *     select (the model's selects mix them with its local channels) and
+ *     close (a closed one is replaced);
+ *   - weave_post both ways: a posted task sends or receives one value on a
+ *     shared channel, with a timeout;
+ *   - weave_call both ways: the called function sleeps a little (checked
+ *     like any sleep, and cancelled when its caller stops waiting) and may
+ *     try_send a value, and returns its argument + 1, which the caller
+ *     checks when the call returns 0.
+ *
+ * Every call of either side is checked by the rules above (its errnos,
+ * ECANCELED and ETIMEDOUT only when due: weave_call and weave_post are
+ * never refused with ESRCH, since each side runs until the other is done);
+ * the one ledger (under a lock) takes the values of both sides, so no
+ * value is lost or duplicated between them either; and at the end each
+ * scheduler holds nothing but its main, every task it started for the
+ * other side (every post and call) counted in weave_get_stats's spawns,
+ * and the remote's weave_sched_run returns 0. The model's scheduler is
+ * reachable from another thread, so its virtual clock cannot jump: a two
+ * run uses the real clock. A seed fixes each side's random choices, not
+ * how the two threads interleave, so it replays the same program but not
+ * the same run. Each two run prints a second line, with the remote's
+ * operations and the posts and calls between the two.
+ *
  * Environment:
- *   WEAVE_MODEL_SEED=0x...  replay one seed (the first loop test runs it,
- *                           the others are skipped);
- *   WEAVE_MODEL_OPS=N       operations per seed.
+ *   WEAVE_MODEL_SEED=0x...  replay one seed (the first loop test of each
+ *                           TCase runs it, the others are skipped);
+ *   WEAVE_MODEL_OPS=N       operations per seed (the model's side).
  *
  * CI runs SEEDS (4) fixed seeds of 25,000 operations each, 10^5 in all, in
- * the plain and sanitizer builds; under valgrind 2,000 each.
+ * the plain and sanitizer builds; under valgrind 2,000 each. Two runs: 4
+ * seeds of 25,000 operations of the model's side (some 15,000 of the
+ * remote's); 4,000 under ThreadSanitizer, where every task is a thread and
+ * a process can make some 8000; 1,000 under valgrind.
  *
  * The long run, 10^7 operations (4 seeds x 2.5 million), in a release-like
  * or Debug build:
  *
  *     WEAVE_MODEL_OPS=2500000 CK_TIMEOUT_MULTIPLIER=100 build/debug/test/test_model
  *
- * Check timeouts: "model" 60 s x 4 = 240 s; the CTest timeout in
- * CMakeLists.txt (300 s) is above it.
+ * Check timeouts: "model" 60 s x 4 + "two" 60 s x 4 = 480 s; the CTest
+ * timeout in CMakeLists.txt (540 s) is above it.
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -91,6 +127,17 @@
 #define GRAVE       16        /* stale handles kept to cancel (ESRCH) */
 #define TICK_MS     20        /* the main task's stall check */
 #define NEVER       INT64_MAX /* a deadline that never comes */
+
+/* The second scheduler ("two" runs). */
+#define OPS_TWO_CI   25000
+#define OPS_TWO_TSAN 4000 /* every task a thread: TSan holds some 8000 */
+#define OPS_TWO_VG   1000
+#define NSHARED      2 /* shared channels, capacities 0 and 4 */
+#define RWORKERS     4 /* the remote scheduler's worker tasks */
+#define R_TICK_MS    5 /* the remote main's turn */
+
+/* Waits for the other side that only catch hangs. */
+#define BOUND_MS (WT_ON_VALGRIND ? 120000 : 20000)
 
 /* ---- the PRNG -------------------------------------------------------------- */
 
@@ -149,9 +196,27 @@ static struct model {
     struct chan_slot chans[NCHAN];
     weave_chan **retired; /* closed channels, drained at the end */
     size_t nretired, capretired;
+    pthread_mutex_t ledger;    /* next_value, accepted, recvd: both threads */
     uint64_t next_value;       /* values sent are 1, 2, ... */
     uint8_t *accepted, *recvd; /* [value]: send returned 0; times received */
     size_t capvalues;
+
+    /* "two" runs: a second scheduler, the remote, on a thread of its own. */
+    bool two;
+    pthread_mutex_t shlock;           /* shared[].c and sretired: both threads */
+    struct chan_slot shared[NSHARED]; /* closing one replaces it, as chans */
+    weave_chan **sretired;            /* closed shared channels */
+    size_t nsretired, capsretired;
+    weave_sched *msched, *rsched; /* this run's scheduler and the remote's */
+    pthread_t rthread;
+    int rret, rerr;                  /* weave_sched_run's result on the remote */
+    weave_chan *rdone;               /* shared: the remote's main closes it as it ends */
+    atomic_int remote_stop;          /* the model is done: the remote winds down */
+    atomic_ulong m2r_posts, m2r_ran; /* posts to the remote; those that ran */
+    atomic_ulong r2m_posts;          /* posts from the remote */
+    uint64_t r2m_ran;                /* and those that ran here */
+    uint64_t foreign;                /* tasks started here for the remote */
+    atomic_ulong n_call, n_post;     /* weave_call and weave_post, both ways */
 
     weave_mutex mtx[NMUTEX];
     int holders[NMUTEX];
@@ -163,8 +228,17 @@ static struct model {
     uint64_t ev_sets;
 
     int64_t vstart, vend; /* weave_now_us as the run began and ended */
-    uint64_t n_ok, n_canceled, n_timedout, n_pipe, n_recvd; /* outcomes, printed */
+    uint64_t n_ok, n_canceled, n_timedout, n_pipe, n_recvd; /* outcomes, printed (atomic) */
 } m;
+
+/* The remote scheduler's own state, touched by its thread alone. */
+static struct remote {
+    uint64_t rng;
+    uint64_t ops, tasks; /* operations done; tasks spawned by its main */
+    uint64_t foreign;    /* tasks started there for the model (posts, calls) */
+    bool stopping;
+    struct mtask *workers[RWORKERS];
+} rm;
 
 static uint64_t rnd(uint64_t n)
 {
@@ -210,8 +284,10 @@ static void reg_stale(struct mtask *t)
 
 static uint64_t new_value(void)
 {
-    uint64_t v = ++m.next_value;
+    uint64_t v;
 
+    pthread_mutex_lock(&m.ledger);
+    v = ++m.next_value;
     if (v >= m.capvalues) {
         size_t n = m.capvalues ? 2 * m.capvalues : 4096;
 
@@ -221,14 +297,25 @@ static uint64_t new_value(void)
         memset(m.recvd + m.capvalues, 0, n - m.capvalues);
         m.capvalues = n;
     }
+    pthread_mutex_unlock(&m.ledger);
     return v;
+}
+
+/* A send of v returned 0. */
+static void accept_value(uint64_t v)
+{
+    pthread_mutex_lock(&m.ledger);
+    m.accepted[v] = 1;
+    pthread_mutex_unlock(&m.ledger);
 }
 
 static void got_value(uint64_t v)
 {
+    pthread_mutex_lock(&m.ledger);
     ck_assert_msg(v >= 1 && v <= m.next_value, "received value %" PRIu64 " never sent", v);
     ck_assert_msg(++m.recvd[v] == 1, "value %" PRIu64 " received twice", v);
     m.n_recvd++;
+    pthread_mutex_unlock(&m.ledger);
 }
 
 /* ---- checking calls ---------------------------------------------------------- */
@@ -303,10 +390,10 @@ static void end_call(const struct mtask *me, const struct call *c, int r, int er
 {
     int64_t now = weave_now_us(), lo, hi;
 
-    m.n_ok += r == 0;
-    m.n_canceled += r == -1 && err == ECANCELED;
-    m.n_timedout += r == -1 && err == ETIMEDOUT;
-    m.n_pipe += r == -1 && err == EPIPE;
+    __atomic_add_fetch(&m.n_ok, r == 0, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&m.n_canceled, r == -1 && err == ECANCELED, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&m.n_timedout, r == -1 && err == ETIMEDOUT, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&m.n_pipe, r == -1 && err == EPIPE, __ATOMIC_RELAXED);
     if (r == 0) {
         ck_assert_msg(!c->must_fail, "%s succeeded though cancelled or past a deadline", c->what);
         return;
@@ -498,7 +585,7 @@ static void op_send(struct mtask *me)
         end_call(me, &c, r, errno, E_CHAN);
     }
     if (r == 0)
-        m.accepted[v] = 1;
+        accept_value(v);
 }
 
 static void op_recv(struct mtask *me)
@@ -554,6 +641,30 @@ static void op_close(struct mtask *me)
     ck_assert_ptr_nonnull(cs->c);
 }
 
+/* Shared channel i as it is now (another thread may close and replace
+ * it; a retired one stays valid until the end of the run). */
+static weave_chan *shared_chan(int i)
+{
+    weave_chan *c;
+
+    pthread_mutex_lock(&m.shlock);
+    c = m.shared[i].c;
+    pthread_mutex_unlock(&m.shlock);
+    return c;
+}
+
+/* A channel for a select case: a local one, or in "two" runs a shared
+ * one as well (select mixes them). */
+static weave_chan *any_chan(void)
+{
+    uint64_t i;
+
+    if (!m.two)
+        return m.chans[rnd(NCHAN)].c;
+    i = rnd(NCHAN + NSHARED);
+    return i < NCHAN ? m.chans[i].c : shared_chan((int)(i - NCHAN));
+}
+
 static void op_select(struct mtask *me)
 {
     weave_select_case cases[2];
@@ -564,10 +675,10 @@ static void op_select(struct mtask *me)
 
     memset(cases, 0, sizeof(cases));
     cases[0].op = WEAVE_CASE_SEND;
-    cases[0].chan = m.chans[rnd(NCHAN)].c;
+    cases[0].chan = any_chan();
     cases[0].elem = &out;
     cases[1].op = WEAVE_CASE_RECV;
-    cases[1].chan = m.chans[rnd(NCHAN)].c;
+    cases[1].chan = any_chan();
     cases[1].elem = &in;
     c = begin_call(me, "weave_select", to >= 0 ? to * 1000 : -1);
     errno = 0;
@@ -580,7 +691,7 @@ static void op_select(struct mtask *me)
     if (cases[r].err)
         return;
     if (r == 0)
-        m.accepted[out] = 1;
+        accept_value(out);
     else
         got_value(in);
 }
@@ -841,12 +952,241 @@ static void op_group(struct mtask *me)
     }
 }
 
+/* ---- two schedulers: shared channels, posts and calls ------------------------ */
+
+/*
+ * In "two" runs a second scheduler, the remote, runs on a thread of its
+ * own. The model's tasks and the remote's meet on NSHARED shared channels
+ * (sending, receiving, selecting, closing, from both sides), post tasks to
+ * each other (weave_post), and run functions on each other and wait for
+ * their results (weave_call). The same ledger (under a lock) takes the
+ * values of both sides, and each side checks its calls as the model does.
+ */
+
+/* How a task of either side sends on, receives from or closes a shared
+ * channel; rng gives the random choices of the calling side. */
+static void shared_op(struct mtask *me, uint64_t (*rng)(uint64_t), int64_t timeout_ms,
+                      bool may_wait_plain)
+{
+    int i = (int)rng(NSHARED);
+    weave_chan *ch = shared_chan(i);
+    uint64_t k = rng(20), how = rng(10), v = 0;
+    struct call c;
+    int r;
+
+    if (k == 0) { /* close: the slot gets a new channel */
+        pthread_mutex_lock(&m.shlock);
+        if (m.shared[i].c == ch) {
+            ck_assert_int_eq(weave_chan_close(ch), 0);
+            if (m.nsretired == m.capsretired) {
+                m.capsretired = m.capsretired ? 2 * m.capsretired : 16;
+                m.sretired = xrealloc(m.sretired, m.capsretired * sizeof(*m.sretired));
+            }
+            m.sretired[m.nsretired++] = ch;
+            m.shared[i].c = weave_chan_new_shared(sizeof(uint64_t), m.shared[i].cap);
+            ck_assert_ptr_nonnull(m.shared[i].c);
+        }
+        pthread_mutex_unlock(&m.shlock);
+        return;
+    }
+    if (k < 10)
+        v = new_value();
+    if (how < 3) { /* try: not a blocking call */
+        errno = 0;
+        r = k < 10 ? weave_chan_try_send(ch, &v) : weave_chan_try_recv(ch, &v);
+        if (r != 0) {
+            ck_assert_int_eq(r, -1);
+            ck_assert_msg(errno == EAGAIN || errno == EPIPE, "shared try: errno %d", errno);
+        }
+    } else {
+        bool timed = how < 8 || !may_wait_plain;
+
+        c = begin_call(me, k < 10 ? "weave_chan_send (shared)" : "weave_chan_recv (shared)",
+                       timed ? timeout_ms * 1000 : -1);
+        errno = 0;
+        if (k < 10)
+            r = timed ? weave_chan_send_timeout(ch, &v, timeout_ms) : weave_chan_send(ch, &v);
+        else
+            r = timed ? weave_chan_recv_timeout(ch, &v, timeout_ms) : weave_chan_recv(ch, &v);
+        end_call(me, &c, r, errno, E_CHAN);
+    }
+    if (r != 0)
+        return;
+    if (k < 10)
+        accept_value(v);
+    else
+        got_value(v);
+}
+
+static void op_shared(struct mtask *me)
+{
+    /* The model's side may wait without a timeout too: the remote, or a
+     * kick, completes it. */
+    shared_op(me, rnd, rnd_timeout(), true);
+}
+
+/* What the model asks of the remote: run remote_called(x) there. */
+struct rcall {
+    uint64_t x;       /* it returns x + 1 */
+    int64_t sleep_us; /* after sleeping this long (0: not at all) */
+    bool send;        /* and then try_send v on shared channel chan */
+    uint64_t v;
+    int chan;
+};
+
+/* A sleep of us, checked as the model checks its own. */
+static void checked_sleep_us(struct mtask *me, int64_t us)
+{
+    struct call c = begin_call(me, "weave_sleep_us", -1);
+    int r;
+
+    errno = 0;
+    r = weave_sleep_us(us);
+    end_call(me, &c, r, errno, E_WAIT);
+    if (r == 0)
+        ck_assert_msg(weave_now_us() >= c.t0 + us, "a sleep of %" PRId64 " us woke early", us);
+}
+
+/* On one side, for the other: what a call runs. */
+static void *run_rcall(struct rcall *rc, uint64_t *foreign)
+{
+    struct mtask me;
+
+    memset(&me, 0, sizeof(me));
+    me.kind = CHILD;
+    me.reg = -1;
+    (*foreign)++;
+    if (rc->sleep_us > 0)
+        checked_sleep_us(&me, rc->sleep_us);
+    if (rc->send) {
+        errno = 0;
+        if (weave_chan_try_send(shared_chan(rc->chan), &rc->v) == 0)
+            accept_value(rc->v);
+        else
+            ck_assert_msg(errno == EAGAIN || errno == EPIPE, "shared try_send: errno %d", errno);
+    }
+    return (void *)(uintptr_t)(rc->x + 1);
+}
+
+static void *remote_called(void *arg) /* on the remote */
+{
+    return run_rcall(arg, &rm.foreign);
+}
+
+static void *model_called(void *arg) /* on the model's scheduler */
+{
+    return run_rcall(arg, &m.foreign);
+}
+
+/* Call fn on sched, from a task of the other side, and check the result. */
+static void checked_call(struct mtask *me, weave_sched *sched, weave_fn fn, struct rcall *rc)
+{
+    struct call c = begin_call(me, "weave_call", -1);
+    void *res = NULL;
+    int ret;
+
+    atomic_fetch_add(&m.n_call, 1);
+    errno = 0;
+    ret = weave_call(sched, fn, rc, &res);
+    end_call(me, &c, ret, errno, E_WAIT);
+    if (ret == 0)
+        ck_assert_ptr_eq(res, (void *)(uintptr_t)(rc->x + 1));
+}
+
+static struct rcall new_rcall(uint64_t (*rng)(uint64_t))
+{
+    struct rcall rc;
+
+    rc.x = rng(1u << 30);
+    rc.sleep_us = rng(3) == 0 ? 0 : (int64_t)rng(3000);
+    rc.send = rng(3) == 0;
+    rc.v = rc.send ? new_value() : 0;
+    rc.chan = (int)rng(NSHARED);
+    return rc;
+}
+
+static void op_call(struct mtask *me)
+{
+    struct rcall rc = new_rcall(rnd);
+
+    checked_call(me, m.rsched, remote_called, &rc);
+}
+
+/* A post: a task on the other side that sends or receives one value on a
+ * shared channel, with a timeout. */
+struct rpost {
+    bool send;
+    uint64_t v;
+    int chan;
+    int64_t timeout_ms;
+};
+
+static void run_rpost(struct rpost *p)
+{
+    struct mtask me;
+    struct call c;
+    weave_chan *ch = shared_chan(p->chan);
+    uint64_t v = p->v;
+    int ret;
+
+    memset(&me, 0, sizeof(me));
+    me.kind = CHILD;
+    me.reg = -1;
+    c = begin_call(&me, "weave_chan_send/recv_timeout (posted)", p->timeout_ms * 1000);
+    errno = 0;
+    ret = p->send ? weave_chan_send_timeout(ch, &v, p->timeout_ms)
+                  : weave_chan_recv_timeout(ch, &v, p->timeout_ms);
+    end_call(&me, &c, ret, errno, E_CHAN);
+    if (ret == 0 && p->send)
+        accept_value(v);
+    else if (ret == 0)
+        got_value(v);
+    free(p);
+}
+
+static void *remote_posted(void *arg) /* on the remote */
+{
+    rm.foreign++;
+    run_rpost(arg);
+    atomic_fetch_add(&m.m2r_ran, 1);
+    return NULL;
+}
+
+static void *model_posted(void *arg) /* on the model's scheduler */
+{
+    m.foreign++;
+    run_rpost(arg);
+    m.r2m_ran++;
+    return NULL;
+}
+
+static struct rpost *new_rpost(uint64_t (*rng)(uint64_t))
+{
+    struct rpost *p = malloc(sizeof(*p));
+
+    ck_assert_ptr_nonnull(p);
+    p->send = rng(2) == 0;
+    p->v = p->send ? new_value() : 0;
+    p->chan = (int)rng(NSHARED);
+    p->timeout_ms = (int64_t)rng(20);
+    return p;
+}
+
+static void op_post(struct mtask *me)
+{
+    (void)me;
+    atomic_fetch_add(&m.m2r_posts, 1);
+    atomic_fetch_add(&m.n_post, 1);
+    /* The remote runs until the model is done: a post is never refused. */
+    ck_assert_int_eq(weave_post(m.rsched, remote_posted, new_rpost(rnd)), 0);
+}
+
 static void random_op(struct mtask *me)
 {
     if (m.stopping)
         return;
     m.ops++;
-    switch (rnd(20)) {
+    switch (rnd(m.two ? 24 : 20)) {
     case 0:
     case 1:
         op_spawn(me);
@@ -896,8 +1236,18 @@ static void random_op(struct mtask *me)
     case 18:
         op_scope(me);
         break;
-    default:
+    case 19:
         op_group(me);
+        break;
+    case 20:
+    case 21:
+        op_shared(me);
+        break;
+    case 22:
+        op_call(me);
+        break;
+    default:
+        op_post(me);
         break;
     }
 }
@@ -925,6 +1275,237 @@ static void *task_fn(void *arg)
     return me;
 }
 
+/* ---- the remote scheduler ----------------------------------------------------- */
+
+/* The remote's random numbers: its own generator, its thread alone. */
+static uint64_t rrnd(uint64_t n)
+{
+    return n ? splitmix64(&rm.rng) % n : 0;
+}
+
+static void r_random_op(struct mtask *me);
+
+/* A few remote operations inside a deadline scope or a shield, checked as
+ * op_scope checks the model's. */
+static void r_op_scope(struct mtask *me)
+{
+    bool shield = rrnd(3) == 0;
+    int64_t ms = (int64_t)rrnd(15), b0, now;
+    struct frame *f;
+    weave_deadline d;
+    weave_shield sh;
+    int ret;
+
+    if (me->nframes == MAX_FRAMES)
+        return;
+    f = &me->frames[me->nframes];
+    f->kind = shield ? F_SHIELD : F_DEADLINE;
+    f->lo = f->hi = NEVER;
+    b0 = weave_now_us();
+    if (shield) {
+        weave_shield_begin(&sh);
+    } else {
+        weave_deadline_begin(&d, ms);
+        f->lo = b0 + ms * 1000;
+        f->hi = weave_now_us() + ms * 1000 + 1;
+    }
+    me->nframes++;
+    for (uint64_t n = 1 + rrnd(2); n > 0; n--)
+        r_random_op(me);
+    me->nframes--;
+    if (shield) {
+        weave_shield_end(&sh);
+        return;
+    }
+    now = weave_now_us();
+    ret = weave_deadline_end(&d);
+    ck_assert_msg(ret == 0 || ret == 1, "weave_deadline_end returned %d", ret);
+    if (ret == 1)
+        ck_assert_msg(weave_now_us() >= f->lo, "a deadline scope expired early");
+    else
+        ck_assert_msg(now < f->hi, "weave_deadline_end: 0 past the deadline");
+}
+
+/* A select of the remote over both shared channels: a send and a receive. */
+static void r_op_select(struct mtask *me)
+{
+    weave_select_case cases[2];
+    uint64_t out = new_value(), in = 0;
+    int64_t to = (int64_t)rrnd(10);
+    struct call c;
+    int ret;
+
+    memset(cases, 0, sizeof(cases));
+    cases[0].op = WEAVE_CASE_SEND;
+    cases[0].chan = shared_chan((int)rrnd(NSHARED));
+    cases[0].elem = &out;
+    cases[1].op = WEAVE_CASE_RECV;
+    cases[1].chan = shared_chan((int)rrnd(NSHARED));
+    cases[1].elem = &in;
+    c = begin_call(me, "weave_select (remote)", to * 1000);
+    errno = 0;
+    ret = weave_select(cases, 2, to);
+    end_call(me, &c, ret >= 0 ? 0 : ret, errno, E_WAIT);
+    if (ret < 0 || cases[ret].err) {
+        ck_assert(ret < 0 || cases[ret].err == EPIPE);
+        return;
+    }
+    if (ret == 0)
+        accept_value(out);
+    else
+        got_value(in);
+}
+
+static void r_random_op(struct mtask *me)
+{
+    struct rcall rc;
+
+    if (rm.stopping)
+        return;
+    rm.ops++;
+    switch (rrnd(10)) {
+    case 0:
+    case 1:
+    case 2:
+        shared_op(me, rrnd, (int64_t)rrnd(20), false);
+        break;
+    case 3:
+        r_op_select(me);
+        break;
+    case 4:
+    case 5:
+        rc = new_rcall(rrnd);
+        checked_call(me, m.msched, model_called, &rc);
+        break;
+    case 6:
+        atomic_fetch_add(&m.r2m_posts, 1);
+        atomic_fetch_add(&m.n_post, 1);
+        /* The model's scheduler runs until the remote has ended. */
+        ck_assert_int_eq(weave_post(m.msched, model_posted, new_rpost(rrnd)), 0);
+        break;
+    case 7:
+        checked_sleep_us(me, (int64_t)rrnd(3000));
+        break;
+    default:
+        r_op_scope(me);
+        break;
+    }
+}
+
+static void *remote_worker(void *arg)
+{
+    struct mtask *me = arg;
+
+    while (!rm.stopping && me->ops_left-- > 0)
+        r_random_op(me);
+    ck_assert_int_eq(me->nframes, 0);
+    me->ended = true;
+    return me;
+}
+
+static void remote_spawn(int i)
+{
+    struct mtask *t = calloc(1, sizeof(*t));
+
+    ck_assert_ptr_nonnull(t);
+    t->kind = CHILD;
+    t->reg = -1;
+    t->ops_left = 1 + (int)rrnd(30);
+    t->h = weave_spawn(remote_worker, t);
+    ck_assert_msg(t->h != NULL, "weave_spawn: errno %d", errno);
+    rm.tasks++;
+    rm.workers[i] = t;
+}
+
+static void remote_reap(int i)
+{
+    void *res = NULL;
+
+    ck_assert_int_eq(weave_join(rm.workers[i]->h, &res), 0);
+    ck_assert_ptr_eq(res, rm.workers[i]);
+    free(rm.workers[i]);
+    rm.workers[i] = NULL;
+}
+
+/* Wait (sleeping) until cond(), with a bound that only catches hangs. */
+static void await_cond(bool (*cond)(void), const char *what)
+{
+    int64_t t0 = wt_now_ns();
+
+    while (!cond()) {
+        ck_assert_msg(wt_ms_since(t0) < BOUND_MS, "waited %d ms for %s", BOUND_MS, what);
+        ck_assert_int_eq(weave_sleep(1), 0);
+    }
+}
+
+static bool m2r_posts_ran(void)
+{
+    return atomic_load(&m.m2r_ran) == atomic_load(&m.m2r_posts);
+}
+
+static bool r2m_posts_ran(void)
+{
+    return m.r2m_ran == atomic_load(&m.r2m_posts);
+}
+
+/* Nothing but the calling task left (the tasks started for the other
+ * side's posts and calls have ended: a call's task ends just after it has
+ * told its caller). */
+static bool only_main_left(void)
+{
+    weave_stats st;
+
+    ck_assert_int_eq(weave_get_stats(&st), 0);
+    return st.tasks_live == 1 && st.tasks_zombie == 0;
+}
+
+/* Keep RWORKERS workers running, replacing those that end and cancelling
+ * one now and then, until the model is done; then stop them, wait for the
+ * model's posts, check that nothing is left and close rdone. */
+static void *remote_main(void *arg)
+{
+    weave_stats st;
+
+    (void)arg;
+    for (int i = 0; i < RWORKERS; i++)
+        remote_spawn(i);
+    while (!atomic_load(&m.remote_stop)) {
+        ck_assert_int_eq(weave_sleep(R_TICK_MS), 0);
+        for (int i = 0; i < RWORKERS; i++)
+            if (rm.workers[i]->ended) {
+                remote_reap(i);
+                remote_spawn(i);
+            }
+        if (rrnd(4) == 0) {
+            struct mtask *t = rm.workers[rrnd(RWORKERS)];
+
+            ck_assert_int_eq(weave_cancel(t->h), 0);
+        }
+    }
+    rm.stopping = true;
+    for (int i = 0; i < RWORKERS; i++) {
+        ck_assert_int_eq(weave_cancel(rm.workers[i]->h), 0);
+        remote_reap(i);
+    }
+    await_cond(m2r_posts_ran, "the model's posts to run on the remote");
+    await_cond(only_main_left, "the remote's tasks to end");
+    ck_assert_int_eq(weave_get_stats(&st), 0);
+    ck_assert_uint_eq(st.timers_pending, 0);
+    ck_assert_uint_eq(st.stacks_in_use, 1);
+    ck_assert_uint_eq(st.tasks_spawned, rm.tasks + rm.foreign + 1);
+    ck_assert_int_eq(weave_chan_close(m.rdone), 0);
+    return NULL;
+}
+
+static void *remote_thread(void *arg)
+{
+    (void)arg;
+    errno = 0;
+    m.rret = weave_sched_run(m.rsched, remote_main, NULL, NULL);
+    m.rerr = errno;
+    return NULL;
+}
+
 /* ---- the main task ------------------------------------------------------------ */
 
 /* Wake plain waits that nobody else may: cancel one spawned task, offer
@@ -942,8 +1523,17 @@ static void kick(bool all)
         uint64_t v = new_value(), w;
 
         if (weave_chan_try_send(m.chans[i].c, &v) == 0)
-            m.accepted[v] = 1;
+            accept_value(v);
         if (weave_chan_try_recv(m.chans[i].c, &w) == 0)
+            got_value(w);
+    }
+    for (int i = 0; m.two && i < NSHARED; i++) {
+        weave_chan *c = shared_chan(i);
+        uint64_t v = new_value(), w;
+
+        if (weave_chan_try_send(c, &v) == 0)
+            accept_value(v);
+        if (weave_chan_try_recv(c, &w) == 0)
             got_value(w);
     }
     m.cond_signals++;
@@ -971,6 +1561,10 @@ static void *model_main(void *arg)
 
     (void)arg;
     m.vstart = weave_now_us();
+    if (m.two) { /* the remote calls and posts here: this scheduler */
+        ck_assert_ptr_nonnull(m.msched = weave_sched_self());
+        ck_assert_int_eq(pthread_create(&m.rthread, NULL, remote_thread, NULL), 0);
+    }
     for (int i = 0; i < ROOTS; i++) {
         roots[i] = new_mtask(ROOT, 0);
         roots[i]->h = weave_spawn(task_fn, roots[i]);
@@ -997,6 +1591,14 @@ static void *model_main(void *arg)
         free(roots[i]);
     }
     ck_assert_uint_eq(m.nreg, 0);
+    if (m.two) {
+        /* The remote winds down (its calls and posts here are still
+         * served meanwhile), then closes rdone; its posts here all run. */
+        atomic_store(&m.remote_stop, 1);
+        WT_FAILS(weave_chan_recv(m.rdone, NULL), EPIPE);
+        await_cond(r2m_posts_ran, "the remote's posts to run here");
+        await_cond(only_main_left, "the tasks started for the remote to end");
+    }
     m.vend = weave_now_us();
 
     /* Nothing is left in the scheduler but this task. */
@@ -1005,7 +1607,7 @@ static void *model_main(void *arg)
     ck_assert_uint_eq(st.tasks_zombie, 0);
     ck_assert_uint_eq(st.timers_pending, 0);
     ck_assert_uint_eq(st.stacks_in_use, 1);
-    ck_assert_uint_eq(st.tasks_spawned, m.tasks + 1);
+    ck_assert_uint_eq(st.tasks_spawned, m.tasks + m.foreign + 1);
 
     /* No lock is held, and nobody waits on one. */
     for (int i = 0; i < NMUTEX; i++) {
@@ -1023,6 +1625,12 @@ static void *model_main(void *arg)
         ck_assert_int_eq(weave_chan_close(m.chans[i].c), 0);
         retire(m.chans[i].c);
     }
+    for (int i = 0; m.two && i < NSHARED; i++) {
+        ck_assert_int_eq(weave_chan_close(m.shared[i].c), 0);
+        drain(m.shared[i].c);
+    }
+    for (size_t i = 0; i < m.nsretired; i++)
+        drain(m.sretired[i]);
     for (size_t i = 0; i < m.nretired; i++)
         drain(m.retired[i]);
     for (uint64_t v = 1; v <= m.next_value; v++) {
@@ -1050,16 +1658,32 @@ static uint64_t env_u64(const char *name, uint64_t dflt)
     return (uint64_t)v;
 }
 
-static void model_run(uint64_t seed, uint64_t ops)
+static void model_run(uint64_t seed, uint64_t ops, bool two)
 {
     weave_run_opts opts;
     int64_t w0 = wt_now_ns();
     void *res = wt_ptr(-1);
 
     memset(&m, 0, sizeof(m));
+    memset(&rm, 0, sizeof(rm));
     m.seed = seed;
     m.rng = seed;
     m.ops_max = ops;
+    m.two = two;
+    pthread_mutex_init(&m.ledger, NULL);
+    pthread_mutex_init(&m.shlock, NULL);
+    if (two) {
+        uint64_t x = seed ^ UINT64_C(0x7e307e307e307e30);
+
+        rm.rng = splitmix64(&x);
+        for (int i = 0; i < NSHARED; i++) {
+            m.shared[i].cap = i == 0 ? 0 : 4;
+            m.shared[i].c = weave_chan_new_shared(sizeof(uint64_t), m.shared[i].cap);
+            ck_assert_ptr_nonnull(m.shared[i].c);
+        }
+        ck_assert_ptr_nonnull(m.rdone = weave_chan_new_shared(0, 0));
+        ck_assert_ptr_nonnull(m.rsched = weave_sched_new(NULL));
+    }
     for (int i = 0; i < NCHAN; i++) {
         m.chans[i].cap = i == 0 ? 0 : (size_t)1 << (2 * (i - 1)); /* 0, 1, 4, 16 */
         m.chans[i].c = weave_chan_new(sizeof(uint64_t), m.chans[i].cap);
@@ -1071,12 +1695,21 @@ static void model_run(uint64_t seed, uint64_t ops)
     ck_assert_int_eq(weave_sem_init(&m.sem, SEM_PERMITS), 0);
     ck_assert_int_eq(weave_event_init(&m.ev), 0);
 
+    /* The virtual clock cannot jump in a two run, whose scheduler other
+     * threads reach (weave_sched_self): it follows real time there. */
     memset(&opts, 0, sizeof(opts));
-    opts.flags = WEAVE_VIRTUAL_CLOCK;
-    fprintf(stderr, "model: seed=0x%016" PRIx64 " ops=%" PRIu64 " starting\n", seed, ops);
+    opts.flags = two ? 0 : WEAVE_VIRTUAL_CLOCK;
+    fprintf(stderr, "model: seed=0x%016" PRIx64 " ops=%" PRIu64 "%s starting\n", seed, ops,
+            two ? " two" : "");
     errno = 0;
     ck_assert_msg(weave_run_with(&opts, model_main, NULL, &res) == 0, "weave_run: errno %d", errno);
     ck_assert_ptr_null(res);
+    if (two) {
+        ck_assert_int_eq(pthread_join(m.rthread, NULL), 0);
+        ck_assert_msg(m.rret == 0, "weave_sched_run (remote): errno %d", m.rerr);
+        ck_assert_int_eq(weave_sched_free(m.rsched), 0);
+        ck_assert_int_eq(weave_chan_free(m.rdone), 0);
+    }
     fprintf(stderr,
             "model: seed=0x%016" PRIx64 " ops=%" PRIu64 " tasks=%" PRIu64
             " time=%.2fs vtime=%.2fs (calls: %" PRIu64 " ok, %" PRIu64 " ECANCELED, %" PRIu64
@@ -1084,8 +1717,18 @@ static void model_run(uint64_t seed, uint64_t ops)
             seed, m.ops, m.tasks, (double)(wt_now_ns() - w0) / 1e9,
             (double)(m.vend - m.vstart) / 1e6, m.n_ok, m.n_canceled, m.n_timedout, m.n_pipe,
             m.n_recvd);
+    if (two)
+        fprintf(stderr,
+                "model: two: remote ops=%" PRIu64 " tasks=%" PRIu64 "; %lu weave_call, %lu "
+                "weave_post; %" PRIu64 " tasks started here for the remote, %" PRIu64
+                " there for the model\n",
+                rm.ops, rm.tasks, atomic_load(&m.n_call), atomic_load(&m.n_post), m.foreign,
+                rm.foreign);
+    pthread_mutex_destroy(&m.ledger);
+    pthread_mutex_destroy(&m.shlock);
     free(m.reg);
     free(m.retired);
+    free(m.sretired);
     free(m.accepted);
     free(m.recvd);
 }
@@ -1101,7 +1744,24 @@ START_TEST(model_seed)
             return; /* replay one seed only */
         seed = env_u64("WEAVE_MODEL_SEED", 0);
     }
-    model_run(seed, ops);
+    model_run(seed, ops, false);
+}
+END_TEST
+
+START_TEST(model_two_seed)
+{
+    uint64_t base = UINT64_C(0x2ced7e0000000000) + (uint64_t)_i;
+    uint64_t seed = splitmix64(&base);
+    uint64_t ops = env_u64("WEAVE_MODEL_OPS", WT_ON_VALGRIND ? OPS_TWO_VG
+                                              : WT_TSAN      ? OPS_TWO_TSAN
+                                                             : OPS_TWO_CI);
+
+    if (getenv("WEAVE_MODEL_SEED")) {
+        if (_i != 0)
+            return;
+        seed = env_u64("WEAVE_MODEL_SEED", 0);
+    }
+    model_run(seed, ops, true);
 }
 END_TEST
 
@@ -1112,6 +1772,12 @@ static Suite *model_suite(void)
 
     tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, model_seed, 0, SEEDS);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("two");
+    wt_tag_native(tc); /* a second thread */
+    tcase_set_timeout(tc, 60);
+    tcase_add_loop_test(tc, model_two_seed, 0, SEEDS);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -8,6 +8,11 @@
  * the taker's exchange an acquire, so the taker sees everything the sender
  * wrote before sending.
  *
+ * A send counts itself in sending from before it publishes its message to
+ * after its last look at the inbox: the scheduler that takes the message
+ * may end at once, and its term waits for that count to fall to zero
+ * before the memory goes (weave__inbox_quiesce).
+ *
  * The kick (Dekker-style, both sides sequentially consistent): the taker
  * stores idle = 1 and then looks at the head; a sender pushes and then
  * looks at idle. At least one of them sees the other's store, so either
@@ -17,6 +22,7 @@
 #include "base/inbox.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stddef.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -29,8 +35,9 @@ int weave__inbox_init(struct weave__inbox *ib, struct weave__poller *p, weave__w
 
     ib->watcher.fn = on_kick;
     ib->head = NULL;
-    ib->idle = 0;
+    ib->idle = 1; /* its taker has not run yet */
     ib->kicked = 0;
+    ib->sending = 0;
     ib->kicks = 0;
     ib->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (ib->efd < 0)
@@ -45,6 +52,7 @@ int weave__inbox_init(struct weave__inbox *ib, struct weave__poller *p, weave__w
 
 void weave__inbox_term(struct weave__inbox *ib, struct weave__poller *p)
 {
+    weave__inbox_quiesce(ib); /* a send may still be writing the eventfd */
     if (ib->efd < 0)
         return;
     weave__poller_del(p, ib->efd);
@@ -52,13 +60,25 @@ void weave__inbox_term(struct weave__inbox *ib, struct weave__poller *p)
     ib->efd = -1;
 }
 
+void weave__inbox_quiesce(struct weave__inbox *ib)
+{
+    while (__atomic_load_n(&ib->sending, __ATOMIC_ACQUIRE) != 0)
+        sched_yield();
+}
+
 int weave__inbox_send(struct weave__inbox *ib, struct weave__msg *m)
 {
-    struct weave__msg *h = __atomic_load_n(&ib->head, __ATOMIC_RELAXED);
+    struct weave__msg *h;
 
+    /* Counted before m is published: once the taker has m, its scheduler
+     * may end and free the inbox, while this send still reads it below. */
+    __atomic_fetch_add(&ib->sending, 1, __ATOMIC_SEQ_CST);
+    h = __atomic_load_n(&ib->head, __ATOMIC_RELAXED);
     do {
-        if (h == CLOSED)
+        if (h == CLOSED) {
+            __atomic_fetch_sub(&ib->sending, 1, __ATOMIC_RELEASE);
             return -ESRCH;
+        }
         m->next = h;
     } while (
         !__atomic_compare_exchange_n(&ib->head, &h, m, true, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED));
@@ -74,6 +94,7 @@ int weave__inbox_send(struct weave__inbox *ib, struct weave__msg *m)
             /* nothing to do: the taker looks at the queue every round */
         }
     }
+    __atomic_fetch_sub(&ib->sending, 1, __ATOMIC_RELEASE);
     return 0;
 }
 

@@ -44,16 +44,24 @@ struct weave__inbox {
     int efd;                       /* the eventfd, or -1 */
     int idle;                      /* atomic: the taker may block; a send must kick */
     int kicked;                    /* atomic: the eventfd was written and not read since */
+    int sending;                   /* atomic: sends under way; the inbox is not
+                                      freed before they are done with it */
     uint64_t kicks;                /* eventfd writes, for the taker's figures (atomic) */
 };
 
 /* Make the inbox and register its eventfd with p behind on_kick (which must
- * call weave__inbox_kicked). 0 or -errno (EMFILE, ENFILE, ENOMEM). */
+ * call weave__inbox_kicked). It starts idle: until its taker first runs, a
+ * send kicks the eventfd. 0 or -errno (EMFILE, ENFILE, ENOMEM). */
 int weave__inbox_init(struct weave__inbox *ib, struct weave__poller *p, weave__watch_fn *on_kick);
 void weave__inbox_term(struct weave__inbox *ib, struct weave__poller *p);
 
+/* Wait until no send is under way (before the inbox's memory is freed). */
+void weave__inbox_quiesce(struct weave__inbox *ib);
+
 /* Send m (any thread). 0, or -ESRCH if the inbox is closed (m is not
- * taken: it is still the caller's). */
+ * taken: it is still the caller's). The inbox must be alive when the send
+ * begins; the taker may free it as soon as it has taken m, which term
+ * holds off until this send has let go of it. */
 int weave__inbox_send(struct weave__inbox *ib, struct weave__msg *m);
 
 /* Taker's side: whether anything waits (a relaxed look, for every round). */

@@ -20,6 +20,7 @@
 #include "coord/shared.h"
 #include "core/deadline.h"
 #include "core/scope.h"
+#include "core/time.h"
 #include "core/wait.h"
 
 #include <sched.h>
@@ -154,7 +155,9 @@ enum mode {       /* the values shared.c takes */
             WAIT  /* wait as long as it takes */
 };
 
-static int chan_op(weave_chan *c, void *elem, bool send, enum mode mode)
+/* timeout: a shared channel's own (absolute ns, or WEAVE__NO_DEADLINE); a
+ * local channel's calls time out through a deadline scope. */
+static int chan_op(weave_chan *c, void *elem, bool send, enum mode mode, int64_t timeout)
 {
     struct weave__sched *s = weave__tls;
     int r;
@@ -162,7 +165,7 @@ static int chan_op(weave_chan *c, void *elem, bool send, enum mode mode)
     if (!c || (!elem && c->elem_size))
         return -EINVAL;
     if (__builtin_expect(c->shared != NULL, 0))
-        return weave__shared_op(c, elem, send, (int)mode);
+        return weave__shared_op(c, elem, send, (int)mode, timeout);
     if ((r = weave__chan_foreign(s, c)) < 0)
         return r;
     if (mode != TRY && (r = weave__checkpoint(s)) < 0)
@@ -179,23 +182,33 @@ static int chan_op(weave_chan *c, void *elem, bool send, enum mode mode)
 WEAVE__ENTRY int weave_chan_send(weave_chan *c, const void *elem)
 {
     WEAVE__SCOPES_CHECK();
-    return weave__ret(chan_op(c, (void *)(uintptr_t)elem, true, WAIT));
+    return weave__ret(chan_op(c, (void *)(uintptr_t)elem, true, WAIT, WEAVE__NO_DEADLINE));
 }
 
 WEAVE__ENTRY int weave_chan_recv(weave_chan *c, void *elem)
 {
     WEAVE__SCOPES_CHECK();
-    return weave__ret(chan_op(c, elem, false, WAIT));
+    return weave__ret(chan_op(c, elem, false, WAIT, WEAVE__NO_DEADLINE));
 }
 
 int weave_chan_try_send(weave_chan *c, const void *elem)
 {
-    return weave__ret(chan_op(c, (void *)(uintptr_t)elem, true, TRY));
+    return weave__ret(chan_op(c, (void *)(uintptr_t)elem, true, TRY, WEAVE__NO_DEADLINE));
 }
 
 int weave_chan_try_recv(weave_chan *c, void *elem)
 {
-    return weave__ret(chan_op(c, elem, false, TRY));
+    return weave__ret(chan_op(c, elem, false, TRY, WEAVE__NO_DEADLINE));
+}
+
+/* A _timeout call on a shared channel waits with a timeout of its own,
+ * which a thread with no scheduler can have too (a deadline scope needs a
+ * task). */
+static int shared_timed(weave_chan *c, void *elem, bool send, int64_t timeout_ms)
+{
+    int64_t at = weave__deadline_in(timeout_ms, 1000000);
+
+    return at < 0 ? -EINVAL : chan_op(c, elem, send, WAIT, at);
 }
 
 WEAVE__ENTRY int weave_chan_send_timeout(weave_chan *c, const void *elem, int64_t timeout_ms)
@@ -203,8 +216,10 @@ WEAVE__ENTRY int weave_chan_send_timeout(weave_chan *c, const void *elem, int64_
     weave_deadline d;
 
     WEAVE__SCOPES_CHECK();
+    if (c && c->shared && timeout_ms != 0)
+        return weave__ret(shared_timed(c, (void *)(uintptr_t)elem, true, timeout_ms));
     if (timeout_ms == 0)
-        return weave__ret(chan_op(c, (void *)(uintptr_t)elem, true, POLL));
+        return weave__ret(chan_op(c, (void *)(uintptr_t)elem, true, POLL, WEAVE__NO_DEADLINE));
     if (weave__timed_begin(&d, timeout_ms) < 0)
         return weave__ret(-EINVAL);
     return weave__timed_end(&d, weave_chan_send(c, elem));
@@ -215,8 +230,10 @@ WEAVE__ENTRY int weave_chan_recv_timeout(weave_chan *c, void *elem, int64_t time
     weave_deadline d;
 
     WEAVE__SCOPES_CHECK();
+    if (c && c->shared && timeout_ms != 0)
+        return weave__ret(shared_timed(c, elem, false, timeout_ms));
     if (timeout_ms == 0)
-        return weave__ret(chan_op(c, elem, false, POLL));
+        return weave__ret(chan_op(c, elem, false, POLL, WEAVE__NO_DEADLINE));
     if (weave__timed_begin(&d, timeout_ms) < 0)
         return weave__ret(-EINVAL);
     return weave__timed_end(&d, weave_chan_recv(c, elem));
@@ -248,7 +265,7 @@ size_t weave_chan_len(const weave_chan *c)
         return 0;
     if (c->shared) /* its lock is not what the const is about */
         return weave__shared_len((weave_chan *)(uintptr_t)c);
-    return c->len;
+    return weave__at_home(&c->home) == 0 ? c->len : 0;
 }
 
 /* A shared channel whose waiters' parties were all completed elsewhere
@@ -278,6 +295,8 @@ int weave_chan_free(weave_chan *c)
         if ((r = shared_free(c)) < 0)
             return weave__ret(r);
         weave__shared_free(c);
+    } else if ((r = weave__at_home(&c->home)) < 0) {
+        return weave__ret(r);
     } else if (weave__queue_live(&c->senders) || weave__queue_live(&c->receivers)) {
         return weave__ret(-EBUSY);
     }

@@ -102,12 +102,16 @@ static weave_task *group_spawn(weave_group *g, const weave_task_opts *opts, weav
     struct member *m;
     int r;
 
-    if (!g || !fn || g->freeing) {
+    if (!g || !fn) {
         errno = EINVAL;
         return NULL;
     }
     if ((r = sched_of(g, &s)) < 0) {
         errno = -r;
+        return NULL;
+    }
+    if (g->freeing) {
+        errno = EINVAL;
         return NULL;
     }
     if (kept && g->n == g->cap) {
@@ -196,10 +200,12 @@ static int group_wait(weave_group *g, int64_t timeout_ms)
     int64_t timeout;
     int r, why;
 
-    if (!g || g->freeing || (timeout = weave__deadline_in(timeout_ms, 1000000)) < 0)
+    if (!g || (timeout = weave__deadline_in(timeout_ms, 1000000)) < 0)
         return -EINVAL;
     if ((r = sched_of(g, &s)) < 0)
         return r;
+    if (g->freeing)
+        return -EINVAL;
     if (s->current->group == g)
         return -EDEADLK;
     r = weave__checkpoint(s);
@@ -228,7 +234,13 @@ WEAVE__ENTRY int weave_group_wait(weave_group *g, int64_t timeout_ms)
 
 int weave_group_result(weave_group *g, size_t i, void **result)
 {
-    if (!g || i >= g->n)
+    int r;
+
+    if (!g)
+        return weave__ret(-EINVAL);
+    if ((r = weave__at_home(&g->home)) < 0)
+        return weave__ret(r);
+    if (i >= g->n)
         return weave__ret(-EINVAL);
     if (!g->members[i]->ended)
         return weave__ret(-EBUSY);
@@ -239,7 +251,13 @@ int weave_group_result(weave_group *g, size_t i, void **result)
 
 int weave_group_cancelled(weave_group *g, size_t i)
 {
-    if (!g || i >= g->n)
+    int r;
+
+    if (!g)
+        return weave__ret(-EINVAL);
+    if ((r = weave__at_home(&g->home)) < 0)
+        return weave__ret(r);
+    if (i >= g->n)
         return weave__ret(-EINVAL);
     if (!g->members[i]->ended)
         return weave__ret(-EBUSY);
@@ -248,7 +266,7 @@ int weave_group_cancelled(weave_group *g, size_t i)
 
 size_t weave_group_size(const weave_group *g)
 {
-    return g ? g->n : 0;
+    return g && weave__at_home(&g->home) == 0 ? g->n : 0;
 }
 
 WEAVE__ENTRY int weave_group_free(weave_group *g)
@@ -258,7 +276,11 @@ WEAVE__ENTRY int weave_group_free(weave_group *g)
     int r;
 
     WEAVE__SCOPES_CHECK();
-    if (!g || g->freeing)
+    if (!g)
+        return weave__ret(-EINVAL);
+    if ((r = weave__at_home(&g->home)) < 0)
+        return weave__ret(r); /* another thread's tasks use it */
+    if (g->freeing)
         return weave__ret(-EINVAL);
     if (g->waiting > 0)
         return weave__ret(-EBUSY);

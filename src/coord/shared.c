@@ -259,9 +259,9 @@ int weave__party_wait(struct weave__sched *s, struct weave__party *party,
         unlink_all(ws, n);
         return fired ? (int)(party->fired - ws) : -1;
     }
-    s->io_waiters++; /* another thread may wake it */
+    s->remote_waiters++; /* another thread may wake it */
     (void)weave__park(s, w);
-    s->io_waiters--;
+    s->remote_waiters--;
     unlink_all(ws, n);
     /* party->fired is set under a channel's lock, which unlink_all took
      * after it: what it says now is final. */
@@ -274,7 +274,7 @@ int weave__party_wait(struct weave__sched *s, struct weave__party *party,
 
 /* ---- the channel calls ------------------------------------------------------------ */
 
-int weave__shared_op(weave_chan *c, void *elem, bool send, int mode)
+int weave__shared_op(weave_chan *c, void *elem, bool send, int mode, int64_t timeout)
 {
     struct weave__sched *s = weave__tls;
     struct weave__shwaiter waiter;
@@ -294,12 +294,12 @@ int weave__shared_op(weave_chan *c, void *elem, bool send, int mode)
     weave__shared_enqueue(c, &waiter, &party, elem, send);
     weave__shared_unlock(c);
     if (s) {
-        weave__wait_init(&w, NULL, 0, WEAVE__NO_DEADLINE, WEAVE_WAIT_CHAN, c);
+        weave__wait_init(&w, NULL, 0, timeout, WEAVE_WAIT_CHAN, c);
         w.claim = &party.claim;
     }
-    if (weave__party_wait(s, &party, &waiter, 1, &w, WEAVE__NO_DEADLINE) == 0)
+    if (weave__party_wait(s, &party, &waiter, 1, &w, timeout) == 0)
         return -party.err;
-    return weave__why_errno(w.why);
+    return s ? weave__why_errno(w.why) : -ETIMEDOUT;
 }
 
 int weave__shared_close(weave_chan *c)

@@ -47,8 +47,9 @@ void weave__shared_free(weave_chan *c);
 
 /* The channel calls on a shared channel, from a task or a thread with no
  * scheduler. mode is chan.c's: 0 never wait (EAGAIN), 1 a cancellation
- * point that never waits (ETIMEDOUT), 2 wait. 0 or -errno. */
-int weave__shared_op(weave_chan *c, void *elem, bool send, int mode);
+ * point that never waits (ETIMEDOUT), 2 wait, until timeout (absolute ns,
+ * or WEAVE__NO_DEADLINE). 0 or -errno. */
+int weave__shared_op(weave_chan *c, void *elem, bool send, int mode, int64_t timeout);
 int weave__shared_close(weave_chan *c);
 size_t weave__shared_len(weave_chan *c);
 

@@ -62,8 +62,12 @@ int weave_mutex_init(weave_mutex *m)
 
 int weave_mutex_destroy(weave_mutex *m)
 {
+    int r;
+
     if (!m)
         return weave__ret(-EINVAL);
+    if ((r = weave__at_home(&m->priv_home)) < 0)
+        return weave__ret(r);
     ready(&m->priv_waiters);
     if (m->priv_owner || !weave__queue_empty(&m->priv_waiters))
         return weave__ret(-EBUSY);
@@ -146,8 +150,12 @@ int weave_cond_init(weave_cond *c)
 
 int weave_cond_destroy(weave_cond *c)
 {
+    int r;
+
     if (!c)
         return weave__ret(-EINVAL);
+    if ((r = weave__at_home(&c->priv_home)) < 0)
+        return weave__ret(r);
     ready(&c->priv_waiters);
     if (!weave__queue_empty(&c->priv_waiters))
         return weave__ret(-EBUSY);
@@ -239,8 +247,12 @@ int weave_sem_init(weave_sem *sem, unsigned value)
 
 int weave_sem_destroy(weave_sem *sem)
 {
+    int r;
+
     if (!sem)
         return weave__ret(-EINVAL);
+    if ((r = weave__at_home(&sem->priv_home)) < 0)
+        return weave__ret(r);
     ready(&sem->priv_waiters);
     if (!weave__queue_empty(&sem->priv_waiters))
         return weave__ret(-EBUSY);
@@ -321,8 +333,12 @@ int weave_sem_release(weave_sem *sem)
 
 int64_t weave_sem_value(const weave_sem *sem)
 {
+    int r;
+
     if (!sem)
         return weave__ret(-EINVAL);
+    if ((r = weave__at_home(&sem->priv_home)) < 0)
+        return weave__ret(r);
     return sem->priv_value;
 }
 
@@ -340,8 +356,12 @@ int weave_event_init(weave_event *e)
 
 int weave_event_destroy(weave_event *e)
 {
+    int r;
+
     if (!e)
         return weave__ret(-EINVAL);
+    if ((r = weave__at_home(&e->priv_home)) < 0)
+        return weave__ret(r);
     ready(&e->priv_waiters);
     if (!weave__queue_empty(&e->priv_waiters))
         return weave__ret(-EBUSY);
@@ -412,7 +432,11 @@ WEAVE__ENTRY int weave_event_wait_timeout(weave_event *e, int64_t timeout_ms)
 
 int weave_event_is_set(const weave_event *e)
 {
+    int r;
+
     if (!e)
         return weave__ret(-EINVAL);
+    if ((r = weave__at_home(&e->priv_home)) < 0)
+        return weave__ret(r);
     return e->priv_set != 0;
 }

@@ -30,6 +30,7 @@
  */
 #include "core/sched.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,13 +76,87 @@ int weave__sched_init(struct weave__sched *s, size_t default_stack)
     return 0;
 }
 
+const void *weave__thread_token(void)
+{
+    return &thread_token;
+}
+
+/* The tokens of the threads running a scheduler now (bound to one): an
+ * object whose home is not among them is idle, and anyone's to take. Only
+ * the slow path of an ownership check looks here; binding and unbinding
+ * change it. */
+static struct {
+    pthread_mutex_t lock;
+    const void **tokens;
+    size_t n, cap;
+} homes = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static int home_enter(const void *token)
+{
+    int r = 0;
+
+    pthread_mutex_lock(&homes.lock);
+    if (homes.n == homes.cap) {
+        size_t cap = homes.cap ? 2 * homes.cap : 16;
+        const void **t = realloc(homes.tokens, cap * sizeof(*t));
+
+        if (t) {
+            homes.tokens = t;
+            homes.cap = cap;
+        }
+    }
+    if (homes.n < homes.cap)
+        homes.tokens[homes.n++] = token;
+    else
+        r = -ENOMEM;
+    pthread_mutex_unlock(&homes.lock);
+    return r;
+}
+
+static void home_leave(const void *token)
+{
+    pthread_mutex_lock(&homes.lock);
+    for (size_t i = 0; i < homes.n; i++)
+        if (homes.tokens[i] == token) {
+            homes.tokens[i] = homes.tokens[--homes.n];
+            break;
+        }
+    if (homes.n == 0) { /* nothing kept while no scheduler runs */
+        free(homes.tokens);
+        homes.tokens = NULL;
+        homes.cap = 0;
+    }
+    pthread_mutex_unlock(&homes.lock);
+}
+
+bool weave__home_busy(const void *token)
+{
+    bool busy = false;
+
+    pthread_mutex_lock(&homes.lock);
+    for (size_t i = 0; i < homes.n && !busy; i++)
+        busy = homes.tokens[i] == token;
+    pthread_mutex_unlock(&homes.lock);
+    return busy;
+}
+
 int weave__sched_bind(struct weave__sched *s)
 {
-    s->home = &thread_token;
+    int r;
+
     weave__ctx_root(&s->root);
     if (weave__ctx_template(&s->tmpl) != 0)
         return errno > 0 ? -errno : -ENOMEM;
+    if ((r = home_enter(&thread_token)) < 0)
+        return r;
+    s->home = &thread_token;
     return 0;
+}
+
+void weave__sched_unbind(struct weave__sched *s)
+{
+    if (s->home)
+        home_leave(s->home);
 }
 
 void weave__sched_term(struct weave__sched *s)
@@ -304,10 +379,26 @@ void weave__sched_run_messages(struct weave__sched *s, struct weave__msg *m)
 }
 
 /* Run the messages other threads sent (posts, remote wake-ups), in the
- * order each thread sent them. */
+ * order each thread sent them: at most WEAVE__POLL_BATCH of them per look,
+ * as for fd events, so that a flood of posts cannot starve the tasks that
+ * run already; the rest wait in s->backlog for the next round. */
 static void take_messages(struct weave__sched *s)
 {
-    weave__sched_run_messages(s, weave__inbox_take(&s->inbox));
+    struct weave__msg *m, *next;
+
+    if (!s->backlog)
+        s->backlog = weave__inbox_take(&s->inbox);
+    for (int n = 0; (m = s->backlog) != NULL && n < WEAVE__POLL_BATCH; n++) {
+        next = m->next; /* m may be freed by its fn */
+        s->backlog = next;
+        m->fn(s, m);
+    }
+}
+
+/* Whether messages wait to be taken. */
+static inline bool messages(const struct weave__sched *s)
+{
+    return s->backlog || weave__inbox_any(&s->inbox);
 }
 
 static void inbox_kicked(struct weave__sched *s, struct weave__watcher *w, int mask)
@@ -360,7 +451,7 @@ static void poll_step(struct weave__sched *s)
         int n;
 
         s->loop_ns = weave__clock_ns();
-        if (weave__inbox_any(&s->inbox))
+        if (messages(s))
             take_messages(s);
         if (weave__timers_any(&s->timers))
             fire_timers(s, s->loop_ns);
@@ -370,7 +461,7 @@ static void poll_step(struct weave__sched *s)
             deadline = WEAVE__POLL_NOW;
         } else if (weave__timers_any(&s->timers)) {
             deadline = weave__timers_next(&s->timers);
-        } else if (s->io_waiters > 0 || s->reachable) {
+        } else if (s->io_waiters > 0 || s->remote_waiters > 0 || s->reachable) {
             deadline = WEAVE__POLL_FOREVER;
         } else {
             if (!s->deadlocked && s->on_deadlock)
@@ -388,13 +479,14 @@ static void poll_step(struct weave__sched *s)
             if (weave__stack_trim_due(&s->stacks))
                 weave__stack_trim(&s->stacks); /* hand back spare stack pages */
             trim_tables(s);
-            if (!weave__inbox_idle(&s->inbox)) {
+            if (!weave__inbox_idle(&s->inbox) || s->backlog) {
                 weave__inbox_busy(&s->inbox); /* a message came: take it first */
                 continue;
             }
         }
         if (s->vclock) {
-            if (deadline != WEAVE__POLL_NOW && s->io_waiters == 0 && !s->reachable) {
+            if (deadline != WEAVE__POLL_NOW && s->io_waiters == 0 && s->remote_waiters == 0 &&
+                !s->reachable) {
                 weave__inbox_busy(&s->inbox);
                 s->vnow = deadline; /* only timers can wake anyone: jump */
                 continue;
@@ -552,7 +644,7 @@ int64_t weave__sched_next_ms(struct weave__sched *s)
 
     /* Something came while the step ran: the loop should step again at
      * once (a later send kicks the eventfd, which makes s's fd readable). */
-    if (s->runq_len > 0 || !weave__inbox_idle(&s->inbox))
+    if (s->runq_len > 0 || s->backlog || !weave__inbox_idle(&s->inbox))
         return 0;
     if (!weave__timers_any(&s->timers))
         return -1;

@@ -175,11 +175,16 @@ struct weave__sched {
                                     offered a shrink */
     uint64_t next_id;            /* id of the last task spawned */
     uint64_t io_waiters;         /* parked tasks an fd or worker event may wake */
+    uint64_t remote_waiters;     /* parked tasks another thread may wake (a
+                                    message in the inbox, looked at every
+                                    round: no poll needed for them) */
     struct weave__handles handles;
     struct weave__timers timers;
     struct weave__poller poller;
-    struct weave__inbox inbox; /* messages from other threads */
-    const void *home;          /* its thread's token, once bound: what
+    struct weave__inbox inbox;  /* messages from other threads */
+    struct weave__msg *backlog; /* taken from it, not run yet (oldest
+                                   first): for the next round */
+    const void *home;           /* its thread's token, once bound: what
                                          the objects of its tasks belong to */
     struct weave__stack_pool stacks;
     struct weave__fdtab *fds;                         /* fd.c's table */
@@ -206,8 +211,10 @@ struct weave__sched {
                                          cancelled (introspect.c); or NULL */
     weave__sched_hook *on_stall;                      /* a task the watchdog reported gives
                                          up the thread (watchdog.c) */
-    void (*on_stop)(struct weave__sched *s, int sig); /* a stop signal
-                                         cancelled main (signal.c); or NULL */
+    bool (*on_stop)(struct weave__sched *s, int sig); /* a first stop
+                                         signal cancelled main (signal.c);
+                                         true: one stopped it already
+                                         elsewhere (a second one); or NULL */
     uint64_t picks;                                   /* tasks picked to run (the watchdog
                                          reads it from its thread) */
     uint64_t running_id;                              /* id of the running task; 0 idle */
@@ -257,10 +264,19 @@ static inline int64_t weave__deadline_after(int64_t delta_ns)
  * nothing. */
 int weave__sched_init(struct weave__sched *s, size_t default_stack);
 
+/* The calling thread's token: what struct weave__sched.home is on it. */
+const void *weave__thread_token(void);
+
+/* Whether the thread of token runs a scheduler now (bound to one). */
+bool weave__home_busy(const void *token);
+
 /* Make s ready to run on the calling thread, which it then never leaves:
  * the thread's own context, and the template of new contexts (taken from
  * the thread, its signal mask included). 0 or a negative errno. */
 int weave__sched_bind(struct weave__sched *s);
+
+/* Undo weave__sched_bind's mark of the thread as running a scheduler. */
+void weave__sched_unbind(struct weave__sched *s);
 
 /* Free what s holds, the records of tasks nobody joined included. */
 void weave__sched_term(struct weave__sched *s);

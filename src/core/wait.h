@@ -133,22 +133,36 @@ static inline void weave__lock_release(struct weave__sched *s, weave_mutex *l)
 /*
  * What a local object (a channel, a lock, a group, a stream) belongs to:
  * the thread whose scheduler's task first made or used it, by the token of
- * that thread (struct weave__sched.home). Written once, by a compare-and-
- * swap on first use; every later call reads it (one predictable load), and
- * a call from a task of any other thread fails with EPERM without touching
- * the object. Schedulers that run one after another on one thread share
- * their objects: only one of them runs at a time.
+ * that thread (struct weave__sched.home). Written by a compare-and-swap on
+ * first use; every later call reads it (one predictable load), and a call
+ * from a task of any other thread fails with EPERM without touching the
+ * object, as long as that thread runs a scheduler. Once it runs none, the
+ * object is idle and anyone's: the next task to use it takes it over (the
+ * same swap), and any thread may look at it or free it. Schedulers that
+ * run one after another on one thread share their objects.
  */
 static inline int weave__claim(const void **owner, const struct weave__sched *s)
 {
     const void *o = __atomic_load_n(owner, __ATOMIC_ACQUIRE);
 
-    if (__builtin_expect(o == s->home, 1))
-        return 0;
-    if (o == NULL &&
-        __atomic_compare_exchange_n(owner, &o, s->home, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-        return 0;
-    return -EPERM;
+    while (__builtin_expect(o != s->home, 0)) {
+        if (o && weave__home_busy(o))
+            return -EPERM;
+        if (__atomic_compare_exchange_n(owner, &o, s->home, false, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE))
+            break;
+    }
+    return 0;
+}
+
+/* For the calls that need no task (looking, destroying, freeing): 0 if the
+ * object is the calling thread's, or idle (nobody's, or its thread runs no
+ * scheduler now); -EPERM if another thread's tasks may use it now. */
+static inline int weave__at_home(const void *const *home)
+{
+    const void *o = __atomic_load_n(home, __ATOMIC_ACQUIRE);
+
+    return o == NULL || o == weave__thread_token() || !weave__home_busy(o) ? 0 : -EPERM;
 }
 
 #endif /* WEAVE_WAIT_H */

@@ -176,14 +176,13 @@ static void stopped(struct weave__sched *s, struct weave__signals *sg, int sig)
 
 /* SIGINT or SIGTERM while weave_cancel_on_signals holds: the first cancels
  * the main task (and tells whoever registered s->on_stop: the schedulers
- * started together with s), a second ends the process. */
+ * started together with s, which count a stop in any of them as the
+ * first), a second ends the process. */
 static void stop(struct weave__sched *s, struct weave__signals *sg, int sig)
 {
-    if (sg->stop_signal)
-        die_of(sig);
+    if (sg->stop_signal || (s->on_stop && s->on_stop(s, sig)))
+        die_of(sig); /* a second one, here or in a scheduler started with s */
     stopped(s, sg, sig);
-    if (s->on_stop)
-        s->on_stop(s, sig);
 }
 
 /* sig was taken: act on it, and wake every task waiting for it. */

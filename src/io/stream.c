@@ -311,6 +311,8 @@ WEAVE__ENTRY int weave_stream_close(weave_stream *s)
     WEAVE__SCOPES_CHECK();
     if (!s)
         return weave__ret(-EINVAL);
+    if ((r = weave__at_home(&s->home)) < 0)
+        return weave__ret(r); /* another thread's tasks use it: left alone */
     fd = s->fd;
     r = release(s);
     c = weave_close(fd) < 0 ? -errno : 0;
@@ -319,9 +321,13 @@ WEAVE__ENTRY int weave_stream_close(weave_stream *s)
 
 WEAVE__ENTRY int weave_stream_free(weave_stream *s)
 {
+    int r;
+
     WEAVE__SCOPES_CHECK();
     if (!s)
         return weave__ret(-EINVAL);
+    if ((r = weave__at_home(&s->home)) < 0)
+        return weave__ret(r); /* another thread's tasks use it: left alone */
     return weave__ret(release(s));
 }
 
@@ -332,15 +338,19 @@ int weave_stream_fd(const weave_stream *s)
 
 int weave_stream_set_timeout(weave_stream *s, int64_t timeout_ms)
 {
+    int r;
+
     if (!s || timeout_ms < -1)
         return weave__ret(-EINVAL);
+    if ((r = weave__at_home(&s->home)) < 0)
+        return weave__ret(r);
     s->timeout_ms = timeout_ms;
     return 0;
 }
 
 size_t weave_stream_buffered(const weave_stream *s)
 {
-    return s ? avail(s) : 0;
+    return s && weave__at_home(&s->home) == 0 ? avail(s) : 0;
 }
 
 /* ---- reading -------------------------------------------------------------- */

@@ -10,6 +10,7 @@
  * one thread only, which is why it is passed on.
  */
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -32,6 +33,7 @@ struct group {
     unsigned n;
     weave_indexed_fn fn;
     void *arg;
+    int stopped; /* atomic: a member took a stop signal */
 };
 
 /* A stop, passed on to another member. */
@@ -60,14 +62,18 @@ static void post_stop(struct weave_sched *to, int sig)
         free(st); /* that one has stopped already */
 }
 
-/* Member s took a stop signal: tell the others. */
-static void pass_stop(struct weave__sched *s, int sig)
+/* Member s took a stop signal: the first of the group tells the others;
+ * one after it is a second (true), which ends the process. */
+static bool pass_stop(struct weave__sched *s, int sig)
 {
     struct group *g = weave__run_of(s)->group;
 
+    if (__atomic_exchange_n(&g->stopped, 1, __ATOMIC_ACQ_REL))
+        return true;
     for (unsigned i = 0; i < g->n; i++)
         if (&g->members[i].sched->core != s)
             post_stop(g->members[i].sched, sig);
+    return false;
 }
 
 static void *member_main(void *p)
@@ -89,6 +95,7 @@ static void *member_thread(void *p)
 int weave_run_threads(unsigned n, const weave_run_opts *opts, weave_indexed_fn main_fn, void *arg)
 {
     struct group g = {.fn = main_fn, .arg = arg};
+    sigset_t stops, old_mask;
     int rc = 0, err = 0;
     unsigned i;
 
@@ -121,7 +128,14 @@ int weave_run_threads(unsigned n, const weave_run_opts *opts, weave_indexed_fn m
         m->g = &g;
         m->index = i;
     }
-    /* The others on threads of their own, the first on this one. */
+    /* The others on threads of their own, the first on this one. They
+     * start with SIGINT and SIGTERM blocked, so that a Ctrl-C before their
+     * main calls weave_cancel_on_signals cannot take a worker's default
+     * action: it goes to this thread, as it would without weave. */
+    sigemptyset(&stops);
+    sigaddset(&stops, SIGINT);
+    sigaddset(&stops, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stops, &old_mask);
     for (i = 1; rc == 0 && i < n; i++) {
         if (pthread_create(&g.members[i].thread, NULL, member_thread, &g.members[i]) != 0) {
             rc = -1;
@@ -130,6 +144,7 @@ int weave_run_threads(unsigned n, const weave_run_opts *opts, weave_indexed_fn m
         }
         g.members[i].started = true;
     }
+    pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
     if (rc == 0)
         member_thread(&g.members[0]);
     else

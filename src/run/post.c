@@ -190,7 +190,7 @@ static int task_waits(struct weave__sched *s, weave_sched *target, struct call *
     weave_shield sh;
     int r = 0;
 
-    s->io_waiters++; /* a message from another thread will wake it */
+    s->remote_waiters++; /* a message from another thread will wake it */
     while (!c->told && r == 0)
         r = weave__why_errno(
             weave__wait_in(s, WEAVE_WAIT_CALL, c, &c->waiters, NULL, WEAVE__NO_DEADLINE, NULL));
@@ -204,7 +204,7 @@ static int task_waits(struct weave__sched *s, weave_sched *target, struct call *
                                  NULL);
         weave_shield_end(&sh);
     }
-    s->io_waiters--;
+    s->remote_waiters--;
     return r;
 }
 

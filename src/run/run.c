@@ -107,6 +107,7 @@ static int bind_to_thread(struct weave_sched *w, int state)
     weave__mask_block(&w->mask, w->opts.dump_signal);
     if ((r = weave__sched_bind(&w->core)) < 0 ||
         (r = weave__introspect_start(&w->core, &w->opts)) < 0) {
+        weave__sched_unbind(&w->core); /* if it was bound */
         (void)weave__signal_term(&w->core, &w->mask.tasks);
         weave__mask_restore(&w->mask);
         __atomic_store_n(&w->state, WEAVE__SCHED_NEW, __ATOMIC_RELEASE);
@@ -129,6 +130,7 @@ static int unbind(struct weave_sched *w)
     stop_signal = weave__signal_term(&w->core, &w->mask.tasks);
     weave__introspect_stop(&w->core);
     weave__mask_restore(&w->mask);
+    weave__sched_unbind(&w->core);
     bound = NULL;
     __atomic_store_n(&w->state, WEAVE__SCHED_DONE, __ATOMIC_RELEASE);
     return stop_signal;
@@ -144,7 +146,11 @@ static void drain(struct weave_sched *w)
 
     s->shutting_down = true;
     s->stepping = false;
-    while ((m = weave__inbox_close(&s->inbox)) != NULL || s->live_count > 0) {
+    while ((m = weave__inbox_close(&s->inbox)) != NULL || s->backlog || s->live_count > 0) {
+        struct weave__msg *older = s->backlog; /* taken before the close */
+
+        s->backlog = NULL;
+        weave__sched_run_messages(s, older);
         weave__sched_run_messages(s, m);
         if (s->live_count > 0)
             weave__sched_loop(s);
@@ -269,13 +275,18 @@ int weave_sched_fd(weave_sched *w)
 int weave_sched_step(weave_sched *w, int64_t *next_ms)
 {
     struct weave__sched *s;
+    int64_t next;
     int state, err;
 
     if (!w)
         return weave__ret(-EINVAL);
     state = __atomic_load_n(&w->state, __ATOMIC_ACQUIRE);
-    if (state == WEAVE__SCHED_NEW && (err = bind_to_thread(w, WEAVE__SCHED_STEPPED)) < 0)
-        return weave__ret(err);
+    if (state == WEAVE__SCHED_NEW) {
+        if ((err = bind_to_thread(w, WEAVE__SCHED_STEPPED)) < 0)
+            return weave__ret(err);
+        if (w->core.next_id == 0)
+            w->core.next_id = 1; /* id 1 is a main task's, and it has none */
+    }
     if (state == WEAVE__SCHED_DONE)
         return weave__ret(-EINVAL);
     if (state == WEAVE__SCHED_RUNNING || bound != w || weave__tls)
@@ -285,8 +296,10 @@ int weave_sched_step(weave_sched *w, int64_t *next_ms)
     weave__tls = s;
     weave__sched_step(s);
     weave__tls = NULL;
+    /* Always: it also makes a post, or the earliest timer, wake the fd. */
+    next = weave__sched_next_ms(s);
     if (next_ms)
-        *next_ms = weave__sched_next_ms(s);
+        *next_ms = next;
     return s->live_count > INT32_MAX ? INT32_MAX : (int)s->live_count;
 }
 
