@@ -1295,7 +1295,7 @@ static void xt_chan_calls(void)
     WT_FAILS(weave_chan_try_recv(xt.c, &v), EPERM);
     WT_FAILS(weave_chan_recv_timeout(xt.c, &v, 0), EPERM);
     WT_FAILS(weave_chan_close(xt.c), EPERM);
-    WT_FAILS(weave_chan_free(xt.c), EPERM); /* A's scheduler runs: not ours to free */
+    WT_FAILS(weave_chan_free(xt.c), EPERM);     /* A's scheduler runs: not ours to free */
     ck_assert_uint_eq(weave_chan_len(xt.c), 0); /* nor to look at: 0 */
     ck_assert_int_eq(v, 5);
 }
