@@ -46,9 +46,18 @@
  * once every one has closed, main prints the stop line: connections,
  * requests answered, idle and head timeouts, and how many were open.
  *
+ * A scheduler per core (--threads N, by default one per online CPU): N
+ * schedulers on N threads (weave_run_threads), each running the server
+ * above with a listening socket of its own on the same port
+ * (WEAVE_LISTEN_REUSEPORT), so the kernel spreads connections among them.
+ * A connection stays on the scheduler that accepted it. Ctrl-C stops every
+ * scheduler, each cleaning up its own connections, and the stop line adds
+ * up their figures. --threads 1 is the plain weave_run server.
+ *
  * Usage: http_hello [--host H] [--port P] [--idle-ms MS] [--head-ms MS]
- *        (default 127.0.0.1, port 8080, 5000 ms, 10000 ms; --port 0 picks
- *        a free port)
+ *                   [--threads N]
+ *        (default 127.0.0.1, port 8080, 5000 ms, 10000 ms, one scheduler
+ *        per online CPU; --port 0 picks a free port)
  */
 #define _GNU_SOURCE
 
@@ -91,6 +100,9 @@ struct server {
     uint64_t open_at_stop; /* connections open when the stop came */
     time_t date_sec;       /* the second date_hdr was made for */
     char date_hdr[64];     /* "Date: ...\r\n" */
+    int caught;            /* SIGINT or SIGTERM, once one came */
+    bool failed;           /* it could not start: the exit status is 1 */
+    bool stopped;          /* it ran and has stopped: main prints its figures */
 };
 
 /* One parsed request head. */
@@ -478,53 +490,151 @@ static void *accept_loop(void *arg)
     return NULL;
 }
 
+/*
+ * The settings, and one server per scheduler. With --threads N > 1 every
+ * scheduler listens on the same port with SO_REUSEPORT and the kernel
+ * spreads the connections among them; nothing else is shared: each has
+ * its own counters, connections and cleanup, and main adds the counters up
+ * at the end.
+ *
+ * The port is chosen once, by scheduler 0, which sends it to the others
+ * through a shared channel; each of them listens on it and answers on a
+ * second channel, and scheduler 0 prints the listening line once they all
+ * have, so that a client that read it reaches every scheduler.
+ */
 struct options {
     const char *host;
     const char *port;
     int64_t idle_ms;
     int64_t head_ms;
-    int caught; /* SIGINT or SIGTERM, once one came */
-    int err;
-    bool stopped; /* the server ran and has stopped: main prints its figures */
-    /* Here, in main's frame, not in server_main's: connection tasks still
-     * use it while weave_run cancels them, after server_main returned. */
-    struct server srv;
+    unsigned threads;       /* schedulers, each on a thread of its own */
+    weave_chan *port_chan;  /* scheduler 0 -> the others: the port, char[NI_MAXSERV] */
+    weave_chan *ready_chan; /* the others -> scheduler 0: 0 listening, or an errno */
+    /* Here, in main's memory, not in a task's frame: connection tasks
+     * still use their server while weave_run cancels them, after
+     * serve returned. */
+    struct server *srv; /* threads of them */
 };
 
-static void *server_main(void *arg)
+/* How start_listening went. */
+enum { LISTENING, FAILED, STOPPED };
+
+/* The address fd is bound to, numeric, into host and port. */
+static int bound_to(int fd, struct sockaddr_storage *sa, char host[NI_MAXHOST],
+                    char port[NI_MAXSERV])
 {
-    struct options *o = arg;
-    struct server *srv = &o->srv;
+    socklen_t salen = sizeof(*sa);
+
+    memset(sa, 0, sizeof(*sa));
+    if (getsockname(fd, (struct sockaddr *)sa, &salen) != 0)
+        return -1;
+    return getnameinfo((struct sockaddr *)sa, salen, host, NI_MAXHOST, port, NI_MAXSERV,
+                       NI_NUMERICHOST | NI_NUMERICSERV) == 0
+               ? 0
+               : -1;
+}
+
+/*
+ * Scheduler 0's port, when there are several: SO_REUSEPORT lets any socket
+ * of the same user join a port, so a second copy of this server would share
+ * the port with the first instead of failing. So the port is taken first
+ * without SO_REUSEPORT, which fails with EADDRINUSE if anyone listens there
+ * (and picks the port for --port 0), then given back for the sockets that
+ * share it. Returns 0 with the port in port, or -1 with errno.
+ */
+static int choose_port(const struct options *o, char port[NI_MAXSERV])
+{
     struct sockaddr_storage sa;
-    socklen_t salen = sizeof(sa);
-    char host[NI_MAXHOST], port[NI_MAXSERV];
+    char host[NI_MAXHOST];
+    int fd = weave_tcp_listen(o->host, o->port, BACKLOG), r;
+
+    if (fd < 0)
+        return -1;
+    r = bound_to(fd, &sa, host, port);
+    weave_close(fd);
+    return r;
+}
+
+/* Listen as scheduler index; with several, share the port as described
+ * above. Prints the listening line (once). Returns LISTENING; FAILED (said
+ * on stderr); or STOPPED: Ctrl-C came first, or scheduler 0 could not
+ * listen (and said so). */
+static int start_listening(struct options *o, unsigned index, struct server *srv)
+{
+    char port[NI_MAXSERV], host[NI_MAXHOST];
+    struct sockaddr_storage sa;
+    unsigned listening = 1;
+    int err = 0;
+
+    if (o->threads == 1) {
+        srv->listen_fd = weave_tcp_listen(o->host, o->port, BACKLOG);
+    } else if (index > 0) { /* on the port scheduler 0 chose */
+        if (weave_chan_recv(o->port_chan, port) != 0)
+            return STOPPED; /* EPIPE: scheduler 0 could not listen; ECANCELED */
+        srv->listen_fd = weave_tcp_listen_with(o->host, port, BACKLOG, WEAVE_LISTEN_REUSEPORT);
+    } else if (choose_port(o, port) != 0) {
+        srv->listen_fd = -1;
+    } else {
+        srv->listen_fd = weave_tcp_listen_with(o->host, port, BACKLOG, WEAVE_LISTEN_REUSEPORT);
+    }
+    if (srv->listen_fd < 0 || bound_to(srv->listen_fd, &sa, host, port) != 0) {
+        err = errno;
+        (void)fprintf(stderr, "http_hello: cannot listen on %s:%s: %s\n", o->host ? o->host : "*",
+                      o->threads > 1 && index > 0 ? port : o->port, strerror(err));
+        if (srv->listen_fd >= 0)
+            weave_close(srv->listen_fd);
+    }
+    if (index > 0) {
+        (void)weave_chan_send(o->ready_chan, &err); /* room for all: never waits */
+        return err ? FAILED : LISTENING;
+    }
+    if (err) {
+        if (o->port_chan)
+            (void)weave_chan_close(o->port_chan); /* the others stop */
+        return FAILED;
+    }
+    for (unsigned i = 1; i < o->threads; i++)
+        (void)weave_chan_send(o->port_chan, port);
+    for (unsigned i = 1; i < o->threads; i++) {
+        if (weave_chan_recv(o->ready_chan, &err) != 0) { /* stopped meanwhile */
+            weave_close(srv->listen_fd);
+            return STOPPED;
+        }
+        listening += err == 0;
+    }
+    printf("http_hello: listening on http://%s%s%s:%s/ (idle timeout %lld ms, head timeout "
+           "%lld ms",
+           sa.ss_family == AF_INET6 ? "[" : "", host, sa.ss_family == AF_INET6 ? "]" : "", port,
+           (long long)o->idle_ms, (long long)o->head_ms);
+    if (o->threads > 1 && listening == o->threads)
+        printf("; %u schedulers)\n", o->threads);
+    else if (o->threads > 1)
+        printf("; %u of %u schedulers)\n", listening, o->threads);
+    else
+        printf(")\n");
+    return LISTENING;
+}
+
+/* One scheduler's server: its main task. */
+static void *serve(struct options *o, unsigned index)
+{
+    struct server *srv = &o->srv[index];
     weave_task *acceptor;
     weave_shield shield;
+    int how;
 
-    (void)weave_cancel_on_signals(&o->caught);
-    memset(srv, 0, sizeof(*srv));
-    memset(&sa, 0, sizeof(sa));
+    (void)weave_cancel_on_signals(&srv->caught);
     srv->idle_ms = o->idle_ms;
     srv->head_ms = o->head_ms;
     srv->date_sec = -1;
-    srv->listen_fd = weave_tcp_listen(o->host, o->port, BACKLOG);
-    if (srv->listen_fd < 0) {
-        (void)fprintf(stderr, "http_hello: cannot listen on %s:%s: %s\n", o->host ? o->host : "*",
-                      o->port, strerror(errno));
-        o->err = 1;
+    if ((how = start_listening(o, index, srv)) != LISTENING) {
+        srv->failed = how == FAILED;
         return NULL;
     }
-    if (getsockname(srv->listen_fd, (struct sockaddr *)&sa, &salen) == 0 &&
-        getnameinfo((struct sockaddr *)&sa, salen, host, sizeof(host), port, sizeof(port),
-                    NI_NUMERICHOST | NI_NUMERICSERV) == 0)
-        printf("http_hello: listening on http://%s%s%s:%s/ (idle timeout %lld ms, head timeout "
-               "%lld ms)\n",
-               sa.ss_family == AF_INET6 ? "[" : "", host, sa.ss_family == AF_INET6 ? "]" : "", port,
-               (long long)o->idle_ms, (long long)o->head_ms);
     if (!(acceptor = weave_spawn(accept_loop, srv))) {
         (void)fprintf(stderr, "http_hello: weave_spawn: %s\n", strerror(errno));
         weave_close(srv->listen_fd);
-        o->err = 1;
+        srv->failed = true;
         return NULL;
     }
     /* Serve until Ctrl-C cancels this task; then clean up in a shield. */
@@ -535,7 +645,7 @@ static void *server_main(void *arg)
     /* No connection comes after this: those open are the ones the stop
      * cancels. */
     srv->open_at_stop = srv->active;
-    o->stopped = true;
+    srv->stopped = true;
     weave_close(srv->listen_fd);
     weave_shield_end(&shield);
     /* weave_run cancels the connections still open and returns once every
@@ -544,60 +654,102 @@ static void *server_main(void *arg)
     return NULL;
 }
 
-/* The stop line, printed once weave_run has returned: every connection has
- * ended by then. SIGPIPE is no longer blocked, as weave_run blocks it only
- * while it runs; ignore it, so that a stdout nobody reads any more (a pipe
- * closed early) makes the line fail with EPIPE instead of killing the
- * process and hiding its exit status. */
-static void print_stop(const struct options *o)
+static void *server_main(void *arg)
 {
-    const struct server *srv = &o->srv;
+    return serve(arg, 0);
+}
 
+static void *server_main_indexed(unsigned index, void *arg)
+{
+    return serve(arg, index);
+}
+
+/* The stop line, printed once weave_run has returned: every connection has
+ * ended by then. With several schedulers, their figures added up.
+ * SIGPIPE is no longer blocked, as weave_run blocks it only while it runs;
+ * ignore it, so that a stdout nobody reads any more (a pipe closed early)
+ * makes the line fail with EPIPE instead of killing the process and hiding
+ * its exit status. */
+static void print_stop(const struct options *o, int caught)
+{
+    struct server t;
+
+    memset(&t, 0, sizeof(t));
+    for (unsigned i = 0; i < o->threads; i++) {
+        t.accepted += o->srv[i].accepted;
+        t.requests += o->srv[i].requests;
+        t.idle_close += o->srv[i].idle_close;
+        t.head_close += o->srv[i].head_close;
+        t.open_at_stop += o->srv[i].open_at_stop;
+    }
     (void)signal(SIGPIPE, SIG_IGN);
     printf("\nhttp_hello: %s, stopped: %llu connections, %llu requests, %llu idle timeouts, "
            "%llu head timeouts, %llu open at the stop\n",
-           o->caught == SIGINT    ? "SIGINT"
-           : o->caught == SIGTERM ? "SIGTERM"
-                                  : "accept failed",
-           (unsigned long long)srv->accepted, (unsigned long long)srv->requests,
-           (unsigned long long)srv->idle_close, (unsigned long long)srv->head_close,
-           (unsigned long long)srv->open_at_stop);
+           caught == SIGINT    ? "SIGINT"
+           : caught == SIGTERM ? "SIGTERM"
+                               : "accept failed",
+           (unsigned long long)t.accepted, (unsigned long long)t.requests,
+           (unsigned long long)t.idle_close, (unsigned long long)t.head_close,
+           (unsigned long long)t.open_at_stop);
 }
 
 static _Noreturn void usage(int status)
 {
     (void)fprintf(status ? stderr : stdout,
-                  "usage: http_hello [--host H] [--port P] [--idle-ms MS] [--head-ms MS]\n"
+                  "usage: http_hello [--host H] [--port P] [--idle-ms MS] [--head-ms MS] "
+                  "[--threads N]\n"
                   "  --host H      address to listen on (default 127.0.0.1; '' = every address)\n"
                   "  --port P      port (default 8080; 0 picks a free one)\n"
                   "  --idle-ms MS  close a connection idle this long (1..3600000, default 5000)\n"
                   "  --head-ms MS  time to receive a request's whole head (1..3600000, default\n"
-                  "                10000); a client slower than that is disconnected\n");
+                  "                10000); a client slower than that is disconnected\n"
+                  "  --threads N   schedulers, each on a thread of its own, all listening on\n"
+                  "                the port (SO_REUSEPORT) (1..%d, default: one per online CPU)\n",
+                  WEAVE_THREADS_MAX);
     exit(status);
 }
 
-/* A time option: 1 to 3600000 ms. */
-static int64_t parse_ms(const char *arg)
+/* A whole number option from min to max. */
+static int64_t parse_num(const char *arg, long long min, long long max)
 {
     char *end;
     long long v;
 
     errno = 0;
     v = strtoll(arg, &end, 10);
-    if (errno || *end || end == arg || v < 1 || v > 3600000)
+    if (errno || *end || end == arg || v < min || v > max)
         usage(2);
     return v;
+}
+
+/* Run the servers: one on this thread as weave_run, or o->threads of them
+ * (weave_run_threads). Returns what that returned. */
+static int run(struct options *o)
+{
+    if (o->threads == 1)
+        return weave_run(server_main, o, NULL);
+    o->port_chan = weave_chan_new_shared(NI_MAXSERV, o->threads - 1);
+    o->ready_chan = weave_chan_new_shared(sizeof(int), o->threads - 1);
+    if (!o->port_chan || !o->ready_chan) {
+        perror("http_hello: weave_chan_new_shared");
+        exit(1);
+    }
+    return weave_run_threads(o->threads, NULL, server_main_indexed, o);
 }
 
 int main(int argc, char **argv)
 {
     struct options o;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    bool stopped = false, failed = false;
+    int rc, err, caught = 0;
 
     memset(&o, 0, sizeof(o));
     o.host = "127.0.0.1";
     o.port = "8080";
     o.idle_ms = 5000;
     o.head_ms = 10000;
+    o.threads = cpus < 1 ? 1 : cpus > WEAVE_THREADS_MAX ? WEAVE_THREADS_MAX : (unsigned)cpus;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(0);
@@ -606,26 +758,41 @@ int main(int argc, char **argv)
         } else if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
             o.port = argv[++i];
         } else if (strcmp(argv[i], "--idle-ms") == 0 && i + 1 < argc) {
-            o.idle_ms = parse_ms(argv[++i]);
+            o.idle_ms = parse_num(argv[++i], 1, 3600000);
         } else if (strcmp(argv[i], "--head-ms") == 0 && i + 1 < argc) {
-            o.head_ms = parse_ms(argv[++i]);
+            o.head_ms = parse_num(argv[++i], 1, 3600000);
+        } else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
+            o.threads = (unsigned)parse_num(argv[++i], 1, WEAVE_THREADS_MAX);
         } else {
             usage(2);
         }
     }
     (void)setvbuf(stdout, NULL, _IOLBF, 0);
-    if (weave_run(server_main, &o, NULL) != 0) {
-        int err = errno;
-
-        if (o.stopped)
-            print_stop(&o);
-        if (err == EINTR) /* stopped by a signal: say so, as the shell expects */
-            return o.err ? 1 : 128 + o.caught;
-        errno = err;
-        perror("http_hello: weave_run");
+    if (!(o.srv = calloc(o.threads, sizeof(*o.srv)))) {
+        perror("http_hello");
         return 1;
     }
-    if (o.stopped)
-        print_stop(&o);
-    return o.err;
+    rc = run(&o);
+    err = errno;
+    for (unsigned i = 0; i < o.threads; i++) {
+        stopped |= o.srv[i].stopped;
+        failed |= o.srv[i].failed;
+        if (!caught)
+            caught = o.srv[i].caught;
+    }
+    if (stopped)
+        print_stop(&o, caught);
+    if (o.port_chan)
+        (void)weave_chan_free(o.port_chan);
+    if (o.ready_chan)
+        (void)weave_chan_free(o.ready_chan);
+    free(o.srv);
+    if (rc != 0 && err == EINTR) /* stopped by a signal: say so, as the shell expects */
+        return failed ? 1 : 128 + caught;
+    if (rc != 0) {
+        errno = err;
+        perror(o.threads == 1 ? "http_hello: weave_run" : "http_hello: weave_run_threads");
+        return 1;
+    }
+    return failed;
 }
