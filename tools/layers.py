@@ -6,12 +6,13 @@ Usage: layers.py SRC_DIR
 The folders under src/ are the layers, lowest first:
 
     base   what knows nothing of tasks: contexts, stacks, timers, the poller,
-           handles, the list
+           the inbox, handles, the list
     core   the scheduler, park and wake, wait queues, tasks, time, deadlines
     io     fds, I/O calls, files, sockets, streams, the offload pool, signals
-    coord  channels, select, locks, groups, cross-thread posts
+    coord  channels (shared ones too), select, locks, groups
     diag   introspection, the watchdog, fatal-signal reports
-    run    schedulers assembled from every layer: weave_run and its kin
+    run    schedulers assembled from every layer: weave_run and its kin,
+           posts and calls, a scheduler per core
 
 A file may include the headers of its own layer and of the layers below,
 and use (call, or take the address of) what they define; never anything
