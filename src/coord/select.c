@@ -88,7 +88,7 @@ static int case_ready(weave_select_case *c, struct weave__task *task, int *mask)
         *mask = weave__fd_poll(c->fd, c->events);
         return *mask < 0 ? *mask : *mask > 0;
     default:
-        return task->state == WEAVE__DONE;
+        return task && task->state == WEAVE__DONE; /* check_case found it */
     }
 }
 
@@ -155,12 +155,14 @@ static int lock_shared(struct locks *l, weave_select_case *cases, size_t n)
     l->n = 0;
     if (k == 0)
         return 0;
-    if (k > LOCAL_CASES && !(l->chans = malloc(k * sizeof(*l->chans))))
+    /* An array of pointers (clang-tidy takes sizeof(T *) for a mistake). */
+    if (k > LOCAL_CASES &&
+        !(l->chans = malloc(k * sizeof(*l->chans)))) // NOLINT(bugprone-sizeof-expression)
         return -ENOMEM;
     for (size_t i = 0; i < n; i++)
         if (is_shared(&cases[i]))
             l->chans[l->n++] = cases[i].chan;
-    qsort(l->chans, l->n, sizeof(*l->chans), cmp_chan);
+    qsort(l->chans, l->n, sizeof(*l->chans), cmp_chan); // NOLINT(bugprone-sizeof-expression)
     k = 0;
     for (size_t i = 0; i < l->n; i++)
         if (i == 0 || l->chans[i] != l->chans[k - 1])
@@ -254,6 +256,8 @@ static int wait_cases(struct weave__sched *s, weave_select_case *cases, size_t n
         return r;
     /* What can fail first, before anything is in a queue: the fd records
      * (kept, for now, in the waiters' data). */
+    for (i = 0; i < n; i++)
+        m.w[2 * i].data = NULL;
     for (i = 0; i < n && r == 0; i++)
         if (cases[i].op == WEAVE_CASE_FD) {
             m.w[2 * i].data = weave__fd_watch(s, cases[i].fd, &r);
@@ -359,7 +363,8 @@ static int select_cases(weave_select_case *cases, size_t n, int64_t timeout_ms)
     if (!s && (n == 0 || nshared < n))
         return -EPERM; /* a thread with no scheduler: shared channels only */
     if (n > LOCAL_CASES &&
-        (!(tasks = malloc(n * sizeof(*tasks))) || !(gone = calloc(n, sizeof(*gone))))) {
+        (!(tasks = malloc(n * sizeof(*tasks))) || // NOLINT(bugprone-sizeof-expression)
+         !(gone = calloc(n, sizeof(*gone))))) {
         free(tasks);
         return -ENOMEM;
     }

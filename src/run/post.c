@@ -196,8 +196,8 @@ static int task_waits(struct weave__sched *s, weave_sched *target, struct call *
             weave__wait_in(s, WEAVE_WAIT_CALL, c, &c->waiters, NULL, WEAVE__NO_DEADLINE, NULL));
     if (!c->told) {
         __atomic_add_fetch(&c->refs, 1, __ATOMIC_ACQ_REL);
-        if (weave__inbox_send(&target->core.inbox, &c->stop) < 0)
-            release(c); /* stopped: the start was taken while it drained */
+        if (weave__inbox_send(&target->core.inbox, &c->stop) < 0) /* stopped: the start */
+            __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL);    /* was taken as it drained */
         weave_shield_begin(&sh);
         while (!c->told)
             (void)weave__wait_in(s, WEAVE_WAIT_CALL, c, &c->waiters, NULL, WEAVE__NO_DEADLINE,
