@@ -74,7 +74,8 @@ ulimit -n 20000 2>/dev/null || {
     echo "http_vs_nginx.sh: cannot raise the fd limit to 20000 (ulimit -n: $(ulimit -n))" >&2
     exit 1
 }
-hello="$root/$build/demo/http_hello"
+case "$build" in /*) ;; *) build="$root/$build" ;; esac
+hello="$build/demo/http_hello"
 if [ ! -x "$hello" ]; then
     preset=$(basename "$build")
     cmake --preset "$preset" >/dev/null && cmake --build --preset "$preset" >/dev/null
@@ -269,7 +270,7 @@ errors_of() { # server threads conns: every run's errors, "-" if none
 nginx_v=$(nginx -v 2>&1 | sed 's/.*nginx\///')
 wrk_v=$(wrk -v 2>&1 | head -n 1 | awk '{ print $2 }')
 printf '\nhttp_vs_nginx: demo/http_hello (%s, %s switch) vs nginx %s, wrk %s -t%s -d%s\n' \
-    "$build" "$(sed -n 's/^WEAVE_CONTEXT:[A-Z]*=//p' "$root/$build/CMakeCache.txt" 2>/dev/null || true)" \
+    "$build" "$(sed -n 's/^WEAVE_CONTEXT:[A-Z]*=//p' "$build/CMakeCache.txt" 2>/dev/null || true)" \
     "$nginx_v" "$wrk_v" "$wrk_threads" "$duration"
 printf 'parameters: threads %s, connections %s, %s runs each alternating (medians below), fd limit %s,\n' \
     "$threads_list" "$conns_list" "$runs" "$(ulimit -n)"
