@@ -8,7 +8,7 @@
  *     running stack, store the stack pointer in *save_sp, switch to
  *     load_sp, pop the same from there and return into the other context.
  *     Frame, from the saved stack pointer up: control state (8 bytes: MXCSR,
- *     the x87 control word, two zero bytes), r15, r14, r13, r12, rbx, rbp,
+ *     the x87 control word, two bytes unused), r15, r14, r13, r12, rbx, rbp,
  *     return address (context.c builds the first one of a new context to
  *     match). The control state is loaded only when it differs from the
  *     leaving context's: ldmxcsr and fldcw cost more than the compare, and
@@ -41,11 +41,15 @@ weave__ctx_swap:
         subq    $8, %rsp
         stmxcsr (%rsp)
         fnstcw  4(%rsp)
-        movw    $0, 6(%rsp)     /* the whole word defined: compared below */
-        movq    (%rsp), %rax
+        /* Read back as stored, 4 and 2 bytes: one 8-byte load of the
+         * three would wait for the stores to reach the cache. */
+        movl    (%rsp), %eax
+        movzwl  4(%rsp), %ecx
         movq    %rsp, (%rdi)
         movq    %rsi, %rsp
-        cmpq    (%rsp), %rax    /* the same control state: no reload */
+        cmpl    (%rsp), %eax    /* the same control state: no reload */
+        jne     2f
+        cmpw    4(%rsp), %cx
         jne     2f
 1:      addq    $8, %rsp
         popq    %r15
