@@ -898,6 +898,169 @@ WEAVE_API int weave_stream_printf(weave_stream *s, const char *fmt, ...)
 WEAVE_API int weave_stream_flush(weave_stream *s);
 
 /* ======================================================================== */
+/*  Child processes                                                         */
+/* ======================================================================== */
+
+/*
+ * Programs started from a task, asyncio's create_subprocess_exec: each of
+ * the child's stdin, stdout and stderr is inherited, /dev/null, or a pipe
+ * whose other end weave hands back as a non-blocking fd (for weave_read,
+ * weave_write, weave_select) or a buffered stream. Waiting for the child
+ * to end is a blocking call like the others: a cancellation point that
+ * obeys deadline scopes, with a _timeout variant. Stopping the wait never
+ * stops the child; weave_proc_kill does, with the signal you choose.
+ *
+ * How: posix_spawn (a vfork-style clone, so a large parent is not copied)
+ * and a pidfd (Linux 5.4: pidfd_open, waitid(P_PIDFD)), which the poller
+ * watches, so nothing of the program's own SIGCHLD handling is touched:
+ * no handler is installed, the signal is neither blocked nor ignored. On
+ * an older kernel the child is looked at with waitpid(WNOHANG) at growing
+ * intervals (1 to 50 ms) while a task waits for it. A program that reaps
+ * every child itself (waitpid(-1, ...) in a SIGCHLD handler) takes weave's
+ * children too, as it would any library's: weave then reports ECHILD.
+ *
+ * A child is reaped exactly once, and never left a zombie: when its handle
+ * is freed before it ends, weave reaps it when it ends (the poller tells);
+ * when the scheduler ends with children still running, one thread made
+ * for the purpose waits for them and reaps them, and then ends. Neither
+ * kills the child. A handle lives until weave_proc_free or the end of the
+ * scheduler that made it, which frees those left (their pipes closed,
+ * unflushed stream output dropped): do not use one after weave_run
+ * returns.
+ *
+ * Minimum kernel: 5.4 (pidfd_open and waitid(P_PIDFD)). Older kernels, or
+ * a pidfd refused (EMFILE), fall back as above; a freed handle's child is
+ * then reaped at the next weave_proc_spawn or at the scheduler's end.
+ *
+ * The child starts with no signal blocked (whatever weave blocks on its
+ * threads) and SIGPIPE at its default action, and every fd of the parent
+ * that is close-on-exec (weave opens all of its own so) is closed in it.
+ *
+ * A handle belongs to the thread whose task spawned it: calls from any
+ * other thread are EPERM. Every call but weave_proc_pid needs a task.
+ */
+typedef struct weave_proc weave_proc;
+
+/* What each of the child's stdin, stdout and stderr is. */
+enum weave_proc_stdio {
+    WEAVE_PROC_INHERIT = 0, /* the parent's fd 0, 1 or 2 (the default) */
+    WEAVE_PROC_NULL = 1,    /* /dev/null */
+    WEAVE_PROC_PIPE = 2     /* a pipe: weave_proc_fd, weave_proc_stream */
+};
+
+/* Flags of weave_proc_opts. WEAVE_PROC_NEW_GROUP: the child leads a new
+ * process group, and weave_proc_kill signals the whole group (a shell and
+ * what it started). */
+#define WEAVE_PROC_NEW_GROUP 0x1u
+
+/* Options of weave_proc_spawn. A zeroed struct (or NULL) means the
+ * defaults: the caller's environment and working directory, every stdio
+ * fd inherited. */
+typedef struct weave_proc_opts {
+    char *const *envp;    /* the child's environment; NULL: the caller's */
+    const char *cwd;      /* the child's working directory; NULL: the caller's */
+    int stdio[3];         /* enum weave_proc_stdio for stdin, stdout, stderr */
+    unsigned flags;       /* WEAVE_PROC_NEW_GROUP; others are EINVAL */
+    uint64_t reserved[4]; /* zero */
+} weave_proc_opts;
+
+/*
+ * Start path with argv (argv[0] first, NULL-terminated), as execvp does: a
+ * path without a slash is looked up in PATH. With cwd set, a relative path
+ * is taken from there. Returns the child's handle, or NULL with errno set:
+ * EINVAL (NULL path or argv, bad opts), ENOENT, EACCES, ENOEXEC, ENOTDIR
+ * (path or cwd; what exec would report, found before the child starts
+ * where it can be), EMFILE, ENFILE, ENOMEM, EAGAIN (process limit), EPERM
+ * (no task). The pipes are made before the child starts, so a spawn that
+ * fails leaves nothing open.
+ */
+WEAVE_API weave_proc *weave_proc_spawn(const char *path, char *const argv[],
+                                       const weave_proc_opts *opts);
+
+/* The child's pid (kept after it is reaped), or -1 with errno EINVAL. */
+WEAVE_API pid_t weave_proc_pid(const weave_proc *p);
+
+/*
+ * weave's end of the pipe to the child's stdin (which 0), stdout (1) or
+ * stderr (2): non-blocking and close-on-exec, owned by p (weave_proc_close
+ * or weave_proc_free closes it; do not close it yourself). -1 with errno
+ * EBADF if that stream is not a pipe or was closed, EINVAL for another
+ * which.
+ */
+WEAVE_API int weave_proc_fd(const weave_proc *p, int which);
+
+/*
+ * A buffered stream over the pipe of which (as weave_proc_fd), made on the
+ * first call and the same one after; owned by p (freed with it, and by
+ * weave_proc_close). For stdin, flush what you write before you close it.
+ * NULL with errno set as weave_proc_fd, or ENOMEM.
+ */
+WEAVE_API weave_stream *weave_proc_stream(weave_proc *p, int which);
+
+/* Close weave's end of the pipe of which (and its stream): for stdin, the
+ * child reads end of file. 0, or -1 with errno EBADF (not a pipe, or closed
+ * already), EINVAL, EPERM. */
+WEAVE_API int weave_proc_close(weave_proc *p, int which);
+
+/*
+ * Wait until the child ends and reap it; *status (if not NULL) gets its
+ * status as waitpid(2) reports it (WIFEXITED, WEXITSTATUS, WIFSIGNALED,
+ * WTERMSIG). Once reaped, every later call returns the same status at
+ * once. Any number of tasks may wait for one child. 0, or -1 with errno:
+ * ECANCELED, ETIMEDOUT (a deadline scope; the child keeps running), ECHILD
+ * (someone else reaped it), EINVAL, EPERM.
+ */
+WEAVE_API int weave_proc_wait(weave_proc *p, int *status);
+
+/* weave_proc_wait for at most timeout_ms (0: only look; -1: no timeout),
+ * as inside a deadline scope of that length: ETIMEDOUT. */
+WEAVE_API int weave_proc_wait_timeout(weave_proc *p, int *status, int64_t timeout_ms);
+
+/*
+ * Send sig to the child (through its pidfd, so never to a process that took
+ * its pid after it was reaped), or to its whole process group if it was
+ * started with WEAVE_PROC_NEW_GROUP. sig 0 checks that it can be signalled.
+ * 0, or -1 with errno ESRCH (it was reaped already), EINVAL (bad sig),
+ * EPERM. Does not wait: weave_proc_wait does.
+ */
+WEAVE_API int weave_proc_kill(weave_proc *p, int sig);
+
+/* What weave_proc_communicate gathered. The buffers are the caller's to
+ * free(); each is NUL-terminated (the NUL not counted). */
+typedef struct weave_proc_output {
+    char *out; /* all of stdout, or NULL if it was not a pipe */
+    size_t out_len;
+    char *err; /* all of stderr, or NULL if it was not a pipe */
+    size_t err_len;
+    int status; /* as weave_proc_wait's */
+} weave_proc_output;
+
+/*
+ * Python's communicate(): write all of input (input_len bytes; NULL for
+ * none) to the child's stdin pipe and close it, read its stdout and stderr
+ * pipes to their end, all at once so that no full pipe can stall the
+ * child, then wait for it. The pipes it reads to their end, and stdin, are
+ * closed (weave_proc_fd is then EBADF); a stdin stream is flushed first,
+ * and a stream with input buffered is EBUSY. One task does it all, so a
+ * deadline scope or a cancel ends it: then -1 with ETIMEDOUT or ECANCELED, what was read is
+ * freed, and the child keeps running (kill it, then wait). 0 with *out
+ * filled; or -1 with errno: EPIPE is not an error here (a child that
+ * closes its stdin early simply gets less), EINVAL (input without a stdin
+ * pipe, NULL out), EBUSY, ENOMEM, EPERM, ECHILD. An output that was no
+ * pipe is NULL; an empty one is "".
+ */
+WEAVE_API int weave_proc_communicate(weave_proc *p, const void *input, size_t input_len,
+                                     weave_proc_output *out);
+
+/*
+ * Close p's pipes and free it and its streams (unflushed output is
+ * dropped: weave_proc_close flushes). A child that has not been reaped is
+ * reaped when it ends (it keeps running). A task waiting for p must have
+ * stopped first: EBUSY. 0, or -1 with errno EINVAL, EPERM, EBUSY.
+ */
+WEAVE_API int weave_proc_free(weave_proc *p);
+
+/* ======================================================================== */
 /*  Coordination: task groups, channels, select, locks and signals          */
 /* ======================================================================== */
 
@@ -1518,7 +1681,8 @@ typedef enum weave_wait_kind {
     WEAVE_WAIT_EVENT,    /* a weave_event */
     WEAVE_WAIT_OFFLOAD,  /* a worker thread (weave_offload) */
     WEAVE_WAIT_SIGNAL,   /* a signal */
-    WEAVE_WAIT_CALL      /* another scheduler's task (weave_call) */
+    WEAVE_WAIT_CALL,     /* another scheduler's task (weave_call) */
+    WEAVE_WAIT_PROC      /* a child process's end (weave_proc_wait) */
 } weave_wait_kind;
 
 /* A task's state (weave_task_info.state). */

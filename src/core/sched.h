@@ -159,6 +159,7 @@ typedef void weave__sched_hook(struct weave__sched *s);
 struct weave__fdtab;
 struct weave__offload;
 struct weave__signals;
+struct weave__procs;
 struct weave__watchdog;
 
 struct weave__sched {
@@ -208,6 +209,8 @@ struct weave__sched {
                                          CLOCK_MONOTONIC (ns); -1: not used */
     bool always_poll;                                 /* poll between rounds even with no fd
                                        waiter (a watched signal's signalfd) */
+    struct weave__procs *procs;                       /* proc.c: child processes, made on
+                                         first use; NULL before */
     struct weave__signals *signals;                   /* signal.c: signalfd and waiters, made
                                          on first use; NULL before */
     struct weave__watchdog *watchdog;                 /* watchdog.c: the watchdog thread */

@@ -203,6 +203,7 @@ static const char *wait_name(weave_wait_kind k)
         [WEAVE_WAIT_COND] = "cond",     [WEAVE_WAIT_SEM] = "sem",
         [WEAVE_WAIT_EVENT] = "event",   [WEAVE_WAIT_OFFLOAD] = "offload",
         [WEAVE_WAIT_SIGNAL] = "signal", [WEAVE_WAIT_CALL] = "call",
+        [WEAVE_WAIT_PROC] = "process",
     };
 
     return (unsigned)k < sizeof(names) / sizeof(names[0]) ? names[k] : "?";
@@ -215,6 +216,8 @@ static const char *waits_on(char *out, size_t cap, const weave_task_info *i)
         (void)snprintf(out, cap, "join task %llu", (unsigned long long)i->wait_task);
     else if (i->wait == WEAVE_WAIT_FD)
         (void)snprintf(out, cap, "fd %d", i->wait_fd);
+    else if (i->wait == WEAVE_WAIT_PROC && i->wait_object)
+        (void)snprintf(out, cap, "process %ld", (long)weave_proc_pid(i->wait_object));
     else if (i->wait_object && i->wait != WEAVE_WAIT_OFFLOAD && i->wait != WEAVE_WAIT_SELECT)
         (void)snprintf(out, cap, "%s %p", wait_name(i->wait), i->wait_object);
     else

@@ -25,6 +25,7 @@
 #include "core/scope.h"
 #include "core/sched.h"
 #include "core/wait.h"
+#include "io/stream.h"
 
 #include <limits.h>
 #include <stdarg.h>
@@ -591,4 +592,11 @@ WEAVE__ENTRY int weave_stream_flush(weave_stream *s)
     if ((r = enter(s, &d, &on)) < 0)
         return weave__ret((int)r);
     return (int)leave(s, &d, on, flush(s));
+}
+
+void weave__stream_drop(weave_stream *s)
+{
+    free(s->rbuf);
+    free(s->wbuf);
+    free(s);
 }

@@ -30,6 +30,7 @@
 #include "diag/overflow.h"
 #include "io/fd.h"
 #include "io/offload.h"
+#include "io/proc.h"
 #include "io/signal.h"
 
 /* Every flag weave_run_opts.flags may carry; others are EINVAL. */
@@ -51,6 +52,7 @@ static int check_opts(const weave_run_opts *o)
 
 static void destroy(struct weave_sched *w)
 {
+    weave__procs_term(&w->core);
     weave__offload_term(&w->core);
     weave__fdtab_term(&w->core);
     weave__sched_term(&w->core);
