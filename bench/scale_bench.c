@@ -20,6 +20,17 @@
  * timer heap included. The bench's own array of handles is touched before
  * the baseline is read, so it is not counted.
  *
+ * With --barrier, every task first waits on a weave_event until all N are
+ * spawned and parked; the main task then sets it (the release) and every
+ * task begins its sleep. weave runs no task before the main task yields,
+ * so all N are alive at once either way; the barrier is there so that the
+ * work is the same as that of the peers (bench/peers/), whose new tasks
+ * may run, and sleep, while the spawning goes on. It costs each task one
+ * more park and wake, and the release is counted in the wall time. The
+ * default stays without it, so that figures stay comparable with earlier
+ * runs. ended_before_last_sleep (JSON) counts the tasks that had ended
+ * when the last one began its sleep: 0 says all were alive at once.
+ *
  * If a spawn fails, the bench reports how many tasks were alive, errno and
  * the mapping count, cancels and joins what it spawned, and exits with 1.
  */
@@ -46,6 +57,7 @@ struct options {
     uint64_t sleep_ms;
     uint64_t stack_size; /* 0: the library's default */
     uint64_t guard_kib;  /* 0: the library's default */
+    bool barrier;        /* tasks wait until all are spawned, then sleep */
     bool json;
 };
 
@@ -54,7 +66,8 @@ struct scale {
     weave_task **handles;
     uint64_t spawned;      /* tasks spawned so far */
     int64_t spawn_ns;      /* the N spawns */
-    int64_t first_run_ns;  /* after the spawns, until every task sleeps */
+    int64_t first_run_ns;  /* after the spawns, until every task sleeps (or waits) */
+    int64_t release_ns;    /* --barrier: the event set until every task sleeps */
     int64_t t0;            /* CLOCK_MONOTONIC ns of the first spawn */
     int64_t first_wake;    /* ns since t0 when the first sleep ended, or 0 */
     int64_t drain_ns;      /* first wake-up until every task is joined */
@@ -69,7 +82,11 @@ struct scale {
     int64_t rss_peak_kib;  /* VmHWM after the run */
     int64_t maps_lines;    /* lines of /proc/self/maps at the peak */
     weave_stats peak;      /* weave_get_stats at the peak */
-    uint64_t sleep_errors; /* sleeps that did not return 0 */
+    weave_event start;     /* --barrier: set once every task waits on it */
+    uint64_t sleeping;     /* tasks that have begun their sleep */
+    uint64_t ended;        /* tasks whose sleep is over */
+    uint64_t ended_early;  /* tasks ended when the last one began its sleep */
+    uint64_t sleep_errors; /* barrier waits and sleeps that did not return 0 */
     int sleep_err;         /* errno of the last of them */
     int err;               /* errno of the first failure */
     const char *what;      /* the call that failed */
@@ -79,13 +96,15 @@ static void usage(FILE *f)
 {
     (void)fprintf(f,
                   "usage: scale_bench [--tasks N] [--sleep-ms M] [--stack-size BYTES] "
-                  "[--guard-kib N] [--json]\n"
+                  "[--guard-kib N] [--barrier] [--json]\n"
                   "  --tasks N           tasks alive at once (1..%u, default 100000)\n"
                   "  --sleep-ms M        each task's one sleep in ms (0..%u, default 1000)\n"
                   "  --stack-size BYTES  stack of each task: 0 = the library's default (%zu),\n"
                   "                      else %zu..%zu (default 0)\n"
                   "  --guard-kib N       guard below each stack in KiB: 0 = the library's\n"
                   "                      default (%zu), else 1..%zu (default 0)\n"
+                  "  --barrier           every task waits until all N are spawned, then\n"
+                  "                      sleeps (the work the peers in bench/peers do)\n"
                   "  --json              one JSON object instead of the table\n",
                   MAX_TASKS, MAX_SLEEP_MS, WEAVE_STACK_DEFAULT, WEAVE_STACK_MIN, WEAVE_STACK_MAX,
                   WEAVE_GUARD_DEFAULT / 1024, WEAVE_GUARD_MAX / 1024);
@@ -95,6 +114,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 {
     const struct bench_opt opts[] = {
         {.name = "--json", .flag = &o->json},
+        {.name = "--barrier", .flag = &o->barrier},
         {.name = "--tasks",
          .u64 = &o->ntasks,
          .min = 1,
@@ -123,6 +143,7 @@ static void parse_args(int argc, char **argv, struct options *o)
     o->sleep_ms = 1000;
     o->stack_size = 0;
     o->guard_kib = 0;
+    o->barrier = false;
     o->json = false;
     bench_parse_args(argc, argv, "scale_bench", usage, opts, sizeof(opts) / sizeof(opts[0]), NULL);
 }
@@ -139,10 +160,16 @@ static void *sleeper(void *arg)
 {
     struct scale *s = arg;
 
+    if (s->o->barrier && weave_event_wait(&s->start) != 0) {
+        s->sleep_errors++;
+        s->sleep_err = errno;
+    }
+    s->sleeping++;
     if (weave_sleep((int64_t)s->o->sleep_ms) != 0) {
         s->sleep_errors++;
         s->sleep_err = errno;
     }
+    s->ended++;
     if (s->first_wake == 0)
         s->first_wake = bench_now_ns() - s->t0;
     return NULL;
@@ -234,6 +261,10 @@ static void *scale_main(void *arg)
     weave_task_opts topts;
     int64_t t0, t1, t2, end;
 
+    if (weave_event_init(&s->start) != 0) {
+        fail(s, "weave_event_init", errno);
+        return NULL;
+    }
     memset(&topts, 0, sizeof(topts));
     topts.stack_size = (size_t)s->o->stack_size;
     s->rss_base_kib = bench_proc_status_kib("VmRSS");
@@ -269,6 +300,18 @@ static void *scale_main(void *arg)
         s->pte_peak_kib = bench_proc_status_kib("VmPTE");
         s->vm_peak_kib = bench_proc_status_kib("VmSize");
     }
+    if (!s->err && s->o->barrier) {
+        /* The release: every task wakes and runs into its sleep. */
+        int64_t t3 = bench_now_ns();
+
+        if (weave_event_set(&s->start) != 0)
+            fail(s, "weave_event_set", errno);
+        while (!s->err && s->sleeping < s->spawned)
+            if (weave_yield() != 0)
+                fail(s, "weave_yield", errno);
+        s->release_ns = bench_now_ns() - t3;
+    }
+    s->ended_early = s->ended;
 
     for (uint64_t i = 0; i < s->spawned; i++) {
         if (s->err && weave_cancel(s->handles[i]) != 0)
@@ -282,7 +325,9 @@ static void *scale_main(void *arg)
     s->rss_peak_kib = bench_proc_status_kib("VmHWM");
     s->minflt_end = minor_faults();
     if (!s->err && s->sleep_errors)
-        fail(s, "weave_sleep", s->sleep_err);
+        fail(s, s->o->barrier ? "weave_event_wait or weave_sleep" : "weave_sleep", s->sleep_err);
+    if (weave_event_destroy(&s->start) != 0)
+        fail(s, "weave_event_destroy", errno);
     return NULL;
 }
 
@@ -356,7 +401,8 @@ int main(int argc, char **argv)
                "\"drain_ms\":%.3f,\"wall_ms\":%.3f,\"rss_baseline_kib\":%lld,\"rss_peak_kib\":%lld,"
                "\"rss_per_task_kib\":%.2f,\"stacks_in_use\":%llu,\"stack_bytes_mapped\":%llu,"
                "\"guard_mode\":\"%s\",\"maps_lines\":%lld,\"max_map_count\":%ld,"
-               "\"context\":\"%s\",\"minor_faults_per_task\":%.2f,\"raw_first_touch_ns\":%.0f}\n",
+               "\"context\":\"%s\",\"minor_faults_per_task\":%.2f,\"raw_first_touch_ns\":%.0f,"
+               "\"barrier\":%s,\"release_ms\":%.3f,\"ended_before_last_sleep\":%llu}\n",
                (unsigned long long)o.ntasks, (unsigned long long)o.sleep_ms, stack, guard,
                pte_per_task, vm_per_task_kib, (double)s.spawn_ns / 1e6, spawn_rate,
                (double)s.first_run_ns / 1e6, (double)s.drain_ns / 1e6, (double)s.wall_ns / 1e6,
@@ -364,14 +410,16 @@ int main(int argc, char **argv)
                (unsigned long long)s.peak.stacks_in_use,
                (unsigned long long)s.peak.stack_bytes_mapped, guard_name(s.peak.guard_mode),
                (long long)s.maps_lines, max_map_count(), weave_context_backend(), faults_per_task,
-               touch_ns);
+               touch_ns, o.barrier ? "true" : "false", (double)s.release_ns / 1e6,
+               (unsigned long long)s.ended_early);
     } else {
         printf("scale_bench: many tasks alive at once, each sleeping once\n");
         printf("parameters: tasks=%llu, sleep_ms=%llu, stack_size=%zu bytes%s, "
-               "guard=%zu KiB%s; vm.max_map_count %ld; context %s\n\n",
+               "guard=%zu KiB%s; vm.max_map_count %ld; context %s%s\n\n",
                (unsigned long long)o.ntasks, (unsigned long long)o.sleep_ms, stack,
                o.stack_size ? "" : " (library default)", guard / 1024,
-               o.guard_kib ? "" : " (library default)", max_map_count(), weave_context_backend());
+               o.guard_kib ? "" : " (library default)", max_map_count(), weave_context_backend(),
+               o.barrier ? "; start barrier" : "");
         printf("%-24s %14s  %-8s %s\n", "what", "value", "unit", "note");
         printf("%-24s %14.3f  %-8s %s\n", "spawn time", (double)s.spawn_ns / 1e6, "ms",
                "all spawns, back to back");
@@ -385,7 +433,14 @@ int main(int argc, char **argv)
                touch_ns > 0 ? spawn_per_task_ns / touch_ns : 0.0, "x",
                "1.0: spawning costs its page fault");
         printf("%-24s %14.3f  %-8s %s\n", "first run", (double)s.first_run_ns / 1e6, "ms",
-               "after the spawns, until every task sleeps");
+               o.barrier ? "after the spawns, until every task waits"
+                         : "after the spawns, until every task sleeps");
+        if (o.barrier) {
+            printf("%-24s %14.3f  %-8s %s\n", "release", (double)s.release_ns / 1e6, "ms",
+                   "barrier set until every task sleeps");
+            printf("%-24s %14llu  %-8s %s\n", "ended early", (unsigned long long)s.ended_early, "",
+                   "tasks ended when the last began its sleep");
+        }
         printf("%-24s %14.3f  %-8s %s\n", "wake-ups and joins", (double)s.drain_ns / 1e6, "ms",
                "first sleep's end until all joined");
         printf("%-24s %14.3f  %-8s %s\n", "wall time", (double)s.wall_ns / 1e6, "ms",

@@ -1546,8 +1546,11 @@ typedef struct weave_task_info {
     const void *wait_object; /* the channel, lock, group ... it waits on */
     int wait_fd;             /* the fd, for WEAVE_WAIT_FD; else -1 */
     uint64_t wait_task;      /* the task it joins, for WEAVE_WAIT_JOIN */
-    int64_t parked_us;       /* how long it has been parked (to the poll
-                                   step's resolution); 0 if not parked */
+    int64_t parked_us;       /* how long it has been parked, counted from
+                                   the scheduler's last look at the clock
+                                   before it parked (at most 64 task runs
+                                   or one clock tick, about 4 ms, earlier);
+                                   0 if not parked */
     int64_t timeout_us;      /* time left before its wait times out (its
                                    own timeout or a deadline scope), or -1 */
     size_t stack_size;       /* usable bytes of its stack */

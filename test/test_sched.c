@@ -7,10 +7,11 @@
  * what they saw in static logs, which the test asserts after weave_run
  * returns, so that a task that never ran shows up as a missing entry.
  *
- * Check timeouts: "core" 10 s x 32 tests, "stress" 60 s x 1 = 380 s; the
- * CTest timeout in CMakeLists.txt (400 s) is above their sum.
+ * Check timeouts: "core" 10 s x 36 tests, "stress" 60 s x 1 = 420 s; the
+ * CTest timeout in CMakeLists.txt (450 s) is above their sum.
  */
 #include <errno.h>
+#include <fenv.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1018,6 +1019,52 @@ WT_TEST(errno_ping_pong)
     WT_ASSERT_IDLE();
 }
 
+/* ---- the floating-point control state belongs to the task ---------------- */
+
+/* Three tasks pass the thread round 1,000 times: one rounds up, one down,
+ * one never changes the mode. Each keeps its own through every switch: the
+ * x87 control word (what fegetround reads on x86-64) and MXCSR (what a
+ * double division obeys) alike. A switch reloads the state only when it
+ * differs, so this takes both ways through it. */
+#define FP_ROUNDS 1000
+
+static int fp_bad; /* switches after which a task found a wrong state */
+
+static void *rounder(void *arg)
+{
+    int mode = (int)(intptr_t)arg;
+    volatile double one = 1.0, three = 3.0;
+    double third;
+
+    if (mode != FE_TONEAREST)
+        ck_assert_int_eq(fesetround(mode), 0);
+    ck_assert_int_eq(fegetround(), mode);
+    third = one / three;
+    for (int i = 0; i < FP_ROUNDS; i++) {
+        ck_assert_int_eq(weave_yield(), 0);
+        if (fegetround() != mode || one / three != third)
+            fp_bad++;
+    }
+    return NULL;
+}
+
+WT_TEST(fp_control_state_is_the_tasks)
+{
+    volatile double one = 1.0, three = 3.0;
+    weave_task *t[3];
+
+    ck_assert_int_eq(fegetround(), FE_TONEAREST);
+    t[0] = WT_SPAWN(rounder, (void *)(intptr_t)FE_UPWARD);
+    t[1] = WT_SPAWN(rounder, (void *)(intptr_t)FE_DOWNWARD);
+    t[2] = WT_SPAWN(rounder, (void *)(intptr_t)FE_TONEAREST);
+    for (int i = 0; i < 3; i++)
+        WT_JOIN(t[i]);
+    ck_assert_int_eq(fp_bad, 0);
+    ck_assert_int_eq(fegetround(), FE_TONEAREST);
+    ck_assert(one / three > 0.333333333333333 && one / three < 0.333333333333334);
+    WT_ASSERT_IDLE();
+}
+
 static Suite *sched_suite(void)
 {
     Suite *s = suite_create("sched");
@@ -1060,6 +1107,7 @@ static Suite *sched_suite(void)
     tcase_add_test(tc, stale_handle_after_join_esrch);
     tcase_add_test(tc, errno_is_the_tasks);
     tcase_add_test(tc, errno_ping_pong);
+    tcase_add_test(tc, fp_control_state_is_the_tasks);
     suite_add_tcase(s, tc);
 
     tcase_set_timeout(stress, 60);

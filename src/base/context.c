@@ -22,13 +22,27 @@
  * on that context's own stack and puts it back when the context resumes,
  * so a task sees its own errno across every wait, as a thread would; a new
  * context starts with errno 0. &errno is the thread's, and a context never
- * changes threads, so it is taken once per switch.
+ * changes threads, so it is looked up once per thread (errno_at) rather
+ * than through a call of __errno_location on every switch.
  */
 #include "base/context.h"
 
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
+
+/* The thread's &errno, once a switch has looked it up (initial-exec, as
+ * weave__tls: one load from the thread pointer). */
+static _Thread_local int *errno_at __attribute__((tls_model("initial-exec")));
+
+static inline int *errno_loc(void)
+{
+    int *p = errno_at;
+
+    if (__builtin_expect(p == NULL, 0))
+        errno_at = p = &errno;
+    return p;
+}
 
 #ifdef WEAVE_ASAN
 #include <sanitizer/common_interface_defs.h>
@@ -177,7 +191,7 @@ void weave__ctx_make(struct weave__ctx *ctx, const struct weave__ctx_tmpl *tmpl,
 
 void weave__ctx_switch(struct weave__ctx *from, struct weave__ctx *to)
 {
-    int *ep = &errno, saved = *ep; /* this context's errno (see the top) */
+    int *ep = errno_loc(), saved = *ep; /* this context's errno (see the top) */
 
     asan_start(from, to, 0);
     tsan_switch(to);
@@ -254,7 +268,7 @@ void weave__ctx_make(struct weave__ctx *ctx, const struct weave__ctx_tmpl *tmpl,
 
 void weave__ctx_switch(struct weave__ctx *from, struct weave__ctx *to)
 {
-    int *ep = &errno, saved = *ep; /* this context's errno (see the top) */
+    int *ep = errno_loc(), saved = *ep; /* this context's errno (see the top) */
 
     asan_start(from, to, 0);
     tsan_switch(to);

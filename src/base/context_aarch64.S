@@ -9,7 +9,9 @@
  *     the same from there and return into the other context. Frame (176
  *     bytes), from the saved stack pointer up: x19 .. x28, x29, x30,
  *     d8 .. d15, FPCR, padding (context.c builds the first one of a new
- *     context to match).
+ *     context to match). FPCR is written only when it differs from the
+ *     leaving context's: a write may serialise the core, and tasks almost
+ *     never change it.
  *
  * void weave__ctx_load(void *load_sp)
  *     The second half alone: resume a context, saving nothing.
@@ -39,8 +41,8 @@ weave__ctx_swap:
         stp     d10, d11, [sp, #112]
         stp     d12, d13, [sp, #128]
         stp     d14, d15, [sp, #144]
-        mrs     x9, fpcr
-        str     x9, [sp, #160]
+        mrs     x10, fpcr
+        str     x10, [sp, #160]
         mov     x9, sp
         str     x9, [x0]
         mov     x0, x1
@@ -54,9 +56,13 @@ weave__ctx_swap:
         .p2align 4
 weave__ctx_load:
         .cfi_startproc
+        mrs     x10, fpcr
 1:      mov     sp, x0
         ldr     x9, [sp, #160]
+        cmp     x9, x10         /* the same FPCR: no write, which may serialise */
+        b.eq    2f
         msr     fpcr, x9
+2:
         ldp     d14, d15, [sp, #144]
         ldp     d12, d13, [sp, #128]
         ldp     d10, d11, [sp, #112]

@@ -51,6 +51,19 @@ static _Noreturn void fatal(const char *what, int err)
 
 static void inbox_kicked(struct weave__sched *s, struct weave__watcher *w, int mask);
 
+/* How far behind CLOCK_MONOTONIC the coarse clock may be: two of its ticks
+ * (one, and one for a tick that comes late). -1 if it has none, or ticks
+ * so seldom (over 10 ms) that it would rarely spare a read. */
+static int64_t coarse_slack(void)
+{
+    struct timespec res;
+
+    if (clock_getres(CLOCK_MONOTONIC_COARSE, &res) != 0 || res.tv_sec != 0 ||
+        res.tv_nsec > 10000000)
+        return -1;
+    return 2 * (int64_t)res.tv_nsec;
+}
+
 int weave__sched_init(struct weave__sched *s, size_t default_stack)
 {
     int r;
@@ -65,6 +78,8 @@ int weave__sched_init(struct weave__sched *s, size_t default_stack)
     s->poller.epfd = -1;
     s->default_stack = default_stack;
     s->rng = 0x9e3779b97f4a7c15ull * s->handles.tag; /* never 0 */
+    s->coarse_slack = coarse_slack();
+    s->loop_ns = weave__clock_real_ns();
     if ((r = weave__poller_init(&s->poller)) < 0) {
         weave__sched_term(s);
         return r;
@@ -425,6 +440,7 @@ static void poll_once(struct weave__sched *s)
     int n;
 
     s->loop_ns = weave__clock_ns();
+    s->clockless = 0;
     take_messages(s);
     if (weave__timers_any(&s->timers))
         fire_timers(s, s->loop_ns);
@@ -451,6 +467,7 @@ static void poll_step(struct weave__sched *s)
         int n;
 
         s->loop_ns = weave__clock_ns();
+        s->clockless = 0;
         if (messages(s))
             take_messages(s);
         if (weave__timers_any(&s->timers))
@@ -506,27 +523,80 @@ static void poll_step(struct weave__sched *s)
     }
 }
 
-/* The next task to run, or NULL when a stepped scheduler has run its round
- * (the caller then goes back to the stepping loop, s->root). */
-static struct weave__task *pick_next(struct weave__sched *s)
-{
-    struct weave__task *t;
+/*
+ * Between two rounds of runnable tasks, whether the poll step may be
+ * skipped: nothing to take in (no fd waiter, no message) and no timer due.
+ * Reading the clock is then the costliest thing left: on a VM it costs
+ * twice a whole task switch. So the clock is not read at all while no
+ * timer is pending, for up to CLOCKLESS_MAX task runs (what a parked
+ * task's `since` may then lag, for weave_tasks and the dump); and while
+ * one is, the coarse clock (a third of the cost) says whether the earliest
+ * can be due, and only then does the poll step read the real one. A timer
+ * is never seen before it is due, and is seen at the first round after.
+ */
+#define CLOCKLESS_MAX 64
 
+static inline bool quiet_round(struct weave__sched *s)
+{
+    int64_t now;
+
+    if (s->io_waiters > 0 || s->always_poll || s->vclock || messages(s))
+        return false;
+    if (!weave__timers_any(&s->timers)) {
+        if (s->clockless >= CLOCKLESS_MAX)
+            return false;
+        s->clockless += s->runq_len;
+        return true;
+    }
+    if (s->coarse_slack < 0)
+        return false;
+    now = weave__clock_coarse_ns();
+    if (now + s->coarse_slack >= weave__timers_next(&s->timers))
+        return false;
+    s->loop_ns = now; /* behind the real clock by less than the slack */
+    s->clockless = 0;
+    return true;
+}
+
+/* The start of a round, the slow way: a stall to report, a stepped
+ * scheduler, or a poll step to make. false: a stepped scheduler has run
+ * its round (go back to the stepping loop). */
+static __attribute__((noinline)) bool new_round(struct weave__sched *s)
+{
     if (__builtin_expect(s->watchdog != NULL, 0) &&
         __atomic_load_n(&s->stall_id, __ATOMIC_ACQUIRE) != 0)
         s->on_stall(s); /* the task it caught gives up the thread */
     while (s->round_left == 0) {
         if (__builtin_expect(s->stepping, 0)) {
             if (s->step_polled)
-                return NULL;
+                return false;
             poll_once(s);
             s->step_polled = true;
             if ((s->round_left = s->runq_len) == 0)
-                return NULL;
+                return false;
             break;
         }
-        poll_step(s);
+        /* pick_next tried quiet_round already, unless a watchdog runs */
+        if (s->runq_len == 0 || s->watchdog == NULL || !quiet_round(s))
+            poll_step(s);
         s->round_left = s->runq_len;
+    }
+    return true;
+}
+
+/* The next task to run, or NULL when a stepped scheduler has run its round
+ * (the caller then goes back to the stepping loop, s->root). A round is
+ * the tasks runnable when it began; the next begins with a look at the
+ * world (quiet_round, or the poll step). */
+static inline struct weave__task *pick_next(struct weave__sched *s)
+{
+    struct weave__task *t;
+
+    if (s->round_left == 0 || __builtin_expect(s->watchdog != NULL, 0)) {
+        if (s->runq_len > 0 && !s->stepping && s->watchdog == NULL && quiet_round(s))
+            s->round_left = s->runq_len;
+        else if (!new_round(s))
+            return NULL;
     }
     s->round_left--;
     t = runq_pop(s);
@@ -546,12 +616,10 @@ void weave__task_release(struct weave__sched *s, struct weave__task *t)
     weave__stack_free(&s->stacks, &st);
 }
 
-void weave__reap(struct weave__sched *s)
+void weave__reap_dead(struct weave__sched *s)
 {
     struct weave__task *t = s->dead;
 
-    if (!t)
-        return;
     s->dead = NULL;
     weave__ctx_destroy(&t->ctx);
     t->flags |= WEAVE__REAPED;

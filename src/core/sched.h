@@ -83,7 +83,8 @@ struct weave__wait {
     int why;                     /* enum weave__why, set by the wake */
     struct weave__waiter *fired; /* EVENT or CLOSED: the clause that fired */
     int64_t timeout;             /* the call's own deadline (ns), or WEAVE__NO_DEADLINE */
-    int64_t since;               /* when it parked: the poll step's clock (ns) */
+    int64_t since;               /* when it parked: the scheduler's clock at its
+                                    last look (ns; see quiet_round, sched.c) */
     const void *object;          /* what it waits on, for weave_tasks: a channel,
                                     a lock, the task joined ... or NULL */
     int fd;                      /* the fd, for WEAVE_WAIT_FD; else -1 */
@@ -200,7 +201,11 @@ struct weave__sched {
                                          for that is not a deadlock */
     bool stepping;                                    /* driven by weave_sched_step */
     bool step_polled;                                 /* this step has taken in events */
-    int64_t loop_ns;                                  /* the clock at the last poll step */
+    int64_t loop_ns;                                  /* the clock at the poll step's last look
+                                         at it (see quiet_round, sched.c) */
+    uint64_t clockless;                               /* task runs since the clock was read */
+    int64_t coarse_slack;                             /* how far CLOCK_MONOTONIC_COARSE may lag
+                                         CLOCK_MONOTONIC (ns); -1: not used */
     bool always_poll;                                 /* poll between rounds even with no fd
                                        waiter (a watched signal's signalfd) */
     struct weave__signals *signals;                   /* signal.c: signalfd and waiters, made
@@ -234,6 +239,17 @@ static inline int64_t weave__clock_real_ns(void)
     struct timespec ts;
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* CLOCK_MONOTONIC_COARSE, in ns: the monotonic clock at the last tick,
+ * behind CLOCK_MONOTONIC by less than a tick, and three times cheaper to
+ * read on a VM. */
+static inline int64_t weave__clock_coarse_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
@@ -293,7 +309,13 @@ _Noreturn void weave__switch_exit(struct weave__sched *s, struct weave__task *t)
 
 /* Free the stack of the task that ended last; the first thing any context
  * does after a switch. */
-void weave__reap(struct weave__sched *s);
+void weave__reap_dead(struct weave__sched *s);
+
+static inline void weave__reap(struct weave__sched *s)
+{
+    if (s->dead)
+        weave__reap_dead(s);
+}
 
 /* From the thread's own stack: run tasks until every one has ended. */
 void weave__sched_loop(struct weave__sched *s);

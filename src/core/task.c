@@ -79,28 +79,32 @@ static struct weave__task *task_new(struct weave__sched *s, size_t stack_size, s
         *err = r;
         return NULL;
     }
-    /* Every field but the scope slots, the others zeroed: the stack may be
-     * a used one. */
-    memset(t, 0, offsetof(struct weave__task, scopes));
+    /* Every field but the scope slots, each once: the stack may be a used
+     * one. (link and live are set when it is queued, state too.) */
     t->stack = st;
     t->timer.index = WEAVE__TIMER_IDLE;
+    t->wait = NULL;
+    weave__queue_init(&t->ended);
     t->fn = fn;
     t->arg = arg;
-    t->deadline = WEAVE__NO_DEADLINE;
+    t->result = NULL;
     t->scope_low = UINTPTR_MAX;
-    t->slot = slot;
+    t->deadline = WEAVE__NO_DEADLINE;
+    t->shields = 0;
+    t->nscopes = 0;
     t->sched = s;
+    t->group = NULL;
+    t->slot = slot;
     t->id = ++s->next_id;
     t->key = weave__task_key(s, t->id);
-    weave__queue_init(&t->ended);
+    t->flags = s->shutting_down ? WEAVE__CANCELLED : 0;
+    t->name[0] = '\0';
     weave__ctx_make(&t->ctx, &s->tmpl, st.lo, st.size - RECORD_BYTES, task_main, t);
     if (name) { /* else "task-<id>", made when asked for */
         size_t len = strnlen(name, WEAVE_NAME_MAX - 1);
         memcpy(t->name, name, len);
         t->name[len] = '\0';
     }
-    if (s->shutting_down)
-        t->flags |= WEAVE__CANCELLED;
     s->spawned++;
     weave__live_add(s, t);
     return t;
@@ -176,7 +180,21 @@ weave_task *weave_spawn_with(const weave_task_opts *opts, weave_fn fn, void *arg
 
 weave_task *weave_spawn(weave_fn fn, void *arg)
 {
-    return weave_spawn_with(NULL, fn, arg);
+    struct weave__sched *s = weave__tls;
+    struct weave__task *t;
+    int err;
+
+    /* weave_spawn_with(NULL, fn, arg), without the options to look at */
+    if (!fn || !s) {
+        errno = !fn ? EINVAL : EPERM;
+        return NULL;
+    }
+    t = task_new(s, s->default_stack, 0, NULL, fn, arg, &err);
+    if (!t) {
+        errno = -err;
+        return NULL;
+    }
+    return weave__handle_of(&s->handles, t->slot);
 }
 
 WEAVE__ENTRY int weave_join(weave_task *h, void **result)
