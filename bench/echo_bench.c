@@ -7,7 +7,10 @@
  * servers, each on a thread of its own, one after the other:
  *
  *   weave  one task per connection: weave_read, weave_write, loop; the
- *          server a user of weave would write.
+ *          server a user of weave would write. With --stream, the task
+ *          reads through a weave_stream instead, as demo/echo_server does
+ *          (peek what came, write it back, skip it): the stream's buffer
+ *          is taken when input comes and given back once it is echoed.
  *   epoll  one thread, level-triggered epoll, non-blocking sockets: read
  *          what is there, write it back, and only on a short write keep
  *          the rest and wait for EPOLLOUT; the way a careful C programmer
@@ -69,11 +72,13 @@ struct options {
     uint32_t seconds; /* timed window */
     uint32_t runs;
     bool json;
+    bool stream; /* the weave server reads through a weave_stream */
 };
 
 /* One server thread. */
 struct server {
     enum kind kind;
+    bool stream;      /* weave: connections read through a weave_stream */
     int listen_fd;    /* made by main, listening */
     int stop_fd;      /* eventfd: main writes it to stop the server */
     int64_t cpu_ns;   /* the thread's CPU time from start to end */
@@ -132,6 +137,23 @@ static void *weave_conn(void *arg)
     return NULL;
 }
 
+/* The same over a stream (demo/echo_server's loop): write back what the
+ * stream's buffer holds, then consume it. */
+static void *weave_stream_conn(void *arg)
+{
+    int fd = *(int *)arg;
+    weave_stream_opts so = {.read_size = BUF_SIZE};
+    weave_stream *in = weave_stream_new(fd, &so);
+    const void *data;
+    ssize_t n;
+
+    free(arg);
+    while (in && (n = weave_stream_peek(in, 1, &data)) > 0 && weave_write(fd, data, (size_t)n) == n)
+        (void)weave_stream_skip(in, n);
+    (void)(in ? weave_stream_close(in) : weave_close(fd));
+    return NULL;
+}
+
 static void *weave_acceptor(void *arg)
 {
     struct server *sv = arg;
@@ -152,7 +174,7 @@ static void *weave_acceptor(void *arg)
             continue;
         }
         *p = fd;
-        if (!(t = weave_spawn(weave_conn, p))) {
+        if (!(t = weave_spawn(sv->stream ? weave_stream_conn : weave_conn, p))) {
             server_fail(sv, "weave_spawn", errno);
             weave_close(fd);
             free(p);
@@ -616,6 +638,7 @@ static int run_one(enum kind kind, struct client *cl, struct result *res)
     memset(&sv, 0, sizeof(sv));
     memset(res, 0, sizeof(*res));
     sv.kind = kind;
+    sv.stream = cl->o->stream;
     sv.listen_fd = listen_loopback(&port);
     if (sv.listen_fd < 0) {
         (void)fprintf(stderr, "echo_bench: listen: %s\n", strerror(errno));
@@ -674,12 +697,14 @@ static void usage(FILE *f)
 {
     (void)fprintf(f,
                   "usage: echo_bench [--connections C] [--size S] [--seconds T] [--runs N] "
-                  "[--json]\n"
+                  "[--stream] [--json]\n"
                   "  --connections C  concurrent connections (1..%u, default 100)\n"
                   "  --size S         bytes per message (1..%u, default 64)\n"
                   "  --seconds T      timed window of each run (1..%u, default 5)\n"
                   "  --runs N         weave/epoll pairs, alternating; medians reported (1..%u, "
                   "default 3)\n"
+                  "  --stream         the weave server reads through a weave_stream (as\n"
+                  "                   demo/echo_server) instead of weave_read\n"
                   "  --json           one JSON object per line instead of the table\n",
                   MAX_CONNS, MAX_SIZE, MAX_SECONDS, MAX_RUNS);
 }
@@ -688,6 +713,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 {
     const struct bench_opt opts[] = {
         {.name = "--json", .flag = &o->json},
+        {.name = "--stream", .flag = &o->stream},
         {.name = "--connections",
          .u32 = &o->conns,
          .min = 1,
@@ -715,6 +741,7 @@ static void parse_args(int argc, char **argv, struct options *o)
     o->seconds = 5;
     o->runs = 3;
     o->json = false;
+    o->stream = false;
     bench_parse_args(argc, argv, "echo_bench", usage, opts, sizeof(opts) / sizeof(opts[0]), NULL);
 }
 
@@ -755,6 +782,9 @@ static void print_table(const struct options *o, struct result *const res[NKINDS
     printf("client: 1 thread, plain epoll (level-triggered), one message in flight per "
            "connection; servers read %d B at a time; TCP_NODELAY everywhere\n",
            BUF_SIZE);
+    printf("weave server: %s\n", o->stream ? "a weave_stream per connection (--stream): peek, "
+                                             "weave_write, skip"
+                                           : "weave_read and weave_write per connection");
     printf("server CPU: CLOCK_THREAD_CPUTIME_ID of the server thread over its life / messages "
            "echoed; client CPU: over the timed window\n\n");
     printf("%-8s %-6s %12s %12s %11s %12s %11s\n", "run", "server", "messages/s", "server CPU",
@@ -783,11 +813,12 @@ static void print_table(const struct options *o, struct result *const res[NKINDS
 static void print_json_row(const struct options *o, const char *label, const char *kind,
                            const struct result *r)
 {
-    printf("{\"bench\":\"echo_bench\",\"run\":%s,\"server\":\"%s\",\"connections\":%u,"
+    printf("{\"bench\":\"echo_bench\",\"run\":%s,\"server\":\"%s\",\"weave_stream\":%s,"
+           "\"connections\":%u,"
            "\"size\":%u,\"seconds\":%u,\"msgs_per_s\":%.1f,\"server_cpu_us_per_msg\":%.4f,"
            "\"server_cpu_pct\":%.1f,\"client_cpu_us_per_msg\":%.4f,\"client_cpu_pct\":%.1f}\n",
-           label, kind, o->conns, o->size, o->seconds, r->msgs_per_s, r->server_cpu_us,
-           r->server_cpu_pct, r->client_cpu_us, r->client_cpu_pct);
+           label, kind, o->stream ? "true" : "false", o->conns, o->size, o->seconds, r->msgs_per_s,
+           r->server_cpu_us, r->server_cpu_pct, r->client_cpu_us, r->client_cpu_pct);
 }
 
 static void print_json(const struct options *o, struct result *const res[NKINDS],

@@ -701,14 +701,20 @@ WEAVE_API const char *weave_resolve_error(void);
  * the next call starts with them. A write that fails leaves the bytes it
  * had buffered in the buffer, for the next flush.
  *
- * Memory: the buffers are allocated on first use. Unless the stream is
- * made with WEAVE_STREAM_KEEP_BUFFERS, each is freed again whenever it
- * becomes empty (the read buffer once its last byte is consumed, the write
- * buffer once flushed), and a read that finds its buffer empty waits for
- * the fd to be readable (weave_wait_fd) before it allocates: a stream
- * waiting for input holds only its record (under 100 bytes). An idle
- * connection then costs little; the price is a malloc, a free and a
- * poll(2) per refill.
+ * Memory: the buffers are taken on first use. Unless the stream is made
+ * with WEAVE_STREAM_KEEP_BUFFERS, each is given back whenever it becomes
+ * empty (the read buffer once its last byte is consumed, the write buffer
+ * once flushed), and a read that finds its buffer empty takes one only
+ * once input is there: a stream waiting for input holds only its record
+ * (under 100 bytes), so an idle connection costs little. Buffers given
+ * back go to a cache of the scheduler, which hands them to the next stream
+ * that needs one of the same size: a refill costs no malloc, and no system
+ * call but the read itself (a read that comes back short from a TCP socket
+ * or a pipe shows it emptied the fd, so the next read waits for input
+ * without trying first). Limits of the cache, per scheduler: 128 KiB, in
+ * buffers of at most 64 KiB, of at most 4 sizes at a time; beyond them a
+ * buffer is freed when given back, and allocated anew when taken. The
+ * cache is freed when the scheduler ends.
  *
  * A stream belongs to one task at a time: two tasks must not call it at
  * once (one may read while another writes only through separate streams
@@ -779,12 +785,13 @@ WEAVE_API int weave_stream_fd(const weave_stream *s);
 
 /*
  * Bound every later call of s that waits: each one fails with ETIMEDOUT
- * once timeout_ms have passed since it began (a deadline scope around the
- * call, nested in the caller's own). -1 (the default) waits forever; 0
- * is a scope that begins expired: a call that would read or write the fd
- * fails at once, so only what is buffered can be had. A call's timeout covers all the reads or writes it makes,
- * so a peer trickling bytes cannot stretch it. Errors: EINVAL timeout_ms <
- * -1.
+ * once timeout_ms have passed since it first read or wrote the fd (a
+ * deadline scope around the rest of the call, nested in the caller's own;
+ * a call served from the buffers alone begins none). -1 (the default)
+ * waits forever; 0 is a scope that begins expired: a call that would read
+ * or write the fd fails at once, so only what is buffered can be had. A
+ * call's timeout covers all the reads or writes it makes, so a peer
+ * trickling bytes cannot stretch it. Errors: EINVAL timeout_ms < -1.
  */
 WEAVE_API int weave_stream_set_timeout(weave_stream *s, int64_t timeout_ms);
 

@@ -23,8 +23,13 @@
  * what the scenario's calls returned in each mode (ok: success; else the
  * errno; with the number of runs that ended so).
  *
- * Check timeouts: "fault" 60 s x 13 tests = 780 s; the CTest timeout in
- * CMakeLists.txt (800 s) is above their sum.
+ * Beside the sweeps, the "calls" tests use the same counts to check how
+ * many system calls and allocations request/response traffic over a
+ * stream costs (no poll, no malloc per message).
+ *
+ * Check timeouts: "sweep" and "threads" 60 s x 14 tests = 840 s, "calls"
+ * 10 s x 2 = 20 s; the CTest timeout in CMakeLists.txt (900 s) is above
+ * their sum.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -36,6 +41,10 @@
 
 #include "fault.h"
 #include "weave_test.h"
+
+/* A stream buffer size beyond what a scheduler's buffer cache keeps
+ * (src/io/bufcache.h: WEAVE__BUFCACHE_LARGEST, 64 KiB). */
+#define LARGE_BUFFER ((size_t)128 << 10)
 
 /* The errnos the man pages give for each function, in the cases weave
  * can meet (no bad arguments, no file mappings, no locks). */
@@ -514,6 +523,54 @@ static int sc_tcp(void)
     return e;
 }
 
+/* A line read through a stream, over a Unix socketpair whose peer writes
+ * it a moment later (so the stream's first read says EAGAIN, and its
+ * buffer is taken only once the line is there), then an answer written
+ * back. A failed call loses nothing: the line is still had after it. */
+static void *late_line(void *fdp)
+{
+    int fd = *(int *)fdp;
+
+    (void)weave_sleep(1);
+    ck_assert_int_eq(weave_write(fd, "hi\n", 3), 3);
+    return NULL;
+}
+
+static int sc_stream(void)
+{
+    weave_stream *s;
+    weave_task *t;
+    char line[8];
+    int sv[2], e = 0, printed = -1;
+    ssize_t n = -1;
+
+    wt_make_socketpair(sv, SOCK_STREAM);
+    t = WT_SPAWN(late_line, &sv[1]);
+    arm();
+    errno = 0;
+    if (!(s = weave_stream_new(sv[0], NULL))) {
+        e = errno;
+    } else if ((n = weave_stream_read_line(s, line, sizeof(line))) < 0) {
+        e = errno;
+    } else if ((printed = weave_stream_printf(s, "ok\n")) != 3 || weave_stream_flush(s) != 0) {
+        e = errno;
+    }
+    disarm();
+    WT_JOIN(t);
+    if (!s)
+        ck_assert_ptr_nonnull(s = weave_stream_new(sv[0], NULL));
+    if (n < 0) /* a failed read lost nothing */
+        ck_assert_int_eq(weave_stream_read_line(s, line, sizeof(line)), 3);
+    ck_assert_str_eq(line, "hi\n");
+    if (printed != 3) /* a failed printf buffered nothing: answer again */
+        ck_assert_int_eq(weave_stream_printf(s, "ok\n"), 3);
+    ck_assert_int_eq(weave_stream_close(s), 0); /* flushes, after a failed flush too */
+    ck_assert_int_eq(weave_read(sv[1], line, sizeof(line)), 3);
+    ck_assert_int_eq(memcmp(line, "ok\n", 3), 0);
+    ck_assert_int_eq(weave_close(sv[1]), 0);
+    return e;
+}
+
 static const struct scenario sc_run_ = {"weave_run", NULL, {ENOMEM, EMFILE, ENFILE}};
 
 /* ---- the sweep ---------------------------------------------------------------- */
@@ -801,6 +858,108 @@ START_TEST(fault_select)
 }
 END_TEST
 
+START_TEST(fault_stream)
+{
+    static const struct scenario sc = {"stream line + answer (socketpair)", sc_stream, {ENOMEM}};
+
+    sweep_all(&sc, KERNEL_NOW);
+}
+END_TEST
+
+/* ---- calls per message --------------------------------------------------------
+ *
+ * Not failures: the calls weave makes, counted, for request/response
+ * traffic over TCP on a stream (a server loop as demo/http_hello's): a
+ * client task writes a line and reads the answer with weave_read, a server
+ * task reads the line through a stream and answers through it. The
+ * stream's read buffer is given back after each line and its write buffer
+ * after each flush, so the counts show what that costs.
+ */
+#define EXCHANGES 200
+
+static void *ping_client(void *arg)
+{
+    int fd = (int)wt_int(arg);
+    char buf[64]; /* larger than an answer: each read comes back short */
+
+    for (int i = 0; i < EXCHANGES; i++) {
+        ck_assert_int_eq(weave_write(fd, "ping\n", 5), 5);
+        ck_assert_int_eq(weave_read(fd, buf, sizeof(buf)), 5);
+    }
+    ck_assert_int_eq(weave_close(fd), 0);
+    return NULL;
+}
+
+/* One server run: the read buffer size of its stream (0: the default),
+ * and the calls counted while it served. */
+struct exchange {
+    size_t read_size;
+    unsigned long made[FAULT_NCALLS];
+};
+
+/* Serve EXCHANGES lines through a stream of x->read_size; the calls made
+ * meanwhile go to x->made. */
+static void *exchange(void *arg)
+{
+    struct exchange *x = arg;
+    weave_stream_opts o = {.read_size = x->read_size};
+    int lfd, cfd, afd;
+    weave_task *t;
+    weave_stream *s;
+    char line[16];
+
+    ck_assert_int_ge(lfd = weave_tcp_listen("127.0.0.1", "0", 8), 0);
+    ck_assert_int_ge(cfd = weave_tcp_connect("127.0.0.1", wt_port_str(lfd).s, -1), 0);
+    ck_assert_int_ge(afd = weave_accept(lfd, NULL, NULL), 0);
+    ck_assert_ptr_nonnull(s = weave_stream_new(afd, &o));
+    t = WT_SPAWN(ping_client, wt_ptr(cfd));
+    fault_clear(); /* count from here, on this thread */
+    for (int i = 0; i < EXCHANGES; i++) {
+        ck_assert_int_eq(weave_stream_read_line(s, line, sizeof(line)), 5);
+        ck_assert_int_eq(weave_stream_printf(s, "pong\n"), 5);
+        ck_assert_int_eq(weave_stream_flush(s), 0);
+    }
+    ck_assert_int_eq(weave_stream_read_line(s, line, sizeof(line)), 0);
+    for (int c = 0; c < FAULT_NCALLS; c++)
+        x->made[c] = fault_count((enum fault_call)c);
+    WT_JOIN(t);
+    ck_assert_int_eq(weave_stream_close(s), 0);
+    ck_assert_int_eq(weave_close(lfd), 0);
+    return NULL;
+}
+
+/* A read of a stream whose last read emptied the fd waits for the input
+ * event without a system call: one read per message on each side (the
+ * first may say EAGAIN), and not one poll. Its buffers come from the
+ * scheduler's cache: a malloc for the first of each, none after. */
+START_TEST(stream_calls_per_message)
+{
+    struct exchange x = {.read_size = 0};
+
+    WT_RUN(exchange, &x);
+    printf("stream_calls_per_message: %d exchanges: read %lu, write %lu, poll %lu, "
+           "malloc %lu, epoll_wait %lu\n",
+           EXCHANGES, x.made[FAULT_READ], x.made[FAULT_WRITE], x.made[FAULT_POLL],
+           x.made[FAULT_MALLOC], x.made[FAULT_EPOLL_WAIT] + x.made[FAULT_EPOLL_PWAIT2]);
+    ck_assert_uint_eq(x.made[FAULT_POLL], 0);
+    ck_assert_uint_le(x.made[FAULT_READ], 2 * EXCHANGES + 4);
+    ck_assert_uint_le(x.made[FAULT_WRITE], 2 * EXCHANGES + 2);
+    ck_assert_uint_le(x.made[FAULT_MALLOC], 4);
+}
+END_TEST
+
+/* A buffer larger than the cache keeps is allocated anew for each line,
+ * and freed after it (ASan and valgrind see that nothing leaks). */
+START_TEST(stream_large_buffers_uncached)
+{
+    struct exchange x = {.read_size = LARGE_BUFFER};
+
+    WT_RUN(exchange, &x);
+    ck_assert_uint_eq(x.made[FAULT_POLL], 0);
+    ck_assert_uint_ge(x.made[FAULT_MALLOC], EXCHANGES);
+}
+END_TEST
+
 static Suite *fault_suite(void)
 {
     Suite *s = suite_create("fault");
@@ -816,6 +975,13 @@ static Suite *fault_suite(void)
     tcase_add_test(tc, fault_chan);
     tcase_add_test(tc, fault_group);
     tcase_add_test(tc, fault_select);
+    tcase_add_test(tc, fault_stream);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("calls");
+    tcase_set_timeout(tc, 10);
+    tcase_add_test(tc, stream_calls_per_message);
+    tcase_add_test(tc, stream_large_buffers_uncached);
     suite_add_tcase(s, tc);
 
     /* Worker threads: not under qemu-user (see wt_tag_native). */

@@ -9,8 +9,8 @@
  * task writes scripted pieces with pauses between them, so a reader sees
  * data arrive in parts.
  *
- * Check timeouts: "read" 10 s x 10, "write" 10 s x 5, "interrupt" 10 s x
- * 6, "args" 10 s x 2 = 230 s; the CTest timeout in CMakeLists.txt (330 s)
+ * Check timeouts: "read" 10 s x 13, "write" 10 s x 5, "interrupt" 10 s x
+ * 7, "args" 10 s x 2 = 270 s; the CTest timeout in CMakeLists.txt (330 s)
  * is above their sum.
  */
 #include <errno.h>
@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -286,6 +287,28 @@ WT_TEST(read_some)
     ck_assert_int_eq(weave_stream_read(s, buf, sizeof(buf)), 20); /* direct */
     ck_assert_uint_eq(weave_stream_buffered(s), 0);
     ck_assert_int_eq(weave_close(p[1]), 0);
+    ck_assert_int_eq(weave_stream_read(s, buf, sizeof(buf)), 0);
+    ck_assert_int_eq(weave_stream_close(s), 0);
+}
+
+/* A regular file is not pollable: a read with nothing buffered goes
+ * straight to the file, never waits for an event, and its end of file
+ * comes back as 0 every time it is asked. */
+WT_TEST(regular_file)
+{
+    static const char text[] = "one\ntwo\nthree";
+    int fd = memfd_create("wt-stream", MFD_CLOEXEC);
+    weave_stream *s;
+    char buf[16];
+
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, text, sizeof(text) - 1), (ssize_t)sizeof(text) - 1);
+    ck_assert_int_eq(lseek(fd, 0, SEEK_SET), 0);
+    s = stream_with(fd, 16, 0);
+    expect_line(s, "one\n");
+    expect_line(s, "two\n");
+    expect_line(s, "three");
+    ck_assert_int_eq(weave_stream_read_line(s, buf, sizeof(buf)), 0);
     ck_assert_int_eq(weave_stream_read(s, buf, sizeof(buf)), 0);
     ck_assert_int_eq(weave_stream_close(s), 0);
 }
@@ -845,6 +868,101 @@ WT_TEST(keep_buffers)
     ck_assert_int_eq(weave_stream_close(r), 0);
 }
 
+/* The buffers come from the scheduler's cache: the read buffer a stream
+ * gave back once its bytes were consumed is the one its next read takes,
+ * even when a malloc of the same size came in between (without the cache,
+ * that malloc would have been given the freed block). The bytes a reused
+ * buffer holds are only the new ones. */
+WT_TEST(buffers_reused)
+{
+    int p[2];
+    weave_stream *s;
+    const void *first, *again;
+    void *between;
+
+    wt_make_pipe(p, O_NONBLOCK);
+    s = stream_of(p[0]);
+    ck_assert_int_eq(weave_write(p[1], "ab", 2), 2);
+    ck_assert_int_eq(weave_stream_peek(s, 2, &first), 2);
+    ck_assert_int_eq(weave_stream_skip(s, 2), 2); /* empty: the buffer goes back */
+    ck_assert_uint_eq(weave_stream_buffered(s), 0);
+    between = malloc(WEAVE_STREAM_BUF_DEFAULT);
+    ck_assert_ptr_nonnull(between);
+    memset(between, 'z', WEAVE_STREAM_BUF_DEFAULT);
+    ck_assert_int_eq(weave_write(p[1], "c", 1), 1);
+    ck_assert_int_eq(weave_stream_peek(s, 1, &again), 1);
+    ck_assert_ptr_eq(again, first);
+    ck_assert_int_eq(memcmp(again, "c", 1), 0);
+    free(between);
+    ck_assert_int_eq(weave_close(p[1]), 0);
+    ck_assert_int_eq(weave_stream_skip(s, 1), 1);
+    ck_assert_int_eq(weave_stream_peek(s, 1, &again), 0);
+    ck_assert_int_eq(weave_stream_close(s), 0);
+}
+
+/* A stream's own timeout of 0: what is buffered is still had, and a call
+ * that would have to read fails at once, though input is waiting in the
+ * fd. */
+WT_TEST(timeout_zero_serves_buffer)
+{
+    int sv[2];
+    weave_stream *s;
+    const void *data;
+    char line[16];
+
+    wt_make_socketpair(sv, SOCK_STREAM);
+    s = stream_of(sv[0]);
+    ck_assert_int_eq(weave_write(sv[1], "ab\ncd", 5), 5);
+    ck_assert_int_eq(weave_stream_set_timeout(s, 0), 0);
+    WT_FAILS(weave_stream_peek(s, 1, &data), ETIMEDOUT);
+    ck_assert_int_eq(weave_stream_set_timeout(s, -1), 0);
+    expect_line(s, "ab\n");
+    ck_assert_int_eq(weave_stream_set_timeout(s, 0), 0);
+    ck_assert_int_eq(weave_stream_peek(s, 2, &data), 2); /* buffered: no wait */
+    ck_assert_int_eq(memcmp(data, "cd", 2), 0);
+    WT_FAILS(weave_stream_read_line(s, line, sizeof(line)), ETIMEDOUT);
+    ck_assert_uint_eq(weave_stream_buffered(s), 2);
+    ck_assert_int_eq(weave_stream_write(s, "x", 1), 1); /* buffered: no write yet */
+    WT_FAILS(weave_stream_flush(s), ETIMEDOUT);
+    ck_assert_int_eq(weave_stream_set_timeout(s, -1), 0);
+    ck_assert_int_eq(weave_write(sv[1], "\n", 1), 1);
+    expect_line(s, "cd\n");
+    ck_assert_int_eq(weave_stream_close(s), 0); /* flushes the x */
+    ck_assert_int_eq(weave_read(sv[1], line, sizeof(line)), 1);
+    ck_assert_int_eq(line[0], 'x');
+    ck_assert_int_eq(weave_close(sv[1]), 0);
+    WT_ASSERT_IDLE();
+}
+
+/* A stream that still holds input when its weave_run ends can be freed
+ * afterwards, outside any scheduler: its buffer, taken from the ended
+ * scheduler's cache, is an ordinary allocation (ASan and valgrind check). */
+static void *fill_stream(void *arg)
+{
+    weave_stream *s = arg;
+    const void *data;
+
+    ck_assert_int_eq(weave_stream_peek(s, 3, &data), 3);
+    ck_assert_int_eq(weave_stream_printf(s, "%s", "unflushed"), 9);
+    return NULL;
+}
+
+START_TEST(stream_outlives_run)
+{
+    int p[2];
+    weave_stream *s;
+
+    wt_make_pipe(p, O_NONBLOCK);
+    ck_assert_int_eq(write(p[1], "abc", 3), 3);
+    s = stream_of(p[0]);
+    WT_RUN(fill_stream, s);
+    ck_assert_uint_eq(weave_stream_buffered(s), 3);
+    WT_FAILS(weave_stream_free(s), EPERM); /* the output needs a task to flush */
+    close(p[0]);
+    close(p[1]);
+}
+END_TEST
+
 static Suite *stream_suite(void)
 {
     Suite *s = suite_create("stream");
@@ -861,8 +979,11 @@ static Suite *stream_suite(void)
     tcase_add_test(rd, read_until);
     tcase_add_test(rd, peek_and_skip);
     tcase_add_test(rd, read_some);
+    tcase_add_test(rd, regular_file);
     tcase_add_test(rd, skip_many);
     tcase_add_test(rd, keep_buffers);
+    tcase_add_test(rd, buffers_reused);
+    tcase_add_test(rd, stream_outlives_run);
     tcase_set_timeout(rd, 10);
     suite_add_tcase(s, rd);
 
@@ -880,6 +1001,7 @@ static Suite *stream_suite(void)
     tcase_add_test(in, cancelled_close);
     tcase_add_test(in, flush_timeout_keeps_output);
     tcase_add_test(in, slowloris_head_bound);
+    tcase_add_test(in, timeout_zero_serves_buffer);
     tcase_set_timeout(in, 10);
     suite_add_tcase(s, in);
 

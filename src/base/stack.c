@@ -19,10 +19,13 @@
  * stack that touches one 4 KiB page.
  *
  * Freeing a stack makes no system call: the stack turns "hot" (its pages
- * may still be committed) and is reused first. Hot stacks beyond HOT_MAX
- * are handed back with MADV_DONTNEED (the guard stays) by weave__stack_trim,
- * which the scheduler calls when it is about to sleep, or at once past
- * HOT_LIMIT. A slab whose stacks are all free is unmapped, unless the class
+ * may still be committed) and is reused first. Up to WEAVE__STACK_FRONT
+ * freed stacks of the class freed last wait in the pool's front (see
+ * stack.h), where a spawn finds them without a look at the class list or a
+ * slab; the slabs hold the rest, each on a LIFO free list. Hot stacks
+ * beyond HOT_MAX are handed back with MADV_DONTNEED (the guard stays) by
+ * weave__stack_trim, which the scheduler calls when it is about to sleep, or
+ * at once past HOT_LIMIT. A slab whose stacks are all free is unmapped, unless the class
  * would then have fewer than RETAIN free stacks: a burst of tasks that
  * comes and goes does not map and unmap slabs every time.
  *
@@ -32,6 +35,9 @@
  *   - a free stack is hot or "cold" (never touched, or released); hot counts
  *     them per slab, per class and per pool;
  *   - nfree counts the free stacks of all its slabs.
+ * And of the pool: the front holds nfront hot stacks of front_cls, which
+ * their slabs count as handed out; cached and hot count them as free, so
+ *     cached = nfront + the classes' nfree,  hot = nfront + the classes' hot.
  */
 #include "base/stack.h"
 
@@ -335,15 +341,16 @@ static struct weave__stack_class *class_get(struct weave__stack_pool *pool, size
     return c;
 }
 
-int weave__stack_alloc_guarded(struct weave__stack_pool *pool, size_t size, size_t guard,
-                               struct weave__stack *out)
+/* Take a free stack of size and guard (both rounded) from its class's slabs,
+ * mapping a slab if none has one. Kept out of line, so that the front's
+ * path in weave__stack_alloc_guarded saves no registers for it. */
+static __attribute__((noinline)) int slab_take(struct weave__stack_pool *pool, size_t size,
+                                               size_t guard, struct weave__stack *out)
 {
     struct weave__stack_class *c;
     struct weave__slab *s;
     uint32_t i;
 
-    size = weave__stack_round(pool, size);
-    guard = guard ? weave__stack_round(pool, guard) : pool->guard;
     if (size == 0 || guard == 0 || !(c = class_get(pool, size, guard)))
         return -ENOMEM;
     if (!weave__list_empty(&c->partial)) {
@@ -384,6 +391,29 @@ int weave__stack_alloc_guarded(struct weave__stack_pool *pool, size_t size, size
         s->vg_id[i] = vg_register(out->lo, out->lo + out->size - 1);
     pool->in_use++;
     pool->cached--;
+    return 0;
+}
+
+int weave__stack_alloc_guarded(struct weave__stack_pool *pool, size_t size, size_t guard,
+                               struct weave__stack *out)
+{
+    if (guard == 0)
+        guard = pool->guard;
+    /* Sizes that match the front's are whole pages already: round only
+     * those that do not. */
+    if (size != pool->front_size || guard != pool->front_guard) {
+        size = weave__stack_round(pool, size);
+        guard = weave__stack_round(pool, guard);
+        if (size != pool->front_size || guard != pool->front_guard)
+            return slab_take(pool, size, guard, out);
+    }
+    if (pool->nfront == 0)
+        return slab_take(pool, size, guard, out);
+    /* Hot, registered with valgrind, unpoisoned: as it was freed. */
+    *out = pool->front[--pool->nfront];
+    pool->in_use++;
+    pool->cached--;
+    pool->hot--;
     return 0;
 }
 
@@ -428,40 +458,44 @@ static void class_trim(struct weave__stack_pool *pool, struct weave__stack_class
     release_pages(pool, iov, k);
 }
 
+/* Hot free stacks class c may keep in its slabs: HOT_MAX, less those of
+ * the front when it holds c's. */
+static uint64_t slab_keep(const struct weave__stack_pool *pool, const struct weave__stack_class *c)
+{
+    return c == pool->front_cls ? (uint64_t)HOT_MAX - pool->nfront : (uint64_t)HOT_MAX;
+}
+
 void weave__stack_trim(struct weave__stack_pool *pool)
 {
     struct weave_link *n, *tmp;
 
     weave__list_each(n, tmp, &pool->classes) {
         struct weave__stack_class *c = weave__container_of(n, struct weave__stack_class, link);
-        if (c->hot > HOT_MAX)
-            class_trim(pool, c, HOT_MAX);
+        uint64_t keep = slab_keep(pool, c);
+
+        if (c->hot > keep)
+            class_trim(pool, c, keep);
     }
 }
 
-void weave__stack_free(struct weave__stack_pool *pool, struct weave__stack *st)
+/* Put stack st, hot and counted free by the pool already, back on its
+ * slab's free list; unmap the slab if that leaves it entirely free and
+ * enough free stacks elsewhere. Out of line, as slab_take. */
+static __attribute__((noinline)) void slab_put(struct weave__stack_pool *pool,
+                                               const struct weave__stack *st)
 {
     struct weave__slab *s = st->slab;
     struct weave__stack_class *c = s->cls;
     uint32_t i = st->index;
 
-#ifdef WEAVE_ASAN
-    /* Frames of the task that ran here may have left poisoned redzones. */
-    __asan_unpoison_memory_region(st->lo, st->size);
-#endif
     s->cold[i] = 0;
     s->hot++;
     c->hot++;
-    pool->hot++;
     s->next_free[i] = s->free_head;
     s->free_head = i;
     if (s->nfree++ == 0)
         weave__list_push_front(&c->partial, &s->partial);
     c->nfree++;
-    pool->in_use--;
-    pool->cached++;
-    st->slab = NULL;
-    st->lo = NULL;
     if (s->nfree == s->nstacks && c->nfree - s->nstacks >= RETAIN) {
         /* Entirely free, and enough free stacks remain without it. */
         weave__list_del(&s->partial);
@@ -471,12 +505,69 @@ void weave__stack_free(struct weave__stack_pool *pool, struct weave__stack *st)
         slab_unmap(pool, s);
     }
     if (pool->hot > HOT_LIMIT)
-        class_trim(pool, c, HOT_MAX); /* the scheduler has not been idle */
+        class_trim(pool, c, slab_keep(pool, c)); /* the scheduler has not been idle */
+}
+
+/* Give the front's stacks back to their slabs; the front is then empty and
+ * of no class. */
+static __attribute__((noinline)) void front_flush(struct weave__stack_pool *pool)
+{
+    while (pool->nfront > 0) {
+        struct weave__stack st = pool->front[--pool->nfront];
+        slab_put(pool, &st);
+    }
+    pool->front_cls = NULL;
+    pool->front_size = pool->front_guard = 0;
+}
+
+/* weave__stack_free of st, counted free already, when the front cannot
+ * take it as it is: it holds another class, or is full, or the pool holds
+ * so many hot stacks that this free must trim. */
+static __attribute__((noinline)) void free_slow(struct weave__stack_pool *pool,
+                                                struct weave__stack *st)
+{
+    if (st->size != pool->front_size || st->guard != pool->front_guard) {
+        /* The front follows the class of the last free. */
+        front_flush(pool);
+        pool->front_cls = st->slab->cls;
+        pool->front_size = st->size;
+        pool->front_guard = st->guard;
+    }
+    if (pool->nfront < WEAVE__STACK_FRONT && pool->hot <= HOT_LIMIT)
+        pool->front[pool->nfront++] = *st;
+    else
+        slab_put(pool, st);
+    st->slab = NULL;
+    st->lo = NULL;
+}
+
+void weave__stack_free(struct weave__stack_pool *pool, struct weave__stack *st)
+{
+#ifdef WEAVE_ASAN
+    /* Frames of the task that ran here may have left poisoned redzones. */
+    __asan_unpoison_memory_region(st->lo, st->size);
+#endif
+    pool->in_use--;
+    pool->cached++;
+    pool->hot++;
+    if (st->size == pool->front_size && st->guard == pool->front_guard &&
+        pool->nfront < WEAVE__STACK_FRONT && pool->hot <= HOT_LIMIT) {
+        pool->front[pool->nfront++] = *st;
+        st->slab = NULL;
+        st->lo = NULL;
+        return;
+    }
+    free_slow(pool, st);
 }
 
 void weave__stack_pool_term(struct weave__stack_pool *pool)
 {
     struct weave_link *cn, *sn;
+
+    /* The front's stacks are unmapped with their slabs. */
+    pool->nfront = 0;
+    pool->front_cls = NULL;
+    pool->front_size = pool->front_guard = 0;
 
     while ((cn = weave__list_pop(&pool->classes)) != NULL) {
         struct weave__stack_class *c = weave__container_of(cn, struct weave__stack_class, link);

@@ -69,6 +69,7 @@ void weave__fdtab_term(struct weave__sched *s)
             give_back(s, &tab->chunks[i][j], false);
         free(tab->chunks[i]);
     }
+    weave__bufcache_term(&tab->bufs);
     free(tab->chunks);
     free(tab);
     s->fds = NULL;

@@ -11,6 +11,7 @@
 
 #include "core/sched.h"
 #include "core/wait.h"
+#include "io/bufcache.h"
 #include "weave.h"
 
 enum weave__fd_kind {
@@ -45,16 +46,25 @@ struct weave__fd {
 
 #define WEAVE__FD_CHUNK_BITS 8 /* 256 records a chunk */
 
-/* The fd table: records in chunks of 2^WEAVE__FD_CHUNK_BITS that never move. */
+/* The fd table: records in chunks of 2^WEAVE__FD_CHUNK_BITS that never move.
+ * It is the I/O layer's state in the scheduler, so the scheduler's cache of
+ * stream buffers lives here too, and ends with it. */
 struct weave__fdtab {
     struct weave__fd **chunks; /* [nchunks], NULL where none is made yet */
     size_t nchunks;
-    uint64_t waiters;    /* tasks waiting on an fd: for a side or readiness */
-    uint64_t registered; /* records registered with the poller */
-    uint64_t lenders;    /* user fds learned already non-blocking: the only
+    uint64_t waiters;            /* tasks waiting on an fd: for a side or readiness */
+    uint64_t registered;         /* records registered with the poller */
+    uint64_t lenders;            /* user fds learned already non-blocking: the only
                             ones that can share a description with an fd
                             weave gives the mode back to (fd.c, pass_on) */
+    struct weave__bufcache bufs; /* buffers streams gave back, for the next */
 };
+
+/* The buffer cache of scheduler s. */
+static inline struct weave__bufcache *weave__bufs(const struct weave__sched *s)
+{
+    return &s->fds->bufs;
+}
 
 /* The record of fd (>= 0) if one was made, else NULL. */
 static inline struct weave__fd *weave__fd_find(const struct weave__sched *s, int fd)
@@ -66,8 +76,9 @@ static inline struct weave__fd *weave__fd_find(const struct weave__sched *s, int
     return &s->fds->chunks[c][(unsigned)fd & ((1u << WEAVE__FD_CHUNK_BITS) - 1)];
 }
 
-/* Make and free the scheduler's fd table. init returns 0 or -ENOMEM; term
- * first clears O_NONBLOCK where weave set it on an fd of the user's. */
+/* Make and free the scheduler's fd table (and its buffer cache). init
+ * returns 0 or -ENOMEM; term first clears O_NONBLOCK where weave set it on
+ * an fd of the user's. */
 int weave__fdtab_init(struct weave__sched *s);
 void weave__fdtab_term(struct weave__sched *s);
 

@@ -22,6 +22,7 @@
  */
 #include "base/common.h"
 #include "core/scope.h"
+#include "io/bufcache.h"
 #include "io/fd.h"
 #include "io/file.h"
 #include "io/io.h"
@@ -350,6 +351,52 @@ WEAVE__ENTRY int weave_accept(int fd, struct sockaddr *addr, socklen_t *addrlen)
     if (r >= 0) /* a TCP listener's connections are TCP sockets */
         weave__fd_fresh((int)r, st->short_drains);
     return (int)ret_ssize(r);
+}
+
+ssize_t weave__read_lazy(int fd, size_t size, void **buf)
+{
+    struct weave__sched *s = weave__tls;
+    struct iovec v = {NULL, size};
+    struct io_op op = {.kind = OP_READ, .iov = &v, .iovcnt = 1};
+    struct weave__fd *st;
+    ssize_t n;
+    int err;
+
+    *buf = NULL;
+    if (!(st = io_begin(s, fd, WEAVE_IN, 0, &err)))
+        return err;
+    for (;;) {
+        if (st->drained && st->kind == WEAVE__FD_POLL) {
+            /* Known empty: a read would only say EAGAIN. The registration
+             * is edge-triggered and permanent, so input that came
+             * meanwhile has queued an event (which clears the note). */
+            if ((n = weave__fd_park(s, st, WEAVE_IN, WEAVE__NO_DEADLINE)) < 0)
+                break;
+            st->drained = 0;
+        }
+        if (!(v.iov_base = weave__buf_take(weave__bufs(s), size))) {
+            n = -ENOMEM;
+            break;
+        }
+        if (st->kind == WEAVE__FD_FILE)
+            n = weave__file_io(s, fd, st, &v, 1, false);
+        else if ((n = syscall_once(fd, &op)) < 0)
+            n = -errno;
+        if (n > 0) {
+            note_short_read(st, &op, (size_t)n);
+            *buf = v.iov_base;
+            break;
+        }
+        weave__buf_give(weave__bufs(s), v.iov_base, size);
+        if (n == -EINTR)
+            continue;
+        if ((n != -EAGAIN && n != -EWOULDBLOCK) || st->kind != WEAVE__FD_POLL)
+            break; /* end of file, or an error (from a file, EAGAIN is one) */
+        /* Empty now: any input from here on comes with an event. */
+        st->drained = 1;
+    }
+    weave__fd_unlock(s, st, WEAVE_IN);
+    return n;
 }
 
 /* Pause until timeout (the back-off's), or fail at overall. Returns 0 when

@@ -11,11 +11,17 @@
  *     still buffered, so an interrupted call loses nothing.
  *   - Output is wbuf[0, wlen). A flush takes from the front what the fd
  *     accepted and keeps the rest.
- *   - Each buffer is allocated on first use and, unless
- *     WEAVE_STREAM_KEEP_BUFFERS, freed at the end of any call that leaves
- *     it empty (settle). A read that must wait with no buffer waits for
- *     readiness first and allocates after: a stream parked for input
- *     holds no buffer.
+ *   - Each buffer is taken on first use and, unless
+ *     WEAVE_STREAM_KEEP_BUFFERS, given back at the end of any call that
+ *     leaves it empty (settle). Buffers come from and go back to the
+ *     scheduler's cache (bufcache.h), so this costs no malloc per message.
+ *   - A read with nothing buffered gives its buffer back and takes one only
+ *     once input is there (weave__read_lazy): a stream parked for input
+ *     holds no buffer, and a stream whose last read emptied the fd parks
+ *     at once, with no system call before the input event.
+ *   - The stream's timeout is a deadline scope in the frame of the call,
+ *     begun only when the call is about to read or write the fd (arm): a
+ *     call served from the buffers alone needs none, and reads no clock.
  *
  * Internals return a count or a negative errno; the public functions set
  * errno once, on the way out.
@@ -25,6 +31,9 @@
 #include "core/scope.h"
 #include "core/sched.h"
 #include "core/wait.h"
+#include "io/bufcache.h"
+#include "io/fd.h"
+#include "io/io.h"
 #include "io/stream.h"
 
 #include <limits.h>
@@ -47,6 +56,14 @@ struct weave_stream {
     char *wbuf;         /* write buffer [wsize], or NULL while empty */
     size_t wlen;        /* bytes waiting to be written */
     const void *home;   /* the thread whose tasks use it (weave__claim) */
+    struct call *call;  /* the call in progress on it, or NULL */
+};
+
+/* A call in progress that may read or write the fd, in its frame: the
+ * stream's timeout as a deadline scope, once begun (arm). */
+struct call {
+    weave_deadline d; /* the scope, if on */
+    bool on;          /* begun: the call's end ends it */
 };
 
 /* What a peek at nothing points to, so *data is never left dangling. */
@@ -78,46 +95,75 @@ static void consume(weave_stream *s, size_t n)
         s->rpos = s->rend = 0;
 }
 
+/* A buffer of size bytes, from the running scheduler's cache; NULL if out
+ * of memory. Only called inside a task. */
+static void *take(size_t size)
+{
+    return weave__buf_take(weave__bufs(weave__tls), size);
+}
+
+/* Give buf (of size bytes, or NULL) back to the running scheduler's cache,
+ * or free it if none runs here (a stream freed after its weave_run). */
+static void drop(void *buf, size_t size)
+{
+    struct weave__sched *sched = weave__tls;
+
+    if (sched && sched->fds)
+        weave__buf_give(weave__bufs(sched), buf, size);
+    else
+        free(buf);
+}
+
 /* Give back the buffers that are empty, unless told to keep them. */
 static void settle(weave_stream *s)
 {
     if (s->flags & WEAVE_STREAM_KEEP_BUFFERS)
         return;
     if (s->rbuf && avail(s) == 0) {
-        free(s->rbuf);
+        drop(s->rbuf, s->rsize);
         s->rbuf = NULL;
     }
     if (s->wbuf && s->wlen == 0) {
-        free(s->wbuf);
+        drop(s->wbuf, s->wsize);
         s->wbuf = NULL;
     }
 }
 
 /* The start of a call that may read or write: a task of the thread whose
- * tasks use the stream, and the stream's timeout begun as a deadline scope
- * (*on says whether it was). */
-static int enter(weave_stream *s, weave_deadline *d, bool *on)
+ * tasks use the stream. The timeout waits for arm. */
+static int enter(weave_stream *s, struct call *c)
 {
     struct weave__sched *sched = weave__tls;
     int r;
 
-    *on = false;
+    c->on = false;
     if (!sched)
         return -EPERM;
     if ((r = weave__claim(&s->home, sched)) < 0)
         return r;
-    if (s->timeout_ms >= 0) {
-        weave_deadline_begin(d, s->timeout_ms);
-        *on = true;
-    }
+    s->call = c;
     return 0;
 }
 
-/* The end of such a call: end the scope, settle the buffers, set errno. */
-static ssize_t leave(weave_stream *s, weave_deadline *d, bool on, ssize_t r)
+/* Before the call's first read or write of the fd: begin the stream's
+ * timeout, counted from now. Until then the call has only looked at its
+ * buffers, which takes no time that a timeout is meant to bound. */
+static void arm(weave_stream *s)
 {
-    if (on)
-        (void)weave_deadline_end(d);
+    struct call *c = s->call;
+
+    if (c && !c->on && s->timeout_ms >= 0) {
+        weave_deadline_begin(&c->d, s->timeout_ms);
+        c->on = true;
+    }
+}
+
+/* The end of such a call: end the scope, settle the buffers, set errno. */
+static ssize_t leave(weave_stream *s, struct call *c, ssize_t r)
+{
+    if (c->on)
+        (void)weave_deadline_end(&c->d);
+    s->call = NULL;
     settle(s);
     return ret(r);
 }
@@ -130,12 +176,23 @@ static ssize_t fill(weave_stream *s)
 {
     ssize_t n;
 
+    arm(s);
+    if (avail(s) == 0 && !(s->flags & WEAVE_STREAM_KEEP_BUFFERS)) {
+        void *buf;
+
+        /* Nothing buffered: hold no buffer while waiting, and take one
+         * only once input is there. */
+        drop(s->rbuf, s->rsize);
+        s->rbuf = NULL;
+        s->rpos = s->rend = 0;
+        if ((n = weave__read_lazy(s->fd, s->rsize, &buf)) > 0) {
+            s->rbuf = buf;
+            s->rend = (size_t)n;
+        }
+        return n;
+    }
     if (!s->rbuf) {
-        /* Wait first and allocate after: a stream waiting for input holds
-         * no buffer. */
-        if (!(s->flags & WEAVE_STREAM_KEEP_BUFFERS) && weave_wait_fd(s->fd, WEAVE_IN, -1) < 0)
-            return -errno;
-        if (!(s->rbuf = malloc(s->rsize)))
+        if (!(s->rbuf = take(s->rsize)))
             return -ENOMEM;
         s->rpos = s->rend = 0;
     }
@@ -203,6 +260,8 @@ static ssize_t until(weave_stream *s, const char *delim, size_t dlen, size_t lim
  * written still buffered. */
 static int flush(weave_stream *s)
 {
+    if (s->wlen > 0)
+        arm(s);
     while (s->wlen > 0) {
         ssize_t n = weave_write(s->fd, s->wbuf, s->wlen);
 
@@ -219,8 +278,10 @@ static int flush(weave_stream *s)
 /* Write n bytes of buf straight to the fd, as weave_write. */
 static ssize_t write_direct(weave_stream *s, const void *buf, size_t n)
 {
-    ssize_t w = weave_write(s->fd, buf, n);
+    ssize_t w;
 
+    arm(s);
+    w = weave_write(s->fd, buf, n);
     return w < 0 ? -errno : w;
 }
 
@@ -236,7 +297,7 @@ static ssize_t put(weave_stream *s, const void *buf, size_t n)
         if (n >= s->wsize)
             return write_direct(s, buf, n);
     }
-    if (!s->wbuf && !(s->wbuf = malloc(s->wsize)))
+    if (!s->wbuf && !(s->wbuf = take(s->wsize)))
         return -ENOMEM;
     memcpy(s->wbuf + s->wlen, buf, n);
     s->wlen += n;
@@ -290,17 +351,17 @@ static int release(weave_stream *s)
     int r = 0;
 
     if (s->wlen > 0) {
-        weave_deadline d;
-        bool on;
+        struct call c;
 
-        if ((r = enter(s, &d, &on)) == 0) {
+        if ((r = enter(s, &c)) == 0) {
             r = flush(s);
-            if (on)
-                (void)weave_deadline_end(&d);
+            if (c.on)
+                (void)weave_deadline_end(&c.d);
+            s->call = NULL;
         }
     }
-    free(s->rbuf);
-    free(s->wbuf);
+    drop(s->rbuf, s->rsize);
+    drop(s->wbuf, s->wsize);
     free(s);
     return r;
 }
@@ -358,16 +419,16 @@ size_t weave_stream_buffered(const weave_stream *s)
 
 WEAVE__ENTRY ssize_t weave_stream_read(weave_stream *s, void *buf, size_t n)
 {
-    weave_deadline d;
-    bool on;
+    struct call c;
     ssize_t r;
 
     WEAVE__SCOPES_CHECK();
     if (!s || !buf || n == 0 || n > SSIZE_MAX)
         return ret(-EINVAL);
-    if ((r = enter(s, &d, &on)) < 0)
+    if ((r = enter(s, &c)) < 0)
         return ret(r);
     if (avail(s) == 0 && n >= s->rsize) {
+        arm(s);
         r = weave_read(s->fd, buf, n);
         r = r < 0 ? -errno : r;
     } else if (avail(s) > 0 || (r = fill(s)) > 0) {
@@ -375,19 +436,18 @@ WEAVE__ENTRY ssize_t weave_stream_read(weave_stream *s, void *buf, size_t n)
         memcpy(buf, s->rbuf + s->rpos, (size_t)r);
         consume(s, (size_t)r);
     }
-    return leave(s, &d, on, r);
+    return leave(s, &c, r);
 }
 
 WEAVE__ENTRY ssize_t weave_stream_read_exact(weave_stream *s, void *buf, size_t n)
 {
-    weave_deadline d;
-    bool on;
+    struct call c;
     ssize_t r;
 
     WEAVE__SCOPES_CHECK();
     if (!s || !buf || n == 0 || n > SSIZE_MAX)
         return ret(-EINVAL);
-    if ((r = enter(s, &d, &on)) < 0)
+    if ((r = enter(s, &c)) < 0)
         return ret(r);
     if (n <= s->rsize) {
         /* All of it gathers in the buffer first, so a failure consumes
@@ -404,30 +464,30 @@ WEAVE__ENTRY ssize_t weave_stream_read_exact(weave_stream *s, void *buf, size_t 
             memcpy(buf, s->rbuf + s->rpos, got);
             consume(s, got);
         }
+        arm(s);
         for (r = 0; got < n; got += (size_t)r) {
             if ((r = weave_read(s->fd, (char *)buf + got, n - got)) <= 0)
                 break;
         }
         r = r < 0 && got == 0 ? -errno : (ssize_t)got;
     }
-    return leave(s, &d, on, r);
+    return leave(s, &c, r);
 }
 
 /* The line and until calls: a record of at most limit bytes, copied into
  * buf and consumed. */
 static ssize_t read_record(weave_stream *s, const char *delim, size_t dlen, void *buf, size_t limit)
 {
-    weave_deadline d;
-    bool on;
+    struct call c;
     ssize_t r;
 
-    if ((r = enter(s, &d, &on)) < 0)
+    if ((r = enter(s, &c)) < 0)
         return ret(r);
     if ((r = until(s, delim, dlen, min_size(limit, s->line_max))) > 0) {
         memcpy(buf, s->rbuf + s->rpos, (size_t)r);
         consume(s, (size_t)r);
     }
-    return leave(s, &d, on, r);
+    return leave(s, &c, r);
 }
 
 WEAVE__ENTRY ssize_t weave_stream_read_line(weave_stream *s, char *buf, size_t cap)
@@ -453,41 +513,38 @@ WEAVE__ENTRY ssize_t weave_stream_read_until(weave_stream *s, const void *delim,
 
 WEAVE__ENTRY ssize_t weave_stream_peek(weave_stream *s, size_t n, const void **data)
 {
-    weave_deadline d;
-    bool on;
+    struct call c;
     ssize_t r;
 
     WEAVE__SCOPES_CHECK();
     if (!s || !data || n > s->rsize)
         return ret(-EINVAL);
-    if ((r = enter(s, &d, &on)) < 0)
+    if ((r = enter(s, &c)) < 0)
         return ret(r);
     r = want(s, n);
     *data = s->rbuf && avail(s) > 0 ? s->rbuf + s->rpos : no_bytes;
-    return leave(s, &d, on, r);
+    return leave(s, &c, r);
 }
 
 WEAVE__ENTRY ssize_t weave_stream_peek_until(weave_stream *s, const void *delim, size_t dlen,
                                              const void **data)
 {
-    weave_deadline d;
-    bool on;
+    struct call c;
     ssize_t r;
 
     WEAVE__SCOPES_CHECK();
     if (!s || !delim || !data || dlen == 0 || dlen > s->line_max)
         return ret(-EINVAL);
-    if ((r = enter(s, &d, &on)) < 0)
+    if ((r = enter(s, &c)) < 0)
         return ret(r);
     r = until(s, delim, dlen, s->line_max);
     *data = s->rbuf && avail(s) > 0 ? s->rbuf + s->rpos : no_bytes;
-    return leave(s, &d, on, r);
+    return leave(s, &c, r);
 }
 
 WEAVE__ENTRY int64_t weave_stream_skip(weave_stream *s, int64_t n)
 {
-    weave_deadline d;
-    bool on;
+    struct call c;
     int64_t done = 0;
     ssize_t r;
 
@@ -496,7 +553,7 @@ WEAVE__ENTRY int64_t weave_stream_skip(weave_stream *s, int64_t n)
         return ret(-EINVAL);
     if (n == 0)
         return 0;
-    if ((r = enter(s, &d, &on)) < 0)
+    if ((r = enter(s, &c)) < 0)
         return ret(r);
     for (;;) {
         size_t take = (size_t)(n - done) < avail(s) ? (size_t)(n - done) : avail(s);
@@ -507,8 +564,8 @@ WEAVE__ENTRY int64_t weave_stream_skip(weave_stream *s, int64_t n)
             break;
     }
     if (r < 0 && done == 0)
-        return leave(s, &d, on, r);
-    (void)leave(s, &d, on, 0);
+        return leave(s, &c, r);
+    (void)leave(s, &c, 0);
     return done; /* a short count: end of file, or an error the next call reports */
 }
 
@@ -516,32 +573,30 @@ WEAVE__ENTRY int64_t weave_stream_skip(weave_stream *s, int64_t n)
 
 WEAVE__ENTRY ssize_t weave_stream_write(weave_stream *s, const void *buf, size_t n)
 {
-    weave_deadline d;
-    bool on;
+    struct call c;
     ssize_t r;
 
     WEAVE__SCOPES_CHECK();
     if (!s || (!buf && n > 0) || n > SSIZE_MAX)
         return ret(-EINVAL);
-    if ((r = enter(s, &d, &on)) < 0)
+    if ((r = enter(s, &c)) < 0)
         return ret(r);
-    return leave(s, &d, on, n > 0 ? put(s, buf, n) : 0);
+    return leave(s, &c, n > 0 ? put(s, buf, n) : 0);
 }
 
 WEAVE__ENTRY int weave_stream_printf(weave_stream *s, const char *fmt, ...)
 {
-    weave_deadline d;
+    struct call c;
     va_list ap, again;
-    bool on;
     ssize_t r;
     int len;
 
     WEAVE__SCOPES_CHECK();
     if (!s || !fmt)
         return weave__ret(-EINVAL);
-    if ((r = enter(s, &d, &on)) < 0)
+    if ((r = enter(s, &c)) < 0)
         return weave__ret((int)r);
-    if (!s->wbuf && !(s->wbuf = malloc(s->wsize))) {
+    if (!s->wbuf && !(s->wbuf = take(s->wsize))) {
         r = -ENOMEM;
         goto out;
     }
@@ -577,26 +632,25 @@ WEAVE__ENTRY int weave_stream_printf(weave_stream *s, const char *fmt, ...)
     }
     va_end(again);
 out:
-    return (int)leave(s, &d, on, r);
+    return (int)leave(s, &c, r);
 }
 
 WEAVE__ENTRY int weave_stream_flush(weave_stream *s)
 {
-    weave_deadline d;
-    bool on;
+    struct call c;
     ssize_t r;
 
     WEAVE__SCOPES_CHECK();
     if (!s)
         return weave__ret(-EINVAL);
-    if ((r = enter(s, &d, &on)) < 0)
+    if ((r = enter(s, &c)) < 0)
         return weave__ret((int)r);
-    return (int)leave(s, &d, on, flush(s));
+    return (int)leave(s, &c, flush(s));
 }
 
 void weave__stream_drop(weave_stream *s)
 {
-    free(s->rbuf);
-    free(s->wbuf);
+    drop(s->rbuf, s->rsize);
+    drop(s->wbuf, s->wsize);
     free(s);
 }
