@@ -1758,6 +1758,208 @@ WEAVE_API int weave_dump(int fd);
  * -DWEAVE_CONTEXT=asm). */
 WEAVE_API const char *weave_context_backend(void);
 
+/* ======================================================================== */
+/*  TLS over OpenSSL                                                         */
+/* ======================================================================== */
+
+/*
+ * TLS 1.2 and 1.3 over a connected socket, with OpenSSL 3 doing the
+ * cryptography and weave the waiting: the handshake, reads and writes are
+ * blocking calls like weave_read (cancellation points, bounded by deadline
+ * scopes and by the connection's own timeout), and park only the calling
+ * task. A client checks the server's certificate chain and name by default.
+ *
+ *     weave_tls_opts o = {0};                  // system CAs, verification on
+ *     weave_tls_config *cfg = weave_tls_client_config(&o);
+ *     int fd = weave_tcp_connect("example.org", "443", 5000);
+ *     weave_tls *t = weave_tls_connect(cfg, fd, "example.org", 5000);
+ *     if (!t)                                  // the fd is still ours
+ *         fprintf(stderr, "tls: %s (%s)\n", strerror(errno), weave_tls_error());
+ *     weave_tls_write(t, "GET / HTTP/1.0\r\n\r\n", 18);
+ *     n = weave_tls_read(t, buf, sizeof(buf)); // 0: the server closed
+ *     weave_tls_close(t);                      // close_notify, then the fd
+ *     weave_tls_config_free(cfg);
+ *
+ * A server makes one config from its certificate chain and key, and runs
+ * weave_tls_accept in each connection's own task, so that a slow or
+ * hostile client holds up nobody else.
+ *
+ * weave is built with TLS when its build finds OpenSSL 3 (pkg-config
+ * openssl; the configure step says so). Without it these calls are still
+ * declared, and each one fails with ENOTSUP (weave_tls_error says why).
+ *
+ * A connection belongs to one task at a time: two tasks must not call it
+ * at once, not even one reading while the other writes (OpenSSL's
+ * connection state is shared by both directions). Its calls from a task
+ * of another thread's scheduler fail with EPERM. A buffered stream over a
+ * connection is a stream whose reads and writes go to weave_tls_read and
+ * weave_tls_write. Configs are shared freely, across threads too.
+ *
+ * Errors of the calls that talk to the peer (connect, accept, read, write):
+ *
+ *   EKEYREJECTED  the peer's certificate failed verification: expired or
+ *                 not yet valid, signed by a CA not trusted, not for the
+ *                 host name asked for, malformed, ... weave_tls_error tells
+ *                 which ("certificate has expired", "hostname mismatch",
+ *                 "unable to get local issuer certificate")
+ *   EPROTO        the peer does not speak TLS (a plain-text server, bytes
+ *                 that are no TLS record), or broke the protocol, or sent
+ *                 an alert ("tlsv1 alert unknown ca": the peer rejected our
+ *                 certificate); weave_tls_error has OpenSSL's reason
+ *   ECONNRESET    the peer closed the connection without close_notify
+ *                 (mid-handshake, between records, or in the middle of a
+ *                 record: a truncation), or reset it
+ *   ETIMEDOUT     the call's timeout, the connection's, or a deadline scope
+ *                 passed (a peer that stalls mid-handshake)
+ *   ECANCELED     the calling task was cancelled
+ *   EBADF         the fd was closed with weave_close while the task waited
+ *   EPERM         outside a task, or from another thread's task
+ *   EINVAL        a NULL or bad argument
+ *   ENOMEM        OpenSSL or weave could not allocate
+ *   and the socket's own errors (EPIPE, ...).
+ * After an EKEYREJECTED, EPROTO or ECONNRESET the connection is dead: later
+ * reads and writes fail with the same errno, and weave_tls_close sends no
+ * close_notify.
+ */
+typedef struct weave_tls_config weave_tls_config; /* opaque: settings, certificates */
+typedef struct weave_tls weave_tls;               /* opaque: one connection */
+
+/* Flags of weave_tls_opts. */
+enum {
+    /* Client only: do not verify the server's certificate or name (for
+     * tests and for peers pinned some other way). host may then be NULL. */
+    WEAVE_TLS_NO_VERIFY = 1u << 0
+};
+
+/* Options of a config. A zeroed struct (or NULL, for a client) means the
+ * defaults. Strings are read during the call only. */
+typedef struct weave_tls_opts {
+    const char *ca_file;     /* client: PEM file of the CAs to trust instead
+                                  of the system's; NULL = the system's */
+    const char *ca_path;     /* client: a directory of hashed CA files
+                                  (c_rehash), instead of or besides ca_file */
+    const char *cert_file;   /* server: PEM certificate chain, leaf first */
+    const char *key_file;    /* server: PEM private key of that leaf */
+    const char *const *alpn; /* ALPN protocols, NULL-terminated, most
+                                  preferred first ("h2", "http/1.1"); NULL =
+                                  no ALPN. A client offers them, a server
+                                  picks the first of its own the client
+                                  offered (none in common: no protocol, no
+                                  failure) */
+    unsigned flags;          /* WEAVE_TLS_NO_VERIFY */
+    void *reserved[4];       /* must be NULL (else EINVAL) */
+} weave_tls_opts;
+
+/* How long weave_tls_close waits, at most, to send close_notify (ms). */
+#define WEAVE_TLS_CLOSE_TIMEOUT_MS 1000
+
+/*
+ * Make a client config: trust the system's CAs (OpenSSL's default paths,
+ * /etc/ssl/certs on Debian), or those of ca_file / ca_path; verify the
+ * server's chain and name; TLS 1.2 at least. Reads its files now, on the
+ * calling thread, so make configs at start-up and share them; this works
+ * outside a task. NULL opts are the defaults.
+ * Errors: EINVAL a server's field (cert_file, key_file) set, an unknown
+ * flag, a reserved field set, an ALPN name empty or over 255 bytes;
+ * ENOENT, EACCES, ... ca_file or ca_path cannot be opened; EPROTO it holds
+ * no certificate OpenSSL can read (weave_tls_error: why); ENOMEM; ENOTSUP
+ * weave was built without OpenSSL.
+ */
+WEAVE_API weave_tls_config *weave_tls_client_config(const weave_tls_opts *o);
+
+/*
+ * Make a server config from cert_file (the chain, leaf first) and key_file,
+ * both required. Clients are not asked for certificates.
+ * Errors: EINVAL opts NULL, cert_file or key_file NULL, a client's field
+ * (ca_file, ca_path, WEAVE_TLS_NO_VERIFY) set, a reserved field set, a bad
+ * ALPN name; ENOENT, EACCES, ... a file cannot be opened; EPROTO a file
+ * holds no usable certificate or key, or the key is not the certificate's
+ * (weave_tls_error: why); ENOMEM; ENOTSUP.
+ */
+WEAVE_API weave_tls_config *weave_tls_server_config(const weave_tls_opts *o);
+
+/* Let go of c: it is freed once the last connection made with it is
+ * closed. NULL is ignored. Any thread. */
+WEAVE_API void weave_tls_config_free(weave_tls_config *c);
+
+/*
+ * Run a client handshake over fd (a connected stream socket) within
+ * timeout_ms (-1: no limit of its own; deadline scopes apply either way):
+ * send host as SNI (not for an IP literal) and, unless the config says
+ * WEAVE_TLS_NO_VERIFY, check the server's certificate against host (a DNS
+ * name, or an IP address in the certificate). On success the connection
+ * owns fd, and weave_tls_close closes it. On failure fd is still the
+ * caller's, to weave_close (nothing more can be done on it: part of a
+ * handshake may have gone over it). fd is made non-blocking as the I/O
+ * calls do. Errors: those above; EINVAL c NULL or a server's, host NULL or
+ * empty (unless WEAVE_TLS_NO_VERIFY), timeout_ms < -1; EBADF fd < 0.
+ */
+WEAVE_API weave_tls *weave_tls_connect(weave_tls_config *c, int fd, const char *host,
+                                       int64_t timeout_ms);
+
+/* The server's handshake over fd (an accepted socket), as weave_tls_connect:
+ * the connection owns fd on success, the caller keeps it on failure. EINVAL
+ * c is a client's. */
+WEAVE_API weave_tls *weave_tls_accept(weave_tls_config *c, int fd, int64_t timeout_ms);
+
+/*
+ * Read up to n bytes of the peer's data into buf. Returns the count (at
+ * least 1), 0 once the peer sent close_notify (and at every call after), or
+ * -1. n 0 returns 0 at once. A read that fails with ETIMEDOUT or ECANCELED
+ * loses nothing: the next one goes on. EINVAL t NULL, buf NULL with n > 0,
+ * n above SSIZE_MAX.
+ */
+WEAVE_API ssize_t weave_tls_read(weave_tls *t, void *buf, size_t n);
+
+/*
+ * Write all n bytes of buf (in records of at most 16 KiB). Returns n, or -1:
+ * unlike weave_write, a failed TLS write has no count, as part of a record
+ * may have gone. A write interrupted by a timeout or cancellation leaves the
+ * connection unable to write again (later writes: EPIPE; close it). n 0
+ * returns 0. EINVAL t NULL, buf NULL with n > 0, n above SSIZE_MAX.
+ */
+WEAVE_API ssize_t weave_tls_write(weave_tls *t, const void *buf, size_t n);
+
+/*
+ * Bound every later read and write of t: each fails with ETIMEDOUT once
+ * timeout_ms have passed since it began (a deadline scope around the call,
+ * nested in the caller's own). -1 (the default) waits forever. Errors:
+ * EINVAL t NULL or timeout_ms < -1; EPERM another thread's.
+ */
+WEAVE_API int weave_tls_set_timeout(weave_tls *t, int64_t timeout_ms);
+
+/* The connection's fd, for weave_wait_fd or getpeername; do not read,
+ * write or close it. -1 with EINVAL for NULL. */
+WEAVE_API int weave_tls_fd(const weave_tls *t);
+
+/* The protocol ALPN chose ("h2"), or NULL if none (or t NULL). Valid until
+ * weave_tls_close. */
+WEAVE_API const char *weave_tls_alpn(const weave_tls *t);
+
+/*
+ * Send close_notify, close the fd with weave_close and free t, always
+ * (unless another thread's tasks use it: EPERM, nothing done). close_notify
+ * is sent under a shield (a cancelled task still sends it) bounded by a
+ * deadline of WEAVE_TLS_CLOSE_TIMEOUT_MS, and only on a live connection
+ * (not after a fatal error or an interrupted write), and only from a task:
+ * outside one the fd is just closed. The peer's own close_notify is not
+ * waited for. Returns 0, or -1 with the error of close_notify (ETIMEDOUT,
+ * EPIPE, ...; none once the peer's own close_notify came) or of close(2),
+ * t freed all the same. EINVAL t NULL.
+ */
+WEAVE_API int weave_tls_close(weave_tls *t);
+
+/*
+ * Why the last TLS call that failed on this thread's scheduler failed, in
+ * OpenSSL's words or weave's: "certificate has expired", "hostname
+ * mismatch", "wrong version number", "unexpected eof while reading",
+ * "Connection timed out". "" if none has failed; a success does not clear
+ * it. The record belongs to the running scheduler (as weave_resolve_error's):
+ * outside one this returns "", and config calls made there leave none.
+ * The string is static: never free it.
+ */
+WEAVE_API const char *weave_tls_error(void);
+
 #ifdef __cplusplus
 }
 #endif

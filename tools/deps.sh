@@ -1,14 +1,17 @@
 #!/bin/sh
 # deps.sh - install what building and testing weave needs, where it is
 # missing (Debian and its derivatives): the toolchain, Check, valgrind,
-# clang-format, clang-tidy, gdb, python3 (the layers test), libuv (a test
-# runs weave inside its loop), and the aarch64
+# clang-format, clang-tidy, gdb, python3 (the layers test, and a TLS peer),
+# libuv (a test runs weave inside its loop), OpenSSL 3 (libssl-dev: TLS;
+# the openssl command and curl: the TLS suite's certificates and peers),
+# and the aarch64
 # cross toolchain with qemu-user and Check's arm64 package (the aarch64
 # run). Does nothing when everything is there; else runs apt-get, as root
 # or through sudo. The README's test command and .ci/run start with it.
 set -eu
 
 pkgs="build-essential cmake pkg-config check valgrind clang-format clang-tidy gdb python3 libuv1-dev
+      libssl-dev openssl curl
       gcc-aarch64-linux-gnu qemu-user-static check:arm64"
 
 missing=""

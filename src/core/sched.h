@@ -193,6 +193,8 @@ struct weave__sched {
     struct weave__offload *offload;                   /* offload.c's pool */
     const char *resolve_error;                        /* net.c: gai_strerror of the last failed
                                          name resolution, NULL if none */
+    const char *tls_error;                            /* tls.c: why the last TLS call failed,
+                                         NULL if none */
     size_t default_stack;                             /* usable bytes for weave_spawn */
     uint64_t rng;                                     /* state of weave__random */
     bool shutting_down;                               /* main returned: cancel everything */
