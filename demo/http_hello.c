@@ -54,8 +54,13 @@
  * scheduler, each cleaning up its own connections, and the stop line adds
  * up their figures. --threads 1 is the plain weave_run server.
  *
+ * HTTPS (--tls CERT KEY): the same server over TLS (weave_tls_accept in the
+ * connection's task, then a stream over the connection, weave_stream_tls),
+ * on a larger stack for OpenSSL; the handshake must end within --head-ms,
+ * and a closing connection sends close_notify instead of lingering.
+ *
  * Usage: http_hello [--host H] [--port P] [--idle-ms MS] [--head-ms MS]
- *                   [--threads N]
+ *                   [--threads N] [--tls CERT KEY]
  *        (default 127.0.0.1, port 8080, 5000 ms, 10000 ms, one scheduler
  *        per online CPU; --port 0 picks a free port)
  */
@@ -79,16 +84,18 @@
 #include "weave.h"
 
 #define BACKLOG      1024
-#define HEAD_MAX     8192        /* request head (line + headers) limit, bytes */
-#define OUT_MAX      8192        /* responses gathered before one write */
-#define CONN_STACK   (32 * 1024) /* a connection task's stack, bytes */
-#define LINGER_MS    1000        /* drain time for a closing connection */
+#define HEAD_MAX     8192         /* request head (line + headers) limit, bytes */
+#define OUT_MAX      8192         /* responses gathered before one write */
+#define CONN_STACK   (32 * 1024)  /* a connection task's stack, bytes */
+#define TLS_STACK    (128 * 1024) /* the same over TLS: OpenSSL's handshake is deep */
+#define LINGER_MS    1000         /* drain time for a closing connection */
 #define LINGER_BYTES 65536
 #define BODY_PIECE   65536 /* bytes of a body discarded per timeout */
 #define EMFILE_PAUSE 50    /* ms to wait after accept runs out of fds */
 
 struct server {
     int listen_fd;
+    weave_tls_config *tls; /* --tls: the certificate and key, shared by every scheduler */
     int64_t idle_ms;
     int64_t head_ms;
     uint64_t accepted;     /* connections */
@@ -118,8 +125,13 @@ struct request {
 
 struct conn {
     struct server *srv;
-    weave_stream *s; /* over the connection's socket */
+    int fd;          /* the connection's socket */
+    weave_stream *s; /* over it (made by the task after the handshake, over TLS) */
 };
+
+/* The streams' sizes: a head fits in the read buffer, and responses are
+ * gathered in the write buffer until a flush. */
+static const weave_stream_opts stream_opts = {.read_size = HEAD_MAX, .write_size = OUT_MAX};
 
 /* ---- parsing ------------------------------------------------------------ */
 
@@ -363,10 +375,14 @@ static bool discard_body(weave_stream *s, int64_t len)
 /* Shut down our side and drain the peer's input for a moment (a deadline
  * scope bounds the whole drain), then close: closing with unread input
  * would send a reset, which can destroy the response on its way. */
-static void linger_close(weave_stream *s)
+static void linger_close(weave_stream *s, bool tls)
 {
     weave_deadline d;
 
+    if (tls) {
+        (void)weave_stream_close(s); /* close_notify says the response is whole */
+        return;
+    }
     if (shutdown(weave_stream_fd(s), SHUT_WR) == 0) {
         weave_deadline_begin(&d, LINGER_MS);
         (void)weave_stream_skip(s, LINGER_BYTES);
@@ -382,6 +398,21 @@ static void *serve_conn(void *arg)
     weave_stream *s = c->s;
     bool keep_alive = true; /* false once we decided to close */
 
+    if (!s) {
+        /* TLS: the handshake in the connection's own task, within the
+         * head timeout; a client that fails it is closed. */
+        weave_tls *t = weave_tls_accept(srv->tls, c->fd, srv->head_ms);
+
+        if (!t || !(s = weave_stream_tls(t, &stream_opts))) {
+            if (t)
+                (void)weave_tls_close(t);
+            else
+                weave_close(c->fd);
+            srv->active--;
+            free(c);
+            return NULL;
+        }
+    }
     /* Every call on the stream that waits (for a request to begin, for a
      * piece of a body, for the client to take our output) gives up after
      * the idle timeout. */
@@ -431,7 +462,7 @@ static void *serve_conn(void *arg)
     }
     /* After an answer that closes, linger; otherwise just close. */
     if (!keep_alive && weave_stream_flush(s) == 0 && !weave_cancelled(weave_self()))
-        linger_close(s);
+        linger_close(s, srv->tls != NULL);
     else
         (void)weave_stream_close(s);
     srv->active--;
@@ -444,8 +475,7 @@ static void *serve_conn(void *arg)
 static void *accept_loop(void *arg)
 {
     struct server *srv = arg;
-    weave_task_opts small = {.stack_size = CONN_STACK};
-    weave_stream_opts so = {.read_size = HEAD_MAX, .write_size = OUT_MAX};
+    weave_task_opts small = {.stack_size = srv->tls ? TLS_STACK : CONN_STACK};
     int one = 1;
 
     for (;;) {
@@ -474,9 +504,10 @@ static void *accept_loop(void *arg)
          * it touches a page or two of it. */
         if ((c = malloc(sizeof(*c)))) {
             c->srv = srv;
-            c->s = weave_stream_new(fd, &so);
+            c->fd = fd;
+            c->s = srv->tls ? NULL : weave_stream_new(fd, &stream_opts);
         }
-        if (!c || !c->s || !(t = weave_spawn_with(&small, serve_conn, c))) {
+        if (!c || (!c->s && !srv->tls) || !(t = weave_spawn_with(&small, serve_conn, c))) {
             if (c && c->s)
                 (void)weave_stream_free(c->s);
             weave_close(fd);
@@ -508,6 +539,7 @@ struct options {
     int64_t idle_ms;
     int64_t head_ms;
     unsigned threads;       /* schedulers, each on a thread of its own */
+    weave_tls_config *tls;  /* --tls CERT KEY, or NULL */
     weave_chan *port_chan;  /* scheduler 0 -> the others: the port, char[NI_MAXSERV] */
     weave_chan *ready_chan; /* the others -> scheduler 0: 0 listening, or an errno */
     /* Here, in main's memory, not in a task's frame: connection tasks
@@ -602,10 +634,10 @@ static int start_listening(struct options *o, unsigned index, struct server *srv
         }
         listening += err == 0;
     }
-    printf("http_hello: listening on http://%s%s%s:%s/ (idle timeout %lld ms, head timeout "
+    printf("http_hello: listening on %s://%s%s%s:%s/ (idle timeout %lld ms, head timeout "
            "%lld ms",
-           sa.ss_family == AF_INET6 ? "[" : "", host, sa.ss_family == AF_INET6 ? "]" : "", port,
-           (long long)o->idle_ms, (long long)o->head_ms);
+           o->tls ? "https" : "http", sa.ss_family == AF_INET6 ? "[" : "", host,
+           sa.ss_family == AF_INET6 ? "]" : "", port, (long long)o->idle_ms, (long long)o->head_ms);
     if (o->threads > 1 && listening == o->threads)
         printf("; %u schedulers)\n", o->threads);
     else if (o->threads > 1)
@@ -626,6 +658,7 @@ static void *serve(struct options *o, unsigned index)
     (void)weave_cancel_on_signals(&srv->caught);
     srv->idle_ms = o->idle_ms;
     srv->head_ms = o->head_ms;
+    srv->tls = o->tls;
     srv->date_sec = -1;
     if ((how = start_listening(o, index, srv)) != LISTENING) {
         srv->failed = how == FAILED;
@@ -697,14 +730,15 @@ static _Noreturn void usage(int status)
 {
     (void)fprintf(status ? stderr : stdout,
                   "usage: http_hello [--host H] [--port P] [--idle-ms MS] [--head-ms MS] "
-                  "[--threads N]\n"
+                  "[--threads N] [--tls CERT KEY]\n"
                   "  --host H      address to listen on (default 127.0.0.1; '' = every address)\n"
                   "  --port P      port (default 8080; 0 picks a free one)\n"
                   "  --idle-ms MS  close a connection idle this long (1..3600000, default 5000)\n"
                   "  --head-ms MS  time to receive a request's whole head (1..3600000, default\n"
                   "                10000); a client slower than that is disconnected\n"
                   "  --threads N   schedulers, each on a thread of its own, all listening on\n"
-                  "                the port (SO_REUSEPORT) (1..%d, default: one per online CPU)\n",
+                  "                the port (SO_REUSEPORT) (1..%d, default: one per online CPU)\n"
+                  "  --tls CERT KEY  serve HTTPS: the certificate chain and its key, PEM files\n",
                   WEAVE_THREADS_MAX);
     exit(status);
 }
@@ -763,6 +797,15 @@ int main(int argc, char **argv)
             o.head_ms = parse_num(argv[++i], 1, 3600000);
         } else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
             o.threads = (unsigned)parse_num(argv[++i], 1, WEAVE_THREADS_MAX);
+        } else if (strcmp(argv[i], "--tls") == 0 && i + 2 < argc) {
+            weave_tls_opts to = {.cert_file = argv[i + 1], .key_file = argv[i + 2]};
+
+            if (!(o.tls = weave_tls_server_config(&to))) {
+                (void)fprintf(stderr, "http_hello: --tls %s %s: %s (%s)\n", argv[i + 1],
+                              argv[i + 2], strerror(errno), weave_tls_error());
+                return 1;
+            }
+            i += 2;
         } else {
             usage(2);
         }
@@ -787,6 +830,7 @@ int main(int argc, char **argv)
     if (o.ready_chan)
         (void)weave_chan_free(o.ready_chan);
     free(o.srv);
+    weave_tls_config_free(o.tls);
     if (rc != 0 && err == EINTR) /* stopped by a signal: say so, as the shell expects */
         return failed ? 1 : 128 + caught;
     if (rc != 0) {

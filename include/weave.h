@@ -1960,6 +1960,17 @@ WEAVE_API int weave_tls_close(weave_tls *t);
  */
 WEAVE_API const char *weave_tls_error(void);
 
+/*
+ * A buffered stream (weave_stream_new's) over the TLS connection t: the
+ * same calls, read_line and printf included, read and write through t.
+ * weave_stream_close flushes, then closes t (weave_tls_close: close_notify,
+ * then the fd); weave_stream_free leaves t open and the caller's. While the
+ * stream waits for input it holds no buffer of its own (OpenSSL keeps its
+ * record buffers). NULL with errno: EINVAL t NULL or bad opts, ENOMEM,
+ * ENOTSUP in a build without OpenSSL.
+ */
+WEAVE_API weave_stream *weave_stream_tls(weave_tls *t, const weave_stream_opts *opts);
+
 #ifdef __cplusplus
 }
 #endif

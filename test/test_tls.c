@@ -19,7 +19,11 @@
  * Built without TLS (WEAVE_TEST_TLS 0), the suite checks that every call
  * fails with ENOTSUP instead.
  *
- * Check timeouts: "interop" 30 s x 4, "bad" 30 s x 10, "api" 30 s x 3 =
+ * Streams: a buffered stream on each side of a connection, with a read
+ * buffer smaller than a record, so that the bytes OpenSSL holds are read
+ * without the fd telling.
+ *
+ * Check timeouts: "interop" 30 s x 4, "bad" 30 s x 9, "api" 30 s x 4 =
  * 510 s; the CTest timeout in CMakeLists.txt (540 s) is above it.
  */
 #include <errno.h>
@@ -1012,6 +1016,68 @@ WT_TEST(timeouts_cancellation_and_close_notify)
 
 /* ---- arguments and files -------------------------------------------------------- */
 
+/* The echo side of streams_over_tls: takes in LINES lines, then sends
+ * them all back in one flush (so in one TLS record), then waits for the
+ * end. */
+#define LINES 200
+
+static void *stream_echo_task(void *arg)
+{
+    weave_stream *s = weave_stream_tls(arg, NULL);
+    char line[256];
+
+    ck_assert_ptr_nonnull(s);
+    for (int i = 0; i < LINES; i++) {
+        ssize_t n = weave_stream_read_line(s, line, sizeof(line));
+
+        ck_assert_int_gt(n, 0);
+        ck_assert_int_eq(weave_stream_printf(s, "echo: %s", line), (int)n + 6);
+    }
+    ck_assert_int_eq(weave_stream_flush(s), 0);
+    ck_assert_int_eq(weave_stream_read_line(s, line, sizeof(line)), 0); /* close_notify */
+    ck_assert_int_eq(weave_stream_close(s), 0);
+    return NULL;
+}
+
+WT_TEST(streams_over_tls)
+{
+    weave_tls_opts so = {.cert_file = cert("chain.crt"), .key_file = cert("server.key")};
+    weave_tls_config *sc = weave_tls_server_config(&so);
+    weave_tls_config *cc = client_config("ca.crt", NULL);
+    /* A read buffer far smaller than the record the echoes come in, and
+     * echoed lines of 32 bytes: every other line leaves the buffer empty
+     * while OpenSSL holds the rest of the record, which the fd cannot
+     * tell of. */
+    weave_stream_opts small = {.read_size = 64};
+    weave_stream *s;
+    weave_tls *a, *b;
+    weave_task *echo;
+    char line[256];
+
+    ck_assert_ptr_nonnull(sc);
+    make_pair(cc, sc, &a, &b);
+    echo = WT_SPAWN(stream_echo_task, b);
+    ck_assert_ptr_nonnull(s = weave_stream_tls(a, &small));
+    ck_assert_int_eq(weave_stream_fd(s), weave_tls_fd(a));
+    /* Many lines in one flush, read back one by one. */
+    for (int i = 0; i < LINES; i++)
+        ck_assert_int_eq(weave_stream_printf(s, "line %03d of a talk, TLS!!\n", i), 26);
+    ck_assert_int_eq(weave_stream_flush(s), 0);
+    for (int i = 0; i < LINES; i++) {
+        char want[64];
+
+        snprintf(want, sizeof(want), "echo: line %03d of a talk, TLS!!\n", i);
+        ck_assert_int_eq(weave_stream_read_line(s, line, sizeof(line)), 32);
+        ck_assert_str_eq(line, want);
+    }
+    ck_assert_int_eq(weave_stream_close(s), 0); /* sends close_notify, frees a */
+    WT_JOIN(echo);
+    WT_FAILS_NULL(weave_stream_tls(NULL, NULL), EINVAL);
+    weave_tls_config_free(cc);
+    weave_tls_config_free(sc);
+    WT_ASSERT_IDLE();
+}
+
 WT_TEST(bad_arguments)
 {
     weave_tls_opts o = {0};
@@ -1110,6 +1176,7 @@ WT_TEST(every_call_is_enotsup)
     WT_FAILS(weave_tls_set_timeout(NULL, 1), ENOTSUP);
     WT_FAILS(weave_tls_fd(NULL), ENOTSUP);
     WT_FAILS(weave_tls_close(NULL), ENOTSUP);
+    WT_FAILS_NULL(weave_stream_tls(NULL, NULL), EINVAL);
     ck_assert_ptr_null(weave_tls_alpn(NULL));
     weave_tls_config_free(NULL);
     WT_ASSERT_IDLE();
@@ -1151,6 +1218,7 @@ static Suite *tls_suite(void)
 
     tcase_set_timeout(api, 30);
     tcase_add_unchecked_fixture(api, certs_make, certs_remove);
+    tcase_add_test(api, streams_over_tls);
     tcase_add_test(api, bad_arguments);
     tcase_add_test(api, file_errors);
     tcase_add_test(api, outside_a_task);

@@ -35,6 +35,7 @@
 #include "io/fd.h"
 #include "io/io.h"
 #include "io/stream.h"
+#include "io/tls.h"
 
 #include <limits.h>
 #include <stdarg.h>
@@ -57,6 +58,7 @@ struct weave_stream {
     size_t wlen;        /* bytes waiting to be written */
     const void *home;   /* the thread whose tasks use it (weave__claim) */
     struct call *call;  /* the call in progress on it, or NULL */
+    weave_tls *tls;     /* the TLS connection over fd, or NULL: plain */
 };
 
 /* A call in progress that may read or write the fd, in its frame: the
@@ -93,6 +95,18 @@ static void consume(weave_stream *s, size_t n)
     s->rpos += n;
     if (s->rpos == s->rend)
         s->rpos = s->rend = 0;
+}
+
+/* Read or write the fd, through TLS where the stream sits on it. As
+ * weave_read and weave_write: the count, or -1 with errno. */
+static ssize_t read_some(weave_stream *s, void *buf, size_t n)
+{
+    return s->tls ? weave_tls_read(s->tls, buf, n) : weave_read(s->fd, buf, n);
+}
+
+static ssize_t write_all(weave_stream *s, const void *buf, size_t n)
+{
+    return s->tls ? weave_tls_write(s->tls, buf, n) : weave_write(s->fd, buf, n);
 }
 
 /* A buffer of size bytes, from the running scheduler's cache; NULL if out
@@ -168,6 +182,27 @@ static ssize_t leave(weave_stream *s, struct call *c, ssize_t r)
     return ret(r);
 }
 
+/* fill with nothing buffered, over TLS: wait for the fd before taking a
+ * buffer, unless OpenSSL holds bytes already (the fd would not tell). A
+ * record that arrives in pieces is waited for with the buffer taken. */
+static ssize_t fill_tls(weave_stream *s)
+{
+    ssize_t n;
+
+    if (!weave__tls_has_pending(s->tls) && weave_wait_fd(s->fd, WEAVE_IN, -1) < 0)
+        return -errno;
+    if (!(s->rbuf = take(s->rsize)))
+        return -ENOMEM;
+    if ((n = weave_tls_read(s->tls, s->rbuf, s->rsize)) > 0) {
+        s->rend = (size_t)n;
+        return n;
+    }
+    n = n < 0 ? -errno : 0;
+    drop(s->rbuf, s->rsize);
+    s->rbuf = NULL;
+    return n;
+}
+
 /* Read once more from the fd into the read buffer, which has room for at
  * least one byte after compaction (the callers ask for more only while
  * fewer than rsize bytes are buffered). Returns the bytes read, 0 at end
@@ -185,6 +220,8 @@ static ssize_t fill(weave_stream *s)
         drop(s->rbuf, s->rsize);
         s->rbuf = NULL;
         s->rpos = s->rend = 0;
+        if (s->tls)
+            return fill_tls(s);
         if ((n = weave__read_lazy(s->fd, s->rsize, &buf)) > 0) {
             s->rbuf = buf;
             s->rend = (size_t)n;
@@ -201,7 +238,7 @@ static ssize_t fill(weave_stream *s)
         s->rend -= s->rpos;
         s->rpos = 0;
     }
-    n = weave_read(s->fd, s->rbuf + s->rend, s->rsize - s->rend);
+    n = read_some(s, s->rbuf + s->rend, s->rsize - s->rend);
     if (n < 0)
         return -errno;
     s->rend += (size_t)n;
@@ -263,7 +300,7 @@ static int flush(weave_stream *s)
     if (s->wlen > 0)
         arm(s);
     while (s->wlen > 0) {
-        ssize_t n = weave_write(s->fd, s->wbuf, s->wlen);
+        ssize_t n = write_all(s, s->wbuf, s->wlen);
 
         if (n < 0)
             return -errno;
@@ -281,7 +318,7 @@ static ssize_t write_direct(weave_stream *s, const void *buf, size_t n)
     ssize_t w;
 
     arm(s);
-    w = weave_write(s->fd, buf, n);
+    w = write_all(s, buf, n);
     return w < 0 ? -errno : w;
 }
 
@@ -311,6 +348,21 @@ static int check_size(size_t *size, size_t dflt)
     if (*size == 0)
         *size = dflt;
     return *size < WEAVE_STREAM_BUF_MIN || *size > WEAVE_STREAM_BUF_MAX ? -EINVAL : 0;
+}
+
+weave_stream *weave_stream_tls(weave_tls *t, const weave_stream_opts *opts)
+{
+    int fd = t ? weave_tls_fd(t) : -1;
+    weave_stream *s;
+
+    if (!t) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (fd < 0 || !(s = weave_stream_new(fd, opts)))
+        return NULL; /* errno set: ENOTSUP without TLS, EINVAL, ENOMEM */
+    s->tls = t;
+    return s;
 }
 
 weave_stream *weave_stream_new(int fd, const weave_stream_opts *opts)
@@ -368,6 +420,7 @@ static int release(weave_stream *s)
 
 WEAVE__ENTRY int weave_stream_close(weave_stream *s)
 {
+    weave_tls *tls;
     int fd, r, c;
 
     WEAVE__SCOPES_CHECK();
@@ -376,8 +429,12 @@ WEAVE__ENTRY int weave_stream_close(weave_stream *s)
     if ((r = weave__at_home(&s->home)) < 0)
         return weave__ret(r); /* another thread's tasks use it: left alone */
     fd = s->fd;
+    tls = s->tls;
     r = release(s);
-    c = weave_close(fd) < 0 ? -errno : 0;
+    if (tls)
+        c = weave_tls_close(tls) < 0 ? -errno : 0; /* close_notify, then the fd */
+    else
+        c = weave_close(fd) < 0 ? -errno : 0;
     return weave__ret(r < 0 ? r : c);
 }
 
