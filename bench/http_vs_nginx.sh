@@ -21,12 +21,19 @@
 # body), worker_connections 20000, worker_rlimit_nofile 20000; both with an
 # idle timeout of an hour. The fd limit is 20000 (the hard limit here).
 #
+# With --tls both serve HTTPS with one certificate (made for the run by
+# test/tls_certs.sh: a chain for "localhost" signed by a throwaway CA):
+# http_hello --tls, nginx with "listen ... ssl" and the same chain and key,
+# OpenSSL's defaults on both sides (TLS 1.3 between wrk and either), and
+# wrk and the idle client speak TLS; connections are kept alive, so a run
+# measures records more than handshakes.
+#
 # The table gives the median over the runs of each figure, and weave/nginx.
 # With two or more thread counts it adds a scaling table: each server's
 # requests/s at each T over its requests/s at the first.
 #
 # usage: bench/http_vs_nginx.sh [--build DIR] [--threads "1 2"] [--conns "100 1000 10000"]
-#                               [--runs N] [--duration D] [--wrk-threads W] [--no-rss]
+#                               [--runs N] [--duration D] [--wrk-threads W] [--no-rss] [--tls]
 #   --build DIR      build folder with demo/http_hello (default build/release-asm;
 #                    configured and built if missing)
 #   --threads LIST   schedulers / worker processes (default "2")
@@ -37,6 +44,7 @@
 #   --wrk-threads W  wrk's threads (default 2)
 #   --no-rss         skip the idle-connection memory
 #   --port P         the port both servers listen on (default 18080)
+#   --tls            HTTPS on both (see above)
 set -eu
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -49,6 +57,7 @@ duration=10s
 wrk_threads=2
 rss=1
 port=18080
+tls=0
 while [ $# -gt 0 ]; do
     case "$1" in
     --build) build="$2"; shift 2 ;;
@@ -59,7 +68,8 @@ while [ $# -gt 0 ]; do
     --wrk-threads) wrk_threads="$2"; shift 2 ;;
     --no-rss) rss=0; shift ;;
     --port) port="$2"; shift 2 ;;
-    -h | --help) sed -n '2,41p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --tls) tls=1; shift ;;
+    -h | --help) sed -n '2,47p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "http_vs_nginx.sh: unknown argument '$1' (--help)" >&2; exit 2 ;;
     esac
 done
@@ -82,6 +92,21 @@ if [ ! -x "$hello" ]; then
 fi
 
 tmp=$(mktemp -d)
+scheme=http
+hello_tls=""
+nginx_listen="127.0.0.1:$port backlog=1024"
+nginx_tls=""
+if [ "$tls" -eq 1 ]; then
+    mkdir -p "$tmp/certs"
+    sh "$root/test/tls_certs.sh" "$tmp/certs" >/dev/null 2>&1 || {
+        echo "http_vs_nginx.sh: test/tls_certs.sh could not make the certificate" >&2
+        exit 1
+    }
+    scheme=https
+    hello_tls="--tls $tmp/certs/chain.crt $tmp/certs/server.key"
+    nginx_listen="$nginx_listen ssl"
+    nginx_tls="ssl_certificate $tmp/certs/chain.crt; ssl_certificate_key $tmp/certs/server.key;"
+fi
 server_pid=""
 client_pid=""
 cleanup() {
@@ -113,7 +138,8 @@ http {
     uwsgi_temp_path $tmp/nginx/tmp/uwsgi;
     scgi_temp_path $tmp/nginx/tmp/scgi;
     server {
-        listen 127.0.0.1:$port backlog=1024;
+        listen $nginx_listen;
+        $nginx_tls
         location / { return 200 "hello\n"; }
     }
 }
@@ -123,7 +149,7 @@ EOF
 # Wait until the port answers a request (5 s at most).
 wait_ready() {
     i=0
-    while ! curl -s -o /dev/null "http://127.0.0.1:$port/"; do
+    while ! curl -k -s -o /dev/null "$scheme://127.0.0.1:$port/"; do
         i=$((i + 1))
         if [ "$i" -gt 100 ]; then
             echo "http_vs_nginx.sh: $1 does not answer on port $port" >&2
@@ -135,7 +161,8 @@ wait_ready() {
 
 start_server() { # weave|nginx threads
     if [ "$1" = weave ]; then
-        "$hello" --port "$port" --threads "$2" --idle-ms 3600000 --head-ms 3600000 \
+        # shellcheck disable=SC2086 # $hello_tls: the option and its two paths
+        "$hello" --port "$port" --threads "$2" --idle-ms 3600000 --head-ms 3600000 $hello_tls \
             >"$tmp/hello.out" 2>&1 &
         server_pid=$!
     else
@@ -170,12 +197,17 @@ server_rss() {
 cat >"$tmp/idle.py" <<'EOF'
 # Open N keep-alive connections, one request and its answer on each, then
 # say "ready" and hold them open, idle, until killed.
-import socket, sys, time
-port, n = int(sys.argv[1]), int(sys.argv[2])
+import socket, ssl, sys, time
+port, n, tls = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "https"
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
 req = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
 socks = []
 for _ in range(n):
     s = socket.create_connection(("127.0.0.1", port))
+    if tls:
+        s = ctx.wrap_socket(s)
     s.sendall(req)
     got = b""
     while not got.endswith(b"hello\n"):
@@ -192,7 +224,7 @@ EOF
 # KiB per idle connection (a decimal), for C connections.
 rss_per_conn() { # conns
     before=$(server_rss)
-    python3 "$tmp/idle.py" "$port" "$1" >"$tmp/idle.out" 2>&1 &
+    python3 "$tmp/idle.py" "$port" "$1" "$scheme" >"$tmp/idle.out" 2>&1 &
     client_pid=$!
     i=0
     until grep -q ready "$tmp/idle.out"; do
@@ -223,7 +255,7 @@ one_run() { # server threads conns run
     [ "$rss" -eq 1 ] && r=$(rss_per_conn "$3")
     # Compilers running meanwhile (other engineers' builds) disturb the figures.
     busy=$(pgrep -c -x 'cc1|cc1plus|clang|ld' 2>/dev/null || true)
-    wrk -t"$wrk_threads" -c"$3" -d"$duration" "http://127.0.0.1:$port/" >"$tmp/wrk.out" 2>&1 || true
+    wrk -t"$wrk_threads" -c"$3" -d"$duration" "$scheme://127.0.0.1:$port/" >"$tmp/wrk.out" 2>&1 || true
     rps=$(sed -n 's/^Requests\/sec:[ \t]*\([0-9.]*\).*/\1/p' "$tmp/wrk.out")
     errs=$(sed -n 's/.*Socket errors: \(.*\)/\1/p' "$tmp/wrk.out" | tr -d ' ')
     non2xx=$(sed -n 's/.*Non-2xx or 3xx responses: *\([0-9]*\).*/\1/p' "$tmp/wrk.out")
@@ -269,9 +301,9 @@ errors_of() { # server threads conns: every run's errors, "-" if none
 
 nginx_v=$(nginx -v 2>&1 | sed 's/.*nginx\///')
 wrk_v=$(wrk -v 2>&1 | head -n 1 | awk '{ print $2 }')
-printf '\nhttp_vs_nginx: demo/http_hello (%s, %s switch) vs nginx %s, wrk %s -t%s -d%s\n' \
+printf '\nhttp_vs_nginx: demo/http_hello (%s, %s switch) vs nginx %s, wrk %s -t%s -d%s, %s\n' \
     "$build" "$(sed -n 's/^WEAVE_CONTEXT:[A-Z]*=//p' "$build/CMakeCache.txt" 2>/dev/null || true)" \
-    "$nginx_v" "$wrk_v" "$wrk_threads" "$duration"
+    "$nginx_v" "$wrk_v" "$wrk_threads" "$duration" "$scheme"
 printf 'parameters: threads %s, connections %s, %s runs each alternating (medians below), fd limit %s,\n' \
     "$threads_list" "$conns_list" "$runs" "$(ulimit -n)"
 printf '            %s cores; RSS/conn = (VmRSS with C idle keep-alive connections - before) / C\n\n' \
