@@ -593,6 +593,11 @@ static Suite *proc_suite(void)
     TCase *life = tcase_create("life"), *pipes = tcase_create("pipes");
     TCase *mis = tcase_create("misuse");
 
+    /* Children of an emulated process are the emulator's business
+     * (qemu-user cannot clone with CLONE_VFORK): native runs only. */
+    wt_tag_native(life);
+    wt_tag_native(pipes);
+    wt_tag_native(mis);
     tcase_set_timeout(life, 15);
     tcase_add_test(life, exit_codes);
     tcase_add_test(life, killed_by_a_signal);
