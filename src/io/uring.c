@@ -168,17 +168,33 @@ static int submit(struct weave__uring *u, struct io_uring_sqe *sqe)
     return r < 0 ? r : -EAGAIN;
 }
 
+/* The ring's size: WEAVE__URING_DEPTH, or WEAVE_IO_URING_ENTRIES (1 to
+ * 4096) from the environment, a knob for the tests that fill the ring. */
+static unsigned ring_depth(void)
+{
+    const char *v = getenv("WEAVE_IO_URING_ENTRIES");
+    char *end;
+    unsigned long n;
+
+    if (!v || !*v)
+        return WEAVE__URING_DEPTH;
+    errno = 0;
+    n = strtoul(v, &end, 10);
+    return errno == 0 && *end == '\0' && n >= 1 && n <= 4096 ? (unsigned)n : WEAVE__URING_DEPTH;
+}
+
 /* Make the ring. Returns 0 or -errno. */
 static int ring_make(struct weave__sched *s)
 {
     struct weave__uring *u = calloc(1, sizeof(*u));
     struct io_uring_params p;
+    unsigned depth = ring_depth();
     int r;
 
     if (!u)
         return -ENOMEM;
     memset(&p, 0, sizeof(p));
-    r = io_uring_queue_init_params(WEAVE__URING_DEPTH, &u->ring, &p);
+    r = io_uring_queue_init_params(depth, &u->ring, &p);
     if (r < 0) {
         free(u);
         return r;
@@ -197,7 +213,7 @@ static int ring_make(struct weave__sched *s)
     u->watcher.fn = ring_event;
     if ((r = weave__poller_add(&s->poller, u->efd, &u->watcher, 1)) < 0)
         goto fail_efd;
-    u->depth = WEAVE__URING_DEPTH;
+    u->depth = depth;
     weave__queue_init(&u->room);
     s->uring = u;
     return 0;
