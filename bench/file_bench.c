@@ -3,9 +3,12 @@
  *
  * Regular files cannot be polled, so weave_read first tries
  * preadv2(RWF_NOWAIT), which answers at once from the page cache, and hands
- * what would block, and every weave_write, to the offload pool (a worker
- * thread reads or writes through a dup of the fd and a buffer of its own,
- * at most 1 MiB a call). This bench puts numbers on that, for a temporary
+ * what would block, and every weave_write on filesystems that refuse
+ * RWF_NOWAIT writes (ext4), to the scheduler's io_uring, or where there is
+ * none to the offload pool (a worker thread reads or writes through a dup
+ * of the fd and a buffer of its own, at most 1 MiB a call). The first part
+ * puts numbers on the default path (the ring, where the kernel has it), for
+ * a temporary
  * file (default 64 MiB, in a mkdtemp directory under --dir, default
  * $TMPDIR or /tmp) and block sizes of 4 KiB, 64 KiB and 1 MiB, comparing
  * plain read()/write() with weave_read()/weave_write() on the same file:
@@ -14,9 +17,9 @@
  *           weave's RWF_NOWAIT fast path;
  *   cold    the same after dropping the file's pages (fdatasync, then
  *           posix_fadvise POSIX_FADV_DONTNEED; mincore checks that they
- *           are gone): what RWF_NOWAIT cannot serve goes to the pool;
+ *           are gone): what RWF_NOWAIT cannot serve goes to the ring;
  *   write   buffered writes of a new file of the same size (no fsync in the
- *           timing): weave offloads every call.
+ *           timing): every call goes to the ring.
  *
  * Each cell is the median of --passes passes, plain and weave alternating.
  * Per call: elapsed time / calls. Per-call p50 and p99 of the weave calls
@@ -31,6 +34,24 @@
  *
  * Everything runs inside one weave_run, plain calls included (nothing else
  * runs while they block, except in the ticker part).
+ *
+ * Last, the two paths side by side, each in a weave_run of its own (the
+ * pool forced in the second with WEAVE_NO_IO_URING), on a cell grid:
+ *
+ *   append       100-byte weave_write appends to a log file opened
+ *                O_APPEND, by 1 task and by 100 tasks sharing the fd (as
+ *                a server's tasks share its log), against plain write(2)
+ *                appends of the same size in the same run: over_plain_write
+ *                is weave's time per append over plain write's;
+ *   cold_read    4 KiB weave_read at random page-aligned offsets (each page
+ *                once, POSIX_FADV_RANDOM, after POSIX_FADV_DONTNEED), by
+ *                1, 16 and 64 tasks, each with its own fd;
+ *   cached_read  the same with the file in the page cache: RWF_NOWAIT
+ *                serves these on either path.
+ *
+ * Per cell: wall time per operation, operations per second, and CPU per
+ * operation (getrusage of the whole process, user + system, over the
+ * cell: the pool's workers and the kernel's io_uring workers included).
  */
 #define _GNU_SOURCE
 
@@ -42,6 +63,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <unistd.h>
@@ -68,6 +90,40 @@ struct options {
     uint32_t passes;
     const char *dir;
     bool json;
+    bool paths_only; /* only the io_uring-against-pool grid */
+};
+
+/* ---- the two paths, cell by cell ---------------------------------------- */
+
+enum path { PATH_URING, PATH_POOL, NPATHS };
+enum pop { OP_APPEND, OP_COLD, OP_CACHED, NPOPS };
+
+static const char *const path_names[NPATHS] = {"io_uring", "pool"};
+static const char *const pop_names[NPOPS] = {"append", "cold_read", "cached_read"};
+
+#define APPEND_LEN  100
+#define APPEND_OPS  20000u
+#define READ_LEN    4096
+#define NPATH_CELLS 7
+#define MAX_TASKS   100
+
+/* The grid: op and tasks of each cell, in print order. */
+static const struct {
+    enum pop op;
+    unsigned tasks;
+} path_grid[NPATH_CELLS] = {
+    {OP_APPEND, 1}, {OP_APPEND, 100}, {OP_COLD, 1},    {OP_COLD, 16},
+    {OP_COLD, 64},  {OP_CACHED, 1},   {OP_CACHED, 64},
+};
+
+struct path_cell {
+    uint64_t ops;
+    double us_per_op;     /* wall time / ops */
+    double ops_per_s;     /* ops / wall time */
+    double cpu_us_per_op; /* (user + system) / ops, whole process */
+    double plain_us;      /* appends: plain write(2) of the same size, us per call */
+    double resident_pct;  /* reads: file pages cached before the cell */
+    const char *seen;     /* the path weave_stats reported */
 };
 
 /* One measured transfer (or the median of several). */
@@ -104,6 +160,8 @@ struct bench {
     struct cell cells[NCASES][NBLOCKS][NMODES];
     struct tick_result ticks[NTICKS];
     const char *fs; /* the directory's filesystem, by name */
+    struct path_cell paths[NPATHS][NPATH_CELLS];
+    char log[4200]; /* the append cells' log file */
     int err;
     const char *what;
 };
@@ -335,7 +393,7 @@ static void *ticker_main(void *arg)
     return NULL;
 }
 
-/* An fdatasync for the offload pool. */
+/* An fdatasync's outcome. */
 struct sync_call {
     int fd;
     int rc;  /* fdatasync's result */
@@ -405,8 +463,8 @@ static int ticker_run(struct bench *b, int rfd, bool writing, enum mode m, struc
         struct sync_call sc = {fd, 0, 0};
 
         if (m == WEAVE) {
-            if (weave_offload(fdatasync_call, &sc, NULL) != 0)
-                r = fail(b, "weave_offload");
+            sc.rc = weave_fdatasync(fd);
+            sc.err = errno;
         } else {
             fdatasync_call(&sc);
         }
@@ -423,7 +481,7 @@ static int ticker_run(struct bench *b, int rfd, bool writing, enum mode m, struc
         (void)unlink(b->scratch);
     }
     if (r == 0) {
-        res->what = writing ? (m == WEAVE ? "weave_write x1MiB + fdatasync (offloaded)"
+        res->what = writing ? (m == WEAVE ? "weave_write x1MiB + weave_fdatasync"
                                           : "write() x1MiB + fdatasync(), in a task")
                             : (m == WEAVE ? "weave_read x1MiB, cold cache"
                                           : "read() x1MiB, cold cache, in a task");
@@ -439,6 +497,307 @@ static int ticker_run(struct bench *b, int rfd, bool writing, enum mode m, struc
     }
     free(t.at);
     return r;
+}
+
+/* ---- the two paths -------------------------------------------------------- */
+
+struct path_run {
+    struct bench *b;
+    enum path path;
+    int err; /* first failure's errno in a worker task, or 0 */
+    const char *what;
+};
+
+struct worker {
+    struct path_run *pr;
+    enum pop op;
+    int fd;             /* appends: the shared log fd; reads: -1 (opens its own) */
+    const off_t *offs;  /* reads: this task's offsets */
+    uint64_t n;         /* calls to make */
+    char buf[READ_LEN]; /* reads land here; appends write from here */
+};
+
+static void worker_fail(struct path_run *pr, const char *what)
+{
+    if (!pr->err) {
+        pr->err = errno ? errno : EIO;
+        pr->what = what;
+    }
+}
+
+static void *path_worker(void *arg)
+{
+    struct worker *w = arg;
+    int fd = w->fd;
+
+    if (w->op != OP_APPEND) {
+        fd = open(w->pr->b->data, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            worker_fail(w->pr, "open (data file)");
+            return NULL;
+        }
+        (void)posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM); /* no readahead */
+    }
+    for (uint64_t i = 0; i < w->n && !w->pr->err; i++) {
+        ssize_t n;
+
+        if (w->op == OP_APPEND) {
+            n = weave_write(fd, w->buf, APPEND_LEN);
+            if (n != APPEND_LEN)
+                worker_fail(w->pr, "weave_write (append)");
+            continue;
+        }
+        if (lseek(fd, w->offs[i], SEEK_SET) != w->offs[i]) {
+            worker_fail(w->pr, "lseek");
+            break;
+        }
+        n = weave_read(fd, w->buf, READ_LEN);
+        if (n != READ_LEN) {
+            if (n >= 0)
+                errno = EIO;
+            worker_fail(w->pr, "weave_read");
+        }
+    }
+    if (w->op != OP_APPEND)
+        weave_close(fd);
+    return NULL;
+}
+
+static double cpu_us(void)
+{
+    struct rusage ru;
+
+    if (getrusage(RUSAGE_SELF, &ru) != 0)
+        return 0;
+    return (double)ru.ru_utime.tv_sec * 1e6 + (double)ru.ru_utime.tv_usec +
+           (double)ru.ru_stime.tv_sec * 1e6 + (double)ru.ru_stime.tv_usec;
+}
+
+/* Plain write(2) appends of APPEND_LEN bytes, us per call (on the thread:
+ * nothing else runs meanwhile). */
+static double plain_append_us(struct bench *b)
+{
+    char line[APPEND_LEN];
+    int fd = open(b->log, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+    int64_t t0;
+    double us;
+
+    if (fd < 0)
+        return -1;
+    memset(line, 'p', sizeof(line));
+    t0 = bench_now_ns();
+    for (unsigned i = 0; i < APPEND_OPS; i++)
+        if (write(fd, line, sizeof(line)) != (ssize_t)sizeof(line)) {
+            close(fd);
+            return -1;
+        }
+    us = (double)(bench_now_ns() - t0) / 1e3 / APPEND_OPS;
+    close(fd);
+    return us;
+}
+
+/* One cell: spawn the tasks, time them, fill *c. */
+static int path_cell_run(struct path_run *pr, enum pop op, unsigned tasks, struct path_cell *c)
+{
+    struct bench *b = pr->b;
+    static struct worker workers[MAX_TASKS];
+    weave_task *t[MAX_TASKS];
+    uint64_t pages = b->size / READ_LEN, total;
+    off_t *offs = NULL;
+    int log = -1, rfd = -1;
+    int64_t t0, t1;
+    double cpu0;
+    weave_stats st;
+
+    memset(c, 0, sizeof(*c));
+    if (op == OP_APPEND) {
+        total = APPEND_OPS;
+        c->plain_us = plain_append_us(b);
+        log = open(b->log, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+        if (c->plain_us < 0 || log < 0)
+            return fail(b, "open (log file)");
+    } else {
+        /* Each page at most once per cell: a page read before is cached. */
+        total = op == OP_CACHED ? 50000 : (uint64_t)(tasks == 1 ? 1000 : tasks == 16 ? 4000 : 8000);
+        if (total > pages && op == OP_COLD)
+            total = pages;
+        offs = malloc(total * sizeof(*offs));
+        rfd = open(b->data, O_RDONLY | O_CLOEXEC);
+        if (!offs || rfd < 0) {
+            free(offs);
+            if (rfd >= 0)
+                close(rfd);
+            return fail(b, "setting up the reads");
+        }
+        {
+            /* A random permutation's first `total` pages (cached: any). */
+            uint64_t *perm = malloc(pages * sizeof(*perm)), x = 0x2545f4914f6cdd1du + tasks;
+
+            if (!perm) {
+                free(offs);
+                close(rfd);
+                errno = ENOMEM;
+                return fail(b, "malloc");
+            }
+            for (uint64_t i = 0; i < pages; i++)
+                perm[i] = i;
+            for (uint64_t i = pages - 1; i > 0; i--) {
+                uint64_t j, tmp;
+
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                j = x % (i + 1);
+                tmp = perm[i];
+                perm[i] = perm[j];
+                perm[j] = tmp;
+            }
+            for (uint64_t i = 0; i < total; i++)
+                offs[i] = (off_t)(perm[i % pages] * READ_LEN);
+            free(perm);
+        }
+        if (op == OP_COLD) {
+            if (drop_cache(rfd) != 0) {
+                free(offs);
+                close(rfd);
+                return fail(b, "dropping the page cache");
+            }
+        } else {
+            struct cell warm;
+
+            if (transfer(b, rfd, CACHED, PLAIN, MIB, &warm) != 0) {
+                free(offs);
+                close(rfd);
+                return -1;
+            }
+        }
+        c->resident_pct = resident_pct(rfd, b->size);
+    }
+    for (unsigned i = 0; i < tasks; i++) {
+        workers[i] = (struct worker){.pr = pr,
+                                     .op = op,
+                                     .fd = log,
+                                     .offs = offs ? offs + (total / tasks) * i : NULL,
+                                     .n = total / tasks};
+        memset(workers[i].buf, 'w', sizeof(workers[i].buf));
+    }
+    total = (total / tasks) * tasks;
+    cpu0 = cpu_us();
+    t0 = bench_now_ns();
+    for (unsigned i = 0; i < tasks; i++)
+        if (!(t[i] = weave_spawn(path_worker, &workers[i]))) {
+            worker_fail(pr, "weave_spawn");
+            tasks = i;
+            break;
+        }
+    for (unsigned i = 0; i < tasks; i++)
+        (void)weave_join(t[i], NULL);
+    t1 = bench_now_ns();
+    c->cpu_us_per_op = (cpu_us() - cpu0) / (double)total;
+    c->ops = total;
+    c->us_per_op = (double)(t1 - t0) / 1e3 / (double)total;
+    c->ops_per_s = (double)total / ((double)(t1 - t0) / 1e9);
+    c->seen = "undecided";
+    if (weave_get_stats(&st) == 0 && st.file_io_path != WEAVE_FILE_IO_UNDECIDED)
+        c->seen = st.file_io_path == WEAVE_FILE_IO_URING ? "io_uring" : "pool";
+    free(offs);
+    if (rfd >= 0)
+        close(rfd);
+    if (log >= 0)
+        weave_close(log);
+    if (pr->err) {
+        errno = pr->err;
+        return fail(b, pr->what);
+    }
+    return 0;
+}
+
+static void *paths_main(void *arg)
+{
+    struct path_run *pr = arg;
+
+    for (int i = 0; i < NPATH_CELLS; i++)
+        if (path_cell_run(pr, path_grid[i].op, path_grid[i].tasks, &pr->b->paths[pr->path][i]) != 0)
+            break;
+    return NULL;
+}
+
+/* Both paths, each in a scheduler of its own. */
+static int measure_paths(struct bench *b)
+{
+    for (int p = 0; p < NPATHS && !b->err; p++) {
+        weave_run_opts o;
+        struct path_run pr = {b, (enum path)p, 0, NULL};
+
+        memset(&o, 0, sizeof(o));
+        o.flags = p == PATH_POOL ? WEAVE_NO_IO_URING : 0;
+        if (weave_run_with(&o, paths_main, &pr, NULL) != 0)
+            return fail(b, "weave_run_with");
+    }
+    (void)unlink(b->log);
+    return b->err ? -1 : 0;
+}
+
+static void print_paths(const struct bench *b)
+{
+    printf("\npaths: io_uring against the offload pool (forced with WEAVE_NO_IO_URING), each in a "
+           "weave_run of its own\n"
+           "       append      = %d-byte weave_write to one O_APPEND log fd shared by the tasks, "
+           "%u in all;\n"
+           "                     plain = write(2) of the same size in the same run\n"
+           "       cold_read   = %d KiB weave_read at random offsets, each page once, after "
+           "POSIX_FADV_DONTNEED (own fd per task)\n"
+           "       cached_read = the same, file in the page cache (RWF_NOWAIT on both paths)\n"
+           "       us/op = wall / ops; CPU us/op = getrusage user+sys of the process / ops "
+           "(workers included)\n\n",
+           APPEND_LEN, APPEND_OPS, READ_LEN / 1024);
+    printf("%-9s %-12s %5s %7s %9s %10s %9s %9s %9s %9s\n", "path", "op", "tasks", "ops", "us/op",
+           "ops/s", "CPU us/op", "plain", "over", "resident");
+    printf("%-9s %-12s %5s %7s %9s %10s %9s %9s %9s %9s\n", "", "", "", "", "", "", "", "us/write",
+           "plain", "(%)");
+    for (int p = 0; p < NPATHS; p++)
+        for (int i = 0; i < NPATH_CELLS; i++) {
+            const struct path_cell *c = &b->paths[p][i];
+            char plain[16] = "-", over[16] = "-", res[16] = "-";
+
+            if (path_grid[i].op == OP_APPEND) {
+                (void)snprintf(plain, sizeof(plain), "%.2f", c->plain_us);
+                (void)snprintf(over, sizeof(over), "%.2f", c->us_per_op / c->plain_us);
+            } else {
+                (void)snprintf(res, sizeof(res), "%.1f", c->resident_pct);
+            }
+            printf("%-9s %-12s %5u %7llu %9.2f %10.0f %9.2f %9s %9s %9s%s\n", path_names[p],
+                   pop_names[path_grid[i].op], path_grid[i].tasks, (unsigned long long)c->ops,
+                   c->us_per_op, c->ops_per_s, c->cpu_us_per_op, plain, over, res,
+                   strcmp(c->seen, path_names[p]) != 0 ? "  (ran on the pool: no ring)" : "");
+        }
+    printf("\nio_uring over pool (throughput):");
+    for (int i = 0; i < NPATH_CELLS; i++)
+        printf("  %s/%u %.2fx", pop_names[path_grid[i].op], path_grid[i].tasks,
+               b->paths[PATH_URING][i].ops_per_s / b->paths[PATH_POOL][i].ops_per_s);
+    printf("\n");
+}
+
+static void print_paths_json(const struct bench *b)
+{
+    for (int p = 0; p < NPATHS; p++)
+        for (int i = 0; i < NPATH_CELLS; i++) {
+            const struct path_cell *c = &b->paths[p][i];
+
+            printf("{\"bench\":\"file_bench\",\"path\":\"%s\",\"op\":\"%s\",\"tasks\":%u,"
+                   "\"ops\":%llu,\"us_per_op\":%.3f,\"ops_per_s\":%.1f,\"cpu_us_per_op\":%.3f,"
+                   "\"path_seen\":\"%s\"",
+                   path_names[p], pop_names[path_grid[i].op], path_grid[i].tasks,
+                   (unsigned long long)c->ops, c->us_per_op, c->ops_per_s, c->cpu_us_per_op,
+                   c->seen);
+            if (path_grid[i].op == OP_APPEND)
+                printf(",\"bytes\":%d,\"plain_write_us\":%.3f,\"over_plain_write\":%.3f",
+                       APPEND_LEN, c->plain_us, c->us_per_op / c->plain_us);
+            else
+                printf(",\"bytes\":%d,\"resident_pct\":%.1f,\"over_pool\":%.3f", READ_LEN,
+                       c->resident_pct, c->ops_per_s / b->paths[PATH_POOL][i].ops_per_s);
+            printf("}\n");
+        }
 }
 
 /* ---- setup and the main task -------------------------------------------- */
@@ -487,6 +846,10 @@ static void *bench_main(void *arg)
         fail(b, "open (data file)");
         return NULL;
     }
+    if (b->o->paths_only) {
+        weave_close(rfd);
+        return NULL;
+    }
     if (measure_all(b, rfd) == 0)
         for (int i = 0; i < NTICKS; i++)
             if (ticker_run(b, rfd, tick_write[i], tick_mode[i], &b->ticks[i]) != 0)
@@ -509,18 +872,27 @@ static void print_table(const struct bench *b)
 {
     const struct options *o = b->o;
 
-    printf("file_bench: regular-file I/O, plain read()/write() vs weave_read()/weave_write()\n");
+    if (o->paths_only) {
+        printf("file_bench: regular-file I/O through weave, file=%llu MiB in %s (%s)\n",
+               (unsigned long long)o->size_mib, b->dir, b->fs);
+        print_paths(b);
+        return;
+    }
+
+    printf("file_bench: regular-file I/O, plain read()/write() vs weave_read()/weave_write() "
+           "(weave's path: %s)\n",
+           b->paths[PATH_URING][0].seen ? b->paths[PATH_URING][0].seen : "?");
     printf("parameters: file=%llu MiB in %s (%s), blocks 4 KiB / 64 KiB / 1 MiB, passes=%u "
            "(median, plain and weave alternating), offload threads=4 (default)\n",
            (unsigned long long)o->size_mib, b->dir, b->fs, o->passes);
     printf("cases: cached = sequential reads, file in the page cache (weave: "
            "preadv2(RWF_NOWAIT) fast path)\n"
-           "       cold   = the same after fdatasync + POSIX_FADV_DONTNEED (weave: the pool "
-           "for what RWF_NOWAIT cannot serve);\n"
+           "       cold   = the same after fdatasync + POSIX_FADV_DONTNEED (weave: io_uring, "
+           "else the pool, for what RWF_NOWAIT cannot serve);\n"
            "                'resident' = the file's pages still cached before a pass (mincore, "
            "max over passes)\n"
            "       write  = buffered writes of a new file, no fsync timed (weave: every call "
-           "offloaded)\n"
+           "through io_uring, else the pool)\n"
            "us/call = elapsed / calls; MB/s = 10^6 bytes per second; p50/p99 = per-call "
            "latency of the weave calls\n\n");
     printf("%-7s %-7s %7s %9s %9s %7s %9s %9s %9s %9s %9s\n", "case", "block", "calls", "plain",
@@ -558,10 +930,14 @@ static void print_table(const struct bench *b)
                t->mb_per_s, (unsigned long long)t->ticks, t->transfer_ms * 1000.0 / TICK_US,
                t->max_gap_ms, t->p99_gap_ms);
     }
+    print_paths(b);
 }
 
 static void print_json(const struct bench *b)
 {
+    print_paths_json(b);
+    if (b->o->paths_only)
+        return;
     for (int k = 0; k < NCASES; k++)
         for (int bi = 0; bi < NBLOCKS; bi++)
             for (int m = 0; m < NMODES; m++) {
@@ -589,15 +965,17 @@ static void print_json(const struct bench *b)
 
 static void usage(FILE *f)
 {
-    (void)fprintf(f,
-                  "usage: file_bench [--size-mib N] [--passes P] [--dir D] [--json]\n"
-                  "  --size-mib N  size of the temporary file (1..%u, default 64)\n"
-                  "  --passes P    passes per cell, median reported (1..%u, default 3)\n"
-                  "  --dir D       where to make the temporary directory (default $TMPDIR or "
-                  "/tmp;\n"
-                  "                a disk, not tmpfs, for the cold case to mean anything)\n"
-                  "  --json        one JSON object per line instead of the tables\n",
-                  MAX_SIZE_MIB, MAX_PASSES);
+    (void)fprintf(
+        f,
+        "usage: file_bench [--size-mib N] [--passes P] [--dir D] [--json] [--paths-only]\n"
+        "  --size-mib N  size of the temporary file (1..%u, default 64)\n"
+        "  --passes P    passes per cell, median reported (1..%u, default 3)\n"
+        "  --dir D       where to make the temporary directory (default $TMPDIR or "
+        "/tmp;\n"
+        "                a disk, not tmpfs, for the cold case to mean anything)\n"
+        "  --json        one JSON object per line instead of the tables\n"
+        "  --paths-only  only the io_uring-against-pool grid\n",
+        MAX_SIZE_MIB, MAX_PASSES);
 }
 
 static void parse_args(int argc, char **argv, struct options *o)
@@ -605,6 +983,7 @@ static void parse_args(int argc, char **argv, struct options *o)
     const char *tmp = getenv("TMPDIR");
     const struct bench_opt opts[] = {
         {.name = "--json", .flag = &o->json},
+        {.name = "--paths-only", .flag = &o->paths_only},
         {.name = "--size-mib",
          .u64 = &o->size_mib,
          .min = 1,
@@ -622,6 +1001,7 @@ static void parse_args(int argc, char **argv, struct options *o)
     o->passes = 3;
     o->dir = tmp && *tmp ? tmp : "/tmp";
     o->json = false;
+    o->paths_only = false;
     bench_parse_args(argc, argv, "file_bench", usage, opts, sizeof(opts) / sizeof(opts[0]),
                      "bad argument list");
 }
@@ -662,10 +1042,13 @@ int main(int argc, char **argv)
     }
     (void)snprintf(b->data, sizeof(b->data), "%s/data", b->dir);
     (void)snprintf(b->scratch, sizeof(b->scratch), "%s/scratch", b->dir);
+    (void)snprintf(b->log, sizeof(b->log), "%s/log", b->dir);
     b->fs = fs_name(b->dir);
 
     if (make_data_file(b) == 0 && weave_run(bench_main, b, NULL) != 0)
         fail(b, "weave_run");
+    if (!b->err)
+        (void)measure_paths(b);
     if (b->err) {
         (void)fprintf(stderr, "file_bench: %s: %s\n", b->what, strerror(b->err));
         status = 1;
@@ -678,6 +1061,7 @@ int main(int argc, char **argv)
             status = 1;
     }
     (void)unlink(b->scratch);
+    (void)unlink(b->log);
     (void)unlink(b->data);
     (void)rmdir(b->dir);
     free(b->lat);

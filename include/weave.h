@@ -208,7 +208,13 @@ enum {
      * While a task waits on an fd or a worker, the clock follows real time.
      * Time spent running tasks is not counted. weave_now and every timeout
      * and deadline of the scheduler read this clock. */
-    WEAVE_VIRTUAL_CLOCK = 1u << 2
+    WEAVE_VIRTUAL_CLOCK = 1u << 2,
+    /* Regular-file I/O never uses io_uring: it goes to the offload pool,
+     * as it does in a build without liburing or where the kernel refuses
+     * io_uring. The environment variable WEAVE_NO_IO_URING (set, and not
+     * "" or "0") does the same for every scheduler of the process. See
+     * "Regular files" under weave_read. */
+    WEAVE_NO_IO_URING = 1u << 3
 };
 
 /* Options of weave_run_with. A zeroed struct means the defaults, and so
@@ -563,13 +569,33 @@ WEAVE_API int weave_close(int fd);
  *     to O_NONBLOCK on first use (the flag is on the open file description,
  *     so other processes sharing it see it too, until weave gives it back:
  *     see weave_fd_forget).
- *   - Regular files and block devices cannot be polled. A read is first
- *     tried with preadv2(RWF_NOWAIT), which succeeds at once for data in the
- *     page cache; otherwise, and for every write, the call runs on the
- *     offload pool (on a dup of the fd, through a buffer of weave's, at most
- *     1 MiB a call), so a slow disk never stalls the other tasks. A
- *     cancelled task returns at once; a read or write already handed to a
- *     worker may still complete (and move the file offset).
+ *   - Regular files and block devices cannot be polled. A read (or write)
+ *     is first tried with preadv2(RWF_NOWAIT), which succeeds at once for
+ *     data in the page cache; what would block goes, so that a slow disk
+ *     never stalls the other tasks, to one of two places:
+ *       - the scheduler's io_uring (Linux 5.6+, liburing at build time),
+ *         made by the first call that needs it: the kernel moves the bytes
+ *         straight from or into the task's buffer at the fd's current
+ *         position, with no copy, dup or thread of weave's. A task whose
+ *         call is cancelled (or whose deadline passes, or whose fd is
+ *         weave_close'd) asks the ring to cancel it and waits, shielded,
+ *         until the kernel has let go of the buffer: the call then returns
+ *         its own result if it completed first (the bytes moved, and so did
+ *         the offset), else -1 with ECANCELED (ETIMEDOUT, EBADF). Up to 256
+ *         calls are in the ring at once; later ones wait their turn in
+ *         FIFO order. Two calls of different tasks on one fd at its
+ *         current position, a read and a write at the same moment, may
+ *         each start from the position as it was before the other moved
+ *         it (the kernel does not lock the position for io_uring).
+ *       - the offload pool, where the ring cannot be had: built without
+ *         liburing, a kernel without io_uring or with io_uring_disabled,
+ *         the WEAVE_NO_IO_URING run flag or environment variable, a run
+ *         under valgrind (which knows too little of io_uring to check it),
+ *         or, for one call, a failed submission. The call runs on a dup of
+ *         the fd, through a buffer of weave's, at most 1 MiB a call. A
+ *         cancelled task returns at once; a read or write already handed
+ *         to a worker may still complete (and move the file offset).
+ *     weave_stats.file_io_path says which one a scheduler uses.
  *
  * While weave_run runs, SIGPIPE is blocked on its thread: writing to a pipe
  * or socket whose reader has gone fails with EPIPE instead of killing the
@@ -605,6 +631,17 @@ WEAVE_API ssize_t weave_read(int fd, void *buf, size_t count);
 WEAVE_API ssize_t weave_write(int fd, const void *buf, size_t count);
 WEAVE_API ssize_t weave_readv(int fd, const struct iovec *iov, int iovcnt);
 WEAVE_API ssize_t weave_writev(int fd, const struct iovec *iov, int iovcnt);
+/* fsync(2) and fdatasync(2), without blocking the scheduler: on a regular
+ * file or block device through the scheduler's io_uring, or the offload
+ * pool (see above), after the writes of other tasks that hold the fd's
+ * output side; on any other fd, the plain call. Blocking calls like
+ * weave_write (cancellation points, deadline scopes); a cancelled fsync
+ * on the ring waits until the kernel has ended it, then returns 0 if it
+ * completed, else ECANCELED. Errors: fsync's own (EIO, EINVAL for an fd
+ * that cannot be synced, ...), and EPERM, ECANCELED, ETIMEDOUT, EBADF,
+ * ENOMEM as weave_write. */
+WEAVE_API int weave_fsync(int fd);
+WEAVE_API int weave_fdatasync(int fd);
 WEAVE_API ssize_t weave_recv(int fd, void *buf, size_t len, int flags);
 WEAVE_API ssize_t weave_send(int fd, const void *buf, size_t len, int flags);
 WEAVE_API ssize_t weave_recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *src,
@@ -1650,23 +1687,39 @@ typedef enum weave_guard_mode {
     WEAVE_GUARD_MPROTECT = 2 /* PROT_NONE pages: two mappings per stack */
 } weave_guard_mode;
 
+/* Which way regular-file reads and writes go (weave_stats.file_io_path);
+ * see "Regular files" under weave_read. */
+typedef enum weave_file_io_path {
+    WEAVE_FILE_IO_UNDECIDED = 0, /* no call has needed to choose yet: the
+                                    ring is made by the first regular-file
+                                    call that cannot be served at once */
+    WEAVE_FILE_IO_POOL = 1,      /* the offload pool (forced, no liburing,
+                                    the kernel refused io_uring, valgrind) */
+    WEAVE_FILE_IO_URING = 2      /* the scheduler's io_uring */
+} weave_file_io_path;
+
 /* A snapshot of the calling thread's scheduler, for tests and monitoring. */
 typedef struct weave_stats {
-    uint64_t tasks_live;         /* tasks not yet ended (main included) */
-    uint64_t tasks_zombie;       /* ended, waiting to be joined */
-    uint64_t tasks_spawned;      /* total since weave_run began */
-    uint64_t timers_pending;     /* sleeping or timed waits */
-    uint64_t fd_waiters;         /* tasks parked on fds */
-    uint64_t offload_waiters;    /* tasks waiting for weave_offload */
-    uint64_t offload_threads;    /* worker threads started */
-    uint64_t fds_registered;     /* fds weave keeps an epoll registration of */
-    uint64_t stacks_in_use;      /* stacks held by tasks not released yet: live
+    uint64_t tasks_live;             /* tasks not yet ended (main included) */
+    uint64_t tasks_zombie;           /* ended, waiting to be joined */
+    uint64_t tasks_spawned;          /* total since weave_run began */
+    uint64_t timers_pending;         /* sleeping or timed waits */
+    uint64_t fd_waiters;             /* tasks parked on fds */
+    uint64_t offload_waiters;        /* tasks waiting for weave_offload */
+    uint64_t offload_threads;        /* worker threads started */
+    uint64_t fds_registered;         /* fds weave keeps an epoll registration of */
+    uint64_t stacks_in_use;          /* stacks held by tasks not released yet: live
                                     ones and zombies (a task's record lives on
                                     its stack until it is joined) */
-    uint64_t stacks_cached;      /* free stacks kept mapped for reuse */
-    uint64_t stack_bytes_mapped; /* virtual bytes of all stack slabs */
-    weave_guard_mode guard_mode; /* how stacks are guarded */
-    uint64_t reserved[8];        /* zero: room for figures to come */
+    uint64_t stacks_cached;          /* free stacks kept mapped for reuse */
+    uint64_t stack_bytes_mapped;     /* virtual bytes of all stack slabs */
+    weave_guard_mode guard_mode;     /* how stacks are guarded */
+    weave_file_io_path file_io_path; /* where regular-file I/O goes */
+    uint64_t file_ring_ops;          /* regular-file calls submitted to io_uring */
+    uint64_t file_ring_waiters;      /* tasks waiting for one of them (or for a
+                                    free entry of the ring) */
+    uint64_t file_ring_full;         /* times a call waited for a free entry */
+    uint64_t reserved[5];            /* zero: room for figures to come */
 } weave_stats;
 
 /* Fill *st for the calling thread's scheduler. EPERM outside one, EINVAL if
@@ -1689,7 +1742,10 @@ typedef enum weave_wait_kind {
     WEAVE_WAIT_OFFLOAD,  /* a worker thread (weave_offload) */
     WEAVE_WAIT_SIGNAL,   /* a signal */
     WEAVE_WAIT_CALL,     /* another scheduler's task (weave_call) */
-    WEAVE_WAIT_PROC      /* a child process's end (weave_proc_wait) */
+    WEAVE_WAIT_PROC,     /* a child process's end (weave_proc_wait) */
+    WEAVE_WAIT_IO_URING  /* a regular-file call in the scheduler's io_uring
+                            (weave_task_info.wait_op names it), or a free
+                            entry of the ring */
 } weave_wait_kind;
 
 /* A task's state (weave_task_info.state). */
@@ -1730,7 +1786,11 @@ typedef struct weave_task_info {
                                    stack counts what earlier tasks touched,
                                    until weave hands its pages back) */
     unsigned flags;          /* WEAVE_TASK_MAIN | ... */
-    uint64_t reserved[4];    /* zero: room for fields to come */
+    const char *wait_op;     /* for WEAVE_WAIT_IO_URING: the operation,
+                                "read", "write", "fsync", "fdatasync", or
+                                "ring-full" while it waits for an entry;
+                                else NULL. A static string. */
+    uint64_t reserved[3];    /* zero: room for fields to come */
 } weave_task_info;
 
 /*

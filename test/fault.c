@@ -79,6 +79,8 @@ static const char *const names[FAULT_NCALLS] = {
     [FAULT_POLL] = "poll",
     [FAULT_SOCKET] = "socket",
     [FAULT_ACCEPT4] = "accept4",
+    [FAULT_IO_URING_INIT] = "io_uring_queue_init_params",
+    [FAULT_IO_URING_SUBMIT] = "io_uring_submit",
 };
 
 void fault_set(enum fault_call call, unsigned long k, int err, bool every_from)
@@ -404,3 +406,31 @@ int __wrap_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
     FAIL_OR_PASS(FAULT_ACCEPT4, -1);
     return __real_accept4(fd, addr, len, flags);
 }
+
+#ifdef WEAVE_FAULT_IO_URING
+/* liburing's calls return -errno rather than setting errno. Declared here
+ * so that this file needs no liburing header. */
+struct io_uring;
+struct io_uring_params;
+int __real_io_uring_queue_init_params(unsigned entries, struct io_uring *ring,
+                                      struct io_uring_params *p);
+int __real_io_uring_submit(struct io_uring *ring);
+int __wrap_io_uring_queue_init_params(unsigned entries, struct io_uring *ring,
+                                      struct io_uring_params *p);
+int __wrap_io_uring_submit(struct io_uring *ring);
+
+int __wrap_io_uring_queue_init_params(unsigned entries, struct io_uring *ring,
+                                      struct io_uring_params *p)
+{
+    int err = hit(FAULT_IO_URING_INIT);
+
+    return err ? -err : __real_io_uring_queue_init_params(entries, ring, p);
+}
+
+int __wrap_io_uring_submit(struct io_uring *ring)
+{
+    int err = hit(FAULT_IO_URING_SUBMIT);
+
+    return err ? -err : __real_io_uring_submit(ring);
+}
+#endif

@@ -62,6 +62,10 @@ enum fault_call {
     FAULT_POLL,
     FAULT_SOCKET,
     FAULT_ACCEPT4,
+    FAULT_IO_URING_INIT,   /* io_uring_queue_init_params: the ring's set-up */
+    FAULT_IO_URING_SUBMIT, /* io_uring_submit; both wrapped only in a build
+                              with liburing (WEAVE_FAULT_IO_URING), and
+                              failed with -err as liburing does */
     FAULT_NCALLS
 };
 

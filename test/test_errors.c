@@ -112,7 +112,7 @@ WT_TEST(get_stats_null_in_task_einval)
 
 START_TEST(run_bad_arguments_einval)
 {
-    static const unsigned bad_flags[] = {1u << 3, 1u << 4, 1u << 31, ~0u,
+    static const unsigned bad_flags[] = {1u << 4, 1u << 5, 1u << 31, ~0u,
                                          WEAVE_NO_OVERFLOW_HANDLER | (1u << 5)};
     static const size_t bad_stack[] = {1, WEAVE_STACK_MIN - 1, WEAVE_STACK_MAX + 1, SIZE_MAX};
     weave_run_opts o;

@@ -1240,13 +1240,19 @@ WT_TEST(regular_file_not_in_page_cache)
         cached = first_page_cached(fd);
         k = weave_read(fd, back, n);
         ck_assert_int_gt(k, 0);
-        if (cached || wt_stats().offload_threads >= 1 || tries == 4)
+        if (cached || wt_stats().offload_threads >= 1 || wt_stats().file_ring_ops >= 1 ||
+            tries == 4)
             break;
         ck_assert_int_eq(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
         ck_assert_int_eq((int)lseek(fd, 0, SEEK_SET), 0);
     }
-    if (!cached) {
+    if (!cached && wt_stats().file_io_path == WEAVE_FILE_IO_URING) {
+        /* Not in the page cache: read through the ring, into our buffer. */
+        ck_assert_uint_ge(wt_stats().file_ring_ops, 1);
+        ck_assert_uint_eq(wt_stats().offload_threads, 0);
+    } else if (!cached) {
         /* Not in the page cache: read on the pool, at most one chunk. */
+        ck_assert_uint_eq(wt_stats().file_io_path, WEAVE_FILE_IO_POOL);
         ck_assert_uint_ge(wt_stats().offload_threads, 1);
         ck_assert_uint_le((size_t)k, FILE_CHUNK);
     }
@@ -1268,7 +1274,8 @@ WT_TEST(regular_file_not_in_page_cache)
 }
 
 /* A file call cancelled while it waits for the (busy) pool: the task returns
- * at once and the call never runs. */
+ * at once and the call never runs. The pool is forced (WEAVE_NO_IO_URING):
+ * test_uring.c cancels calls in the ring. */
 static void *m_file_cancel(void *arg)
 {
     unsigned char *data = pattern(8192), buf[64];
@@ -1342,6 +1349,7 @@ START_TEST(regular_file_cancel_while_pool_busy)
 
     memset(&o, 0, sizeof(o));
     o.offload_threads = 1;
+    o.flags = WEAVE_NO_IO_URING;
     ck_assert_int_eq(weave_run_with(&o, m_file_cancel, NULL, &res), 0);
     /* The write at least took the cancelled path here (see above). */
     ck_assert_int_ge(wt_int(res), 1);

@@ -48,6 +48,7 @@ void wt_assert_idle_offload(void)
 {
     WT_ASSERT_IDLE();
     ck_assert_uint_eq(wt_stats().offload_waiters, 0);
+    ck_assert_uint_eq(wt_stats().file_ring_waiters, 0);
 }
 
 void *wt_ticker_task(void *ticker)

@@ -4,6 +4,7 @@
 # clang-format, clang-tidy, gdb, python3 (the layers test, and a TLS peer),
 # libuv (a test runs weave inside its loop), OpenSSL 3 (libssl-dev: TLS;
 # the openssl command and curl: the TLS suite's certificates and peers),
+# liburing (liburing-dev: regular-file I/O through io_uring),
 # and the aarch64
 # cross toolchain with qemu-user and Check's arm64 package (the aarch64
 # run). Does nothing when everything is there; else runs apt-get, as root
@@ -11,7 +12,7 @@
 set -eu
 
 pkgs="build-essential cmake pkg-config check valgrind clang-format clang-tidy gdb python3 libuv1-dev
-      libssl-dev openssl curl
+      libssl-dev openssl curl liburing-dev
       gcc-aarch64-linux-gnu qemu-user-static check:arm64"
 
 missing=""

@@ -53,6 +53,9 @@ _WAIT_KINDS = [
     "event",
     "offload",
     "signal",
+    "call",
+    "process",
+    "io_uring",
 ]
 
 # Without a wait kind in struct weave__wait, what a parked task waits on is

@@ -158,6 +158,7 @@ typedef void weave__sched_hook(struct weave__sched *s);
 
 struct weave__fdtab;
 struct weave__offload;
+struct weave__uring;
 struct weave__signals;
 struct weave__procs;
 struct weave__watchdog;
@@ -191,6 +192,10 @@ struct weave__sched {
     struct weave__stack_pool stacks;
     struct weave__fdtab *fds;                         /* fd.c's table */
     struct weave__offload *offload;                   /* offload.c's pool */
+    struct weave__uring *uring;                       /* uring.c: the io_uring of regular
+                                         files, made on first use; NULL before */
+    uint8_t file_io_path;                             /* enum weave_file_io_path: where
+                                         regular-file I/O goes (uring.c) */
     const char *resolve_error;                        /* net.c: gai_strerror of the last failed
                                          name resolution, NULL if none */
     const char *tls_error;                            /* tls.c: why the last TLS call failed,

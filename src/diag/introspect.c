@@ -13,6 +13,7 @@
 #include "diag/introspect.h"
 #include "diag/watchdog.h"
 #include "io/signal.h"
+#include "io/uring.h"
 
 #include <signal.h>
 #include <stdarg.h>
@@ -68,6 +69,8 @@ static void task_info(const struct weave__sched *s, struct weave__task *t, int64
         out->wait_fd = w->fd;
         if (w->kind == WEAVE_WAIT_JOIN)
             out->wait_task = ((const struct weave__task *)w->object)->id;
+        if (w->kind == WEAVE_WAIT_IO_URING)
+            out->wait_op = weave__uring_op_name(w->object);
         out->parked_us = now > w->since ? (now - w->since) / 1000 : 0;
         if (at != WEAVE__NO_DEADLINE)
             out->timeout_us = at > now ? (at - now) / 1000 : 0;
@@ -203,7 +206,7 @@ static const char *wait_name(weave_wait_kind k)
         [WEAVE_WAIT_COND] = "cond",     [WEAVE_WAIT_SEM] = "sem",
         [WEAVE_WAIT_EVENT] = "event",   [WEAVE_WAIT_OFFLOAD] = "offload",
         [WEAVE_WAIT_SIGNAL] = "signal", [WEAVE_WAIT_CALL] = "call",
-        [WEAVE_WAIT_PROC] = "process",
+        [WEAVE_WAIT_PROC] = "process",  [WEAVE_WAIT_IO_URING] = "io_uring",
     };
 
     return (unsigned)k < sizeof(names) / sizeof(names[0]) ? names[k] : "?";
@@ -216,6 +219,8 @@ static const char *waits_on(char *out, size_t cap, const weave_task_info *i)
         (void)snprintf(out, cap, "join task %llu", (unsigned long long)i->wait_task);
     else if (i->wait == WEAVE_WAIT_FD)
         (void)snprintf(out, cap, "fd %d", i->wait_fd);
+    else if (i->wait == WEAVE_WAIT_IO_URING && i->wait_op)
+        (void)snprintf(out, cap, "io_uring %s", i->wait_op);
     else if (i->wait == WEAVE_WAIT_PROC && i->wait_object)
         (void)snprintf(out, cap, "process %ld", (long)weave_proc_pid(i->wait_object));
     else if (i->wait_object && i->wait != WEAVE_WAIT_OFFLOAD && i->wait != WEAVE_WAIT_SELECT)

@@ -1,17 +1,21 @@
 /*
- * file.c - reads and writes of regular files and block devices, which
- * cannot be polled.
+ * file.c - reads, writes and syncs of regular files and block devices,
+ * which cannot be polled.
  *
- * A read first tries preadv2(RWF_NOWAIT), which answers at once from the
- * page cache. What would block, and every write (buffered writes refuse
- * RWF_NOWAIT on most filesystems), runs on the offload pool. The worker uses
- * a dup of the fd and a buffer of its own, at most FILE_CHUNK bytes, so a
- * task that is cancelled may return at once: the worker never touches the
+ * A read or write first tries preadv2/pwritev2(RWF_NOWAIT), which answers
+ * at once from the page cache (buffered writes refuse RWF_NOWAIT on most
+ * filesystems, ext4 included: then the fd is not asked again). What would
+ * block goes to the scheduler's io_uring (uring.c), which moves the bytes
+ * straight from the task's buffer; where there is no ring (see uring.c),
+ * or a submission fails, to the offload pool. The pool's worker uses a dup
+ * of the fd and a buffer of its own, at most FILE_CHUNK bytes, so a task
+ * that is cancelled may return at once: the worker never touches the
  * caller's buffer or an fd number the caller may have closed.
  */
 #include "base/common.h"
 #include "io/file.h"
 #include "io/offload.h"
+#include "io/uring.h"
 
 #include <fcntl.h>
 #include <stdlib.h>
@@ -150,5 +154,66 @@ ssize_t weave__file_io(struct weave__sched *s, int fd, struct weave__fd *st,
         else if (errno != EINTR)
             return -errno;
     }
+    if (weave__uring_on(s)) {
+        ssize_t n = weave__uring_call(s, wr ? WEAVE__URING_WRITE : WEAVE__URING_READ, fd, iov,
+                                      iovcnt, &st->ready[wr]);
+        if (n != WEAVE__URING_FALLBACK)
+            return n;
+    }
     return file_offload(s, fd, st, iov, iovcnt, is_write);
+}
+
+/* An fsync or fdatasync run on a worker, on a dup of the fd. */
+struct sync_call {
+    int fd;        /* the dup; closed by the worker */
+    bool datasync; /* fdatasync, else fsync */
+    int err;       /* 0, or the errno */
+};
+
+static void *sync_run(void *p)
+{
+    struct sync_call *c = p;
+
+    c->err = (c->datasync ? fdatasync(c->fd) : fsync(c->fd)) == 0 ? 0 : errno;
+    close(c->fd);
+    c->fd = -1;
+    return NULL;
+}
+
+static void sync_discard(void *result, void *p)
+{
+    struct sync_call *c = p;
+
+    (void)result;
+    if (c->fd >= 0)
+        close(c->fd); /* it never ran */
+    free(c);
+}
+
+int weave__file_sync(struct weave__sched *s, int fd, struct weave__fd *st, bool datasync)
+{
+    struct sync_call *c;
+    int r;
+
+    if (weave__uring_on(s)) {
+        ssize_t n = weave__uring_call(s, datasync ? WEAVE__URING_FDATASYNC : WEAVE__URING_FSYNC, fd,
+                                      NULL, 0, &st->ready[1]);
+        if (n != WEAVE__URING_FALLBACK)
+            return (int)n;
+    }
+    if (!(c = calloc(1, sizeof(*c))))
+        return -ENOMEM;
+    c->datasync = datasync;
+    if ((c->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+        r = -errno;
+        free(c);
+        return r;
+    }
+    r = weave__offload(s, sync_run, c, NULL, sync_discard, WEAVE__NO_DEADLINE, &st->ready[1]);
+    if (r == -ECANCELED || r == -ETIMEDOUT || r == -EBADF)
+        return r; /* c belongs to sync_discard now */
+    if (r == 0)
+        r = -c->err;
+    sync_discard(NULL, c);
+    return r;
 }

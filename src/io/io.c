@@ -18,7 +18,8 @@
  * nothing: datagram sockets, Unix stream sockets (a read stops where the
  * sender's credentials change), packet-mode pipes.
  *
- * Regular files are not pollable: their reads and writes go to file.c.
+ * Regular files are not pollable: their reads, writes and syncs go to
+ * file.c.
  */
 #include "base/common.h"
 #include "core/scope.h"
@@ -285,6 +286,36 @@ WEAVE__ENTRY ssize_t weave_writev(int fd, const struct iovec *iov, int iovcnt)
     if (weave__iov_total(iov, iovcnt) == 0)
         return ret_ssize(io_once(fd, &op, WEAVE_OUT));
     return ret_ssize(write_all(fd, &op));
+}
+
+/* fsync or fdatasync, holding the output side: after the writes of the
+ * tasks ahead in its queue. */
+static int sync_fd(int fd, bool datasync)
+{
+    struct weave__sched *s = weave__tls;
+    struct weave__fd *st;
+    int err, r;
+
+    if (!(st = io_begin(s, fd, WEAVE_OUT, 0, &err)))
+        return err;
+    if (st->kind == WEAVE__FD_FILE)
+        r = weave__file_sync(s, fd, st, datasync);
+    else
+        r = (datasync ? fdatasync(fd) : fsync(fd)) == 0 ? 0 : -errno;
+    weave__fd_unlock(s, st, WEAVE_OUT);
+    return r;
+}
+
+WEAVE__ENTRY int weave_fsync(int fd)
+{
+    WEAVE__SCOPES_CHECK();
+    return weave__ret(sync_fd(fd, false));
+}
+
+WEAVE__ENTRY int weave_fdatasync(int fd)
+{
+    WEAVE__SCOPES_CHECK();
+    return weave__ret(sync_fd(fd, true));
 }
 
 WEAVE__ENTRY ssize_t weave_recv(int fd, void *buf, size_t len, int flags)

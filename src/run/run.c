@@ -32,9 +32,11 @@
 #include "io/offload.h"
 #include "io/proc.h"
 #include "io/signal.h"
+#include "io/uring.h"
 
 /* Every flag weave_run_opts.flags may carry; others are EINVAL. */
-#define RUN_FLAGS (WEAVE_NO_OVERFLOW_HANDLER | WEAVE_NO_DEADLOCK_DUMP | WEAVE_VIRTUAL_CLOCK)
+#define RUN_FLAGS                                                                                  \
+    (WEAVE_NO_OVERFLOW_HANDLER | WEAVE_NO_DEADLOCK_DUMP | WEAVE_VIRTUAL_CLOCK | WEAVE_NO_IO_URING)
 
 /* The scheduler bound to this thread (running, or stepped), or NULL. */
 static _Thread_local struct weave_sched *bound __attribute__((tls_model("initial-exec")));
@@ -53,6 +55,7 @@ static int check_opts(const weave_run_opts *o)
 static void destroy(struct weave_sched *w)
 {
     weave__procs_term(&w->core);
+    weave__uring_term(&w->core);
     weave__offload_term(&w->core);
     weave__fdtab_term(&w->core);
     weave__sched_term(&w->core);
@@ -80,6 +83,8 @@ static struct weave_sched *make(const weave_run_opts *opts, bool reachable, int 
     s->reachable = reachable;
     s->vclock = (opts->flags & WEAVE_VIRTUAL_CLOCK) != 0;
     s->vnow = weave__clock_real_ns();
+    if (opts->flags & WEAVE_NO_IO_URING)
+        s->file_io_path = WEAVE_FILE_IO_POOL; /* else decided by the first file call */
     /* Every stack gets the scheduler's guard unless its task asks for
      * another. Rounding cannot overflow: the size is at most GUARD_MAX. */
     weave__stack_set_guard(
@@ -360,6 +365,7 @@ int weave_get_stats(weave_stats *st)
     st->guard_mode = (weave_guard_mode)s->stacks.guard_mode;
     weave__fdtab_stats(s, st);
     weave__offload_stats(s, st);
+    weave__uring_stats(s, st);
     return 0;
 }
 
