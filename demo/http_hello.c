@@ -88,6 +88,7 @@
 #define OUT_MAX      8192         /* responses gathered before one write */
 #define CONN_STACK   (32 * 1024)  /* a connection task's stack, bytes */
 #define TLS_STACK    (128 * 1024) /* the same over TLS: OpenSSL's handshake is deep */
+#define HANDSHAKES   16           /* TLS handshakes under way at once, at most */
 #define LINGER_MS    1000         /* drain time for a closing connection */
 #define LINGER_BYTES 65536
 #define BODY_PIECE   65536 /* bytes of a body discarded per timeout */
@@ -96,6 +97,7 @@
 struct server {
     int listen_fd;
     weave_tls_config *tls; /* --tls: the certificate and key, shared by every scheduler */
+    weave_sem handshakes;  /* --tls: turns to handshake, HANDSHAKES of them (FIFO) */
     int64_t idle_ms;
     int64_t head_ms;
     uint64_t accepted;     /* connections */
@@ -400,8 +402,19 @@ static void *serve_conn(void *arg)
 
     if (!s) {
         /* TLS: the handshake in the connection's own task, within the
-         * head timeout; a client that fails it is closed. */
-        weave_tls *t = weave_tls_accept(srv->tls, c->fd, srv->head_ms);
+         * head timeout (the wait for a turn included); a client that fails
+         * it is closed. A handshake is CPU work: with thousands arriving at
+         * once, running them all side by side would finish none in time,
+         * so they take turns, a few at a time, first come first served. */
+        weave_tls *t = NULL;
+        weave_deadline d;
+
+        weave_deadline_begin(&d, srv->head_ms);
+        if (weave_sem_acquire(&srv->handshakes) == 0) {
+            t = weave_tls_accept(srv->tls, c->fd, -1);
+            (void)weave_sem_release(&srv->handshakes);
+        }
+        (void)weave_deadline_end(&d);
 
         if (!t || !(s = weave_stream_tls(t, &stream_opts))) {
             if (t)
@@ -659,6 +672,7 @@ static void *serve(struct options *o, unsigned index)
     srv->idle_ms = o->idle_ms;
     srv->head_ms = o->head_ms;
     srv->tls = o->tls;
+    (void)weave_sem_init(&srv->handshakes, HANDSHAKES);
     srv->date_sec = -1;
     if ((how = start_listening(o, index, srv)) != LISTENING) {
         srv->failed = how == FAILED;
