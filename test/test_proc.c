@@ -19,7 +19,6 @@
  * Check timeouts: "life" 15 s x 10, "pipes" 15 s x 7, "misuse" 15 s x 3 =
  * 300 s; the CTest timeout in CMakeLists.txt (330 s) is above their sum.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -70,19 +69,6 @@ static bool zombie(pid_t pid)
         return false;
     buf[n] = '\0';
     return strstr(buf, ") Z ") != NULL;
-}
-
-/* Open fds of this process. */
-static int open_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    int n = 0;
-
-    ck_assert_ptr_nonnull(d);
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n - 3; /* ".", ".." and the directory's own fd */
 }
 
 /* ---- life ------------------------------------------------------------------ */
@@ -265,11 +251,11 @@ static void *start_and_leave(void *arg)
 START_TEST(the_run_ends_with_children_running)
 {
     int64_t t0;
-    int fds = open_fds();
+    int fds = wt_fd_count();
 
     WT_RUN(start_and_leave, NULL);
     ck_assert(exists(left_running[0]) && exists(left_running[1])); /* not killed */
-    ck_assert_int_le(open_fds(), fds + 2); /* the reaper holds their pidfds, if any */
+    ck_assert_int_le(wt_fd_count(), fds + 2); /* the reaper holds their pidfds, if any */
     t0 = wt_now_ns();
     while ((exists(left_running[0]) || exists(left_running[1])) &&
            wt_ms_since(t0) < WT_PROMPT_MS + 300)
@@ -277,13 +263,13 @@ START_TEST(the_run_ends_with_children_running)
     /* Reaped, and by weave: this process was never asked to. */
     ck_assert(!exists(left_running[0]) && !exists(left_running[1]));
     usleep(20000); /* the reaper closes the pidfds before it ends */
-    ck_assert_int_eq(open_fds(), fds);
+    ck_assert_int_eq(wt_fd_count(), fds);
 }
 END_TEST
 
 WT_TEST(a_thousand_children_leave_nothing)
 {
-    int n = WT_ON_VALGRIND ? 100 : 1000, fds = open_fds(), status;
+    int n = WT_ON_VALGRIND ? 100 : 1000, fds = wt_fd_count(), status;
 
     for (int i = 0; i < n; i++) {
         char *argv[] = {"true", NULL};
@@ -295,7 +281,7 @@ WT_TEST(a_thousand_children_leave_nothing)
         ck_assert_int_eq(status, 0);
         ck_assert_int_eq(weave_proc_free(p), 0);
     }
-    ck_assert_int_eq(open_fds(), fds);
+    ck_assert_int_eq(wt_fd_count(), fds);
     errno = 0;
     ck_assert_int_eq(waitpid(-1, NULL, WNOHANG), -1); /* no child at all */
     ck_assert_int_eq(errno, ECHILD);
