@@ -731,6 +731,19 @@ static void *stuck_client_task(void *arg)
     return NULL;
 }
 
+/* After a stuck client: the silent server's side is there to accept and
+ * close, and nothing is left of the client. */
+static void stuck_end(int lfd, weave_tls_config *c)
+{
+    int peer = weave_accept(lfd, NULL, NULL);
+
+    ck_assert_int_ge(peer, 0);
+    ck_assert_int_eq(weave_close(peer), 0);
+    ck_assert_int_eq(weave_close(lfd), 0);
+    weave_tls_config_free(c);
+    WT_ASSERT_IDLE();
+}
+
 WT_TEST(stalled_handshake_times_out)
 {
     /* A ClientHello's record header and a few bytes of it, then nothing. */
@@ -772,18 +785,13 @@ WT_TEST(stalled_handshake_times_out)
     WT_JOIN(WT_SPAWN(stuck_client_task, &k));
     ck_assert_int_eq(k.err, ETIMEDOUT);
     ck_assert_int_ge(wt_ms_since(t0), 150);
-    peer = weave_accept(lfd, NULL, NULL);
-    ck_assert_int_ge(peer, 0);
-    ck_assert_int_eq(weave_close(peer), 0);
-    ck_assert_int_eq(weave_close(lfd), 0);
-    weave_tls_config_free(c);
-    WT_ASSERT_IDLE();
+    stuck_end(lfd, c);
 }
 
 WT_TEST(cancelled_handshake)
 {
     weave_tls_config *c = client_config("ca.crt", NULL);
-    int lfd = weave_tcp_listen("127.0.0.1", "0", 4), peer;
+    int lfd = weave_tcp_listen("127.0.0.1", "0", 4);
     struct wt_port_str port = wt_port_str(lfd);
     struct stuck k = {.cfg = c, .port = port.s, .timeout = -1, .deadline = -1};
     weave_task *t = WT_SPAWN(stuck_client_task, &k);
@@ -792,12 +800,7 @@ WT_TEST(cancelled_handshake)
     ck_assert_int_eq(weave_cancel(t), 0);
     WT_JOIN(t);
     ck_assert_int_eq(k.err, ECANCELED);
-    peer = weave_accept(lfd, NULL, NULL);
-    ck_assert_int_ge(peer, 0);
-    ck_assert_int_eq(weave_close(peer), 0);
-    ck_assert_int_eq(weave_close(lfd), 0);
-    weave_tls_config_free(c);
-    WT_ASSERT_IDLE();
+    stuck_end(lfd, c);
 }
 
 WT_TEST(truncated_record)
